@@ -1,0 +1,31 @@
+"""Shared fixtures: tiny models built and saved once per session."""
+
+import numpy as np
+import pytest
+
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """An untrained small TDANN with 256-unit sheets (fast)."""
+    from topoviewer.families import build
+
+    torch.manual_seed(0)
+    return build("tdann_small", {"fc_units": [256, 256]})
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory, tiny_model):
+    from topoviewer.io import save_model
+
+    path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
+    save_model(tiny_model, path)
+    return path
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,282 @@
+"""The ``topoviewer`` command: a thin skin over the core library.
+
+User mistakes (bad files, unknown layers, wrong values) end with exit code 2 and one
+line on stderr saying what was expected; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import defaults
+from .errors import TopoviewerError
+
+MODEL_HELP = "'sample' (the embedded default model) or a path to a model file"
+
+
+def _load(args):
+    from .io import load
+
+    return load(args.model, device=getattr(args, "device", "cpu") or "cpu")
+
+
+def _stimuli(args, model):
+    from .pipeline import default_stimuli
+    from .stimuli import load_folder
+
+    if args.stimuli in (None, "localizer"):
+        return default_stimuli(model, seed=args.stimuli_seed)
+    return load_folder(args.stimuli, size=max(32, model.input_size))
+
+
+def _print_json(obj):
+    print(json.dumps(obj, indent=2))
+
+
+def cmd_info(args):
+    model = _load(args)
+    info = model.describe()
+    if args.json:
+        _print_json(info)
+        return
+    print(f"{info['name']}  ({info['arch']}, {info['input']['size']} px, {info['input']['channels']} channel(s))")
+    for s in info["sheets"]:
+        label = f" ({s['label']})" if s["label"] else ""
+        print(f"  {s['name']}{label}: {s['units']} units on {s['extent_mm'][0]:g} × {s['extent_mm'][1]:g} {s['unit']}")
+
+
+def cmd_analyze(args):
+    from .io import atomic_write
+    from .pipeline import iter_analysis
+
+    model = _load(args)
+    stimuli = _stimuli(args, model)
+    result = _run_with_progress(
+        iter_analysis(model, stimuli, fwhm_mm=args.fwhm, voxel_mm=args.voxel, seed=args.seed),
+        quiet=args.json, desc="analyze",
+    )
+    out = Path(args.out)
+    summary = result.summary()
+    for name, maps in result.sheets.items():
+        arrays = {f"dprime_{c}": v for c, v in maps.dprime.items()}
+        arrays.update({f"voxel_t_{c}": v for c, v in maps.voxel_t.items()})
+        atomic_write(out / f"{_safe(name)}.npz", lambda tmp, a=arrays: _savez(tmp, a))
+        if args.save_responses:
+            sheet = model.sheet(name)
+            payload = {
+                "responses": result.responses[name], "labels": result.labels,
+                "categories": np.array(result.categories), "positions": sheet.positions,
+            }
+            atomic_write(out / f"responses_{_safe(name)}.npz", lambda tmp, a=payload: _savez(tmp, a))
+    text = json.dumps(summary, indent=2)
+    atomic_write(out / "summary.json", lambda tmp: Path(tmp).write_text(text))
+    if args.json:
+        print(text)
+    else:
+        _print_summary(summary, out)
+
+
+def _savez(tmp, arrays):
+    with open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
+
+
+def _print_summary(summary, out):
+    print(f"{summary['model']} on {summary['stimuli']}")
+    for name, s in summary["sheets"].items():
+        frac = ", ".join(f"{c} {100 * v:.1f}%" for c, v in s["fraction_selective"].items())
+        patch = ", ".join(f"{c} {v}" for c, v in s["largest_patch_voxels"].items())
+        print(f"  {name}: selective units (d′ > {defaults.DPRIME_THRESHOLD}): {frac}")
+        print(f"  {' ' * len(name)}  largest patch (voxels, t > {defaults.VOXEL_T_THRESHOLD:g}): {patch}")
+        if "purity_curve" in s:
+            pur = " ".join("—" if p is None else f"{p:.2f}" for p in s["purity_curve"]["purity"][:6])
+            print(f"  {' ' * len(name)}  face purity by distance (1 mm bins): {pur}")
+    print(f"wrote {out / 'summary.json'} and one .npz of maps per sheet")
+
+
+def cmd_stimulate(args):
+    from .pipeline import Stimulator
+
+    model = _load(args)
+    stim = Stimulator(model, args.layer, seed=args.seed)
+    if args.at is not None:
+        site = tuple(args.at)
+    else:
+        site = stim.site(args.site, radius_mm=args.radius_mm)
+    result = stim.stimulate(site, radius_mm=args.radius_mm)
+    public = {k: v for k, v in result.items() if not isinstance(v, np.ndarray)}
+    if args.json:
+        _print_json(public)
+        return
+    print(
+        f"stimulated {public['stimulated_units']} units of {public['layer']} at "
+        f"({public['site_mm'][0]:.2f}, {public['site_mm'][1]:.2f}) mm, radius {public['radius_mm']:g} mm\n"
+        f"{public['next_layer']} face patch ({public['next_patch_units']} units): mean activation "
+        f"{public['next_patch_mean']:.4f} (baseline {public['next_patch_baseline']:.4f}); "
+        f"whole sheet {public['next_mean']:.4f}"
+    )
+
+
+def cmd_train(args):
+    from .training import TrainConfig, train
+
+    cfg = TrainConfig(
+        arch=args.arch, loss=args.loss, weight=args.weight, steps=args.steps, batch_size=args.batch_size,
+        lr=args.lr, optimizer=args.optimizer, device=args.device, seed=args.seed,
+        checkpoint_every=args.checkpoint_every, correlation_length_mm=args.correlation_length,
+        per_category=args.per_category,
+    )
+    gen = train(cfg, args.out, resume=args.resume)
+    try:
+        model = _run_training(gen, quiet=args.quiet)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the last checkpoint in {args.out} is intact; continue with --resume", file=sys.stderr)
+        return 130
+    acc = model.meta.get("training", {}).get("val_accuracy")
+    print(f"saved {args.out}" + (f" (validation accuracy {acc:.3f})" if acc is not None else ""))
+
+
+def _run_training(gen, quiet=False):
+    from tqdm import tqdm
+
+    bar = None
+    while True:
+        try:
+            p = next(gen)
+        except StopIteration as stop:
+            if bar:
+                bar.close()
+            return stop.value
+        if bar is None and not quiet:
+            bar = tqdm(total=p.steps, initial=p.step - 1, unit="step", file=sys.stderr, dynamic_ncols=True)
+        if bar:
+            bar.update(1)
+            bar.set_postfix(task=f"{p.task_loss:.3f}", spatial=f"{p.spatial_loss:.3f}", acc=f"{p.accuracy:.2f}",
+                            img_s=f"{p.images_per_s:.0f}", refresh=False)
+            if p.val_accuracy is not None:
+                bar.write(f"step {p.step}: checkpoint saved, validation accuracy {p.val_accuracy:.3f}")
+
+
+def _run_with_progress(gen, quiet=False, desc=""):
+    from tqdm import tqdm
+
+    bars = {}
+    while True:
+        try:
+            stage, done, total = next(gen)
+        except StopIteration as stop:
+            for b in bars.values():
+                b.close()
+            return stop.value
+        if quiet:
+            continue
+        if stage not in bars:
+            bars[stage] = tqdm(total=total, desc=f"{desc} {stage}", file=sys.stderr, leave=False)
+        bars[stage].n = done
+        bars[stage].refresh()
+
+
+def cmd_figure(args):
+    from .figures import model_figure
+
+    model = _load(args)
+    stimuli = _stimuli(args, model)
+    path = model_figure(model, stimuli, args.out, category=args.category, dpi=args.dpi)
+    print(f"wrote {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="topoviewer", description="Look inside topographic deep neural networks.")
+    p.add_argument("--version", action="version", version=f"topoviewer {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def model_arg(sp):
+        sp.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+        sp.add_argument("--device", default="cpu", help="auto, cpu or cuda (default: cpu)")
+
+    def stimuli_arg(sp):
+        sp.add_argument("--stimuli", default="localizer", help="'localizer' (procedural) or DIR/<category>/*.png")
+        sp.add_argument("--stimuli-seed", type=int, default=1234, help="seed of the procedural localizer")
+
+    sp = sub.add_parser("info", help="list a model's sheets")
+    model_arg(sp)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_info)
+
+    sp = sub.add_parser("analyze", help="selectivity, fMRI, patches, purity and cluster strength per sheet")
+    model_arg(sp)
+    stimuli_arg(sp)
+    sp.add_argument("--out", default="topoviewer-analysis", help="output folder (default: %(default)s)")
+    sp.add_argument("--save-responses", action="store_true", help="also write responses_<sheet>.npz")
+    sp.add_argument("--fwhm", type=float, default=defaults.FWHM_MM, help="fMRI smoothing FWHM in mm")
+    sp.add_argument("--voxel", type=float, default=defaults.VOXEL_MM, help="fMRI voxel size in mm")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the split halves (cluster strength)")
+    sp.add_argument("--json", action="store_true", help="print summary.json")
+    sp.set_defaults(func=cmd_analyze)
+
+    sp = sub.add_parser("stimulate", help="microstimulate a disc and propagate to the next sheet")
+    model_arg(sp)
+    sp.add_argument("--layer", help="stimulated sheet (default: the first)")
+    where = sp.add_mutually_exclusive_group(required=True)
+    where.add_argument("--at", nargs=2, type=float, metavar=("X", "Y"), help="site in mm")
+    where.add_argument("--site", choices=["inside", "outside"], help="the face-patch centre or a random outside site")
+    sp.add_argument("--radius-mm", type=float, default=defaults.STIM_RADIUS_MM)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_stimulate)
+
+    sp = sub.add_parser("train", help="train a small topographic model on the procedural diet")
+    sp.add_argument("--arch", default="tdann_small", help="tdann_small, toponet_small or lee2020")
+    sp.add_argument("--loss", default="absolute", choices=["absolute", "relative", "topoloss", "none"])
+    sp.add_argument("--weight", "--alpha", type=float, default=None,
+                    help="spatial loss weight (α per sheet; τ for TopoLoss); default: 0.25 / τ = 10")
+    sp.add_argument("--steps", type=int, default=2000)
+    sp.add_argument("--batch-size", type=int, default=128)
+    sp.add_argument("--lr", type=float, default=3e-3)
+    sp.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
+    sp.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--checkpoint-every", type=int, default=250)
+    sp.add_argument("--correlation-length", type=float, default=defaults.CORRELATION_LENGTH_MM,
+                    help="λ of the target 1/(d/λ + 1), mm")
+    sp.add_argument("--per-category", type=int, default=500, help="training images per category")
+    sp.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is --out")
+    sp.add_argument("--quiet", action="store_true")
+    sp.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("figure", help="publication figure of every sheet's maps")
+    model_arg(sp)
+    stimuli_arg(sp)
+    sp.add_argument("--out", required=True, help="FILE.png, .svg or .pdf")
+    sp.add_argument("--category", default="faces")
+    sp.add_argument("--dpi", type=int, default=200)
+    sp.set_defaults(func=cmd_figure)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except TopoviewerError as exc:
+        print(f"topoviewer: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("topoviewer: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

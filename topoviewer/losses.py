@@ -1,0 +1,478 @@
+"""Spatial losses that make a layer topographic (SCIENCE.md §2).
+
+Three losses, all pure PyTorch and all differentiable:
+
+* :func:`absolute_loss` — Lee et al. 2020 (TDANN, "cIT"/"aIT"): the mean over unit pairs
+  ``i ≠ j`` of ``|C_ij − 1/(d_ij/λ + 1)|``, with ``C`` the Pearson correlation of the
+  units' responses across the images of a batch and ``d`` their distance on the sheet (mm).
+  **Decision** (SCIENCE.md §2): the mean over pairs, not the paper's sum, so the weight is
+  independent of the layer size.
+* :func:`relative_loss` — Margalit et al. (TDANN code): ``(1 − r) / 2`` with ``r`` the Pearson
+  correlation between the strict lower triangles of ``C`` and of the target ``1/(d/λ + 1)``.
+* :func:`topoloss` — TopoNets (``topoloss`` 0.0.2 on PyPI, ``LaplacianPyramid``): the weights of
+  a Conv2d / Linear are reshaped onto the channel grid, blurred by a bilinear down- then
+  up-sampling, and ``L = 1 − mean_units cos(S_u, blur(S)_u)``. Matches the package to float
+  rounding (tests/test_losses.py compares both on the same layers).
+
+A training engine builds one :class:`SpatialLoss` per regularised sheet with
+:func:`spatial_loss` and calls it every step; everything fixed (target matrices, k-d trees,
+index tensors) is computed once and cached per device and dtype. Large sheets never build an
+``N × N`` matrix: the absolute loss samples ``max_units`` random units per call, the relative
+loss one neighbourhood of ``neighbourhood_units`` units around a random centre unit.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import defaults
+from .errors import TopoviewerError
+from .sheet import Sheet
+
+__all__ = [
+    "LOSS_NAMES",
+    "SpatialLoss",
+    "absolute_loss",
+    "pearson_matrix",
+    "relative_loss",
+    "spatial_loss",
+    "target_correlation",
+    "topoloss",
+]
+
+#: Names accepted by :func:`spatial_loss`.
+LOSS_NAMES = ("absolute", "relative", "topoloss")
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+# ---------------------------------------------------------------------------- building blocks
+def target_correlation(distance, correlation_length: float = defaults.CORRELATION_LENGTH_MM):
+    """Target response correlation at a cortical distance: ``1 / (d/λ + 1)``.
+
+    Works element-wise on a float, a NumPy array or a torch tensor (and returns the same kind).
+    ``λ`` (``correlation_length``, mm) is the distance at which the target falls to 1/2; the
+    papers use λ = 1 mm, i.e. ``1 / (d + 1)``.
+    """
+    _check_length(correlation_length)
+    return 1.0 / (distance / float(correlation_length) + 1.0)
+
+
+def pearson_matrix(responses: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation between units across a batch: (B, N) → (N, N).
+
+    Computed as ``Zᵀ Z / B`` from the z-scored columns (population standard deviation).
+    A unit whose responses are constant over the batch (all equal, or B = 1) gets a z-score of
+    0, so its row and column are 0 — including its diagonal entry — never NaN, and its
+    gradient is finite. Half-precision inputs (and autocast regions) are computed in float32.
+    """
+    x = _as_batch(responses)
+    # under mixed precision keep the correlations in float32: a bf16 matmul would put ~1 % noise
+    # on every C_ij, as large as the spatial signal the loss is after
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        z = _zscore_columns(x)
+        return (z.T @ z) / z.shape[0]
+
+
+def absolute_loss(
+    responses: torch.Tensor,
+    positions,
+    *,
+    correlation_length: float = defaults.CORRELATION_LENGTH_MM,
+    target: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Lee et al. 2020: mean over pairs ``i ≠ j`` of ``|C_ij − 1/(d_ij/λ + 1)|``.
+
+    Parameters
+    ----------
+    responses : (B, N) tensor, or (B, ...) flattened to (B, N)
+        Unit responses to the B images of a batch.
+    positions : (N, 2) array or tensor
+        Unit positions (mm). Ignored when ``target`` is given.
+    correlation_length : float
+        λ of :func:`target_correlation`, mm.
+    target : (N, N) tensor, optional
+        A precomputed target matrix (moved to the responses' device and dtype).
+
+    Builds the full N × N correlation matrix: for large sheets use :func:`spatial_loss`,
+    which samples units.
+    """
+    x = _as_batch(responses)
+    n = x.shape[1]
+    if target is None:
+        target = _target_matrix(_positions_tensor(positions, n, x), correlation_length)
+    else:
+        target = torch.as_tensor(target).to(device=x.device, dtype=x.dtype)
+        if target.shape != (n, n):
+            raise TopoviewerError(f"target must be ({n}, {n}) for {n} units, got {tuple(target.shape)}")
+    return _absolute_from_target(x, target)
+
+
+def relative_loss(
+    responses: torch.Tensor,
+    positions,
+    *,
+    correlation_length: float = defaults.CORRELATION_LENGTH_MM,
+) -> torch.Tensor:
+    """Margalit et al. (TDANN): ``(1 − pearson(lowertri(C), lowertri(T))) / 2``.
+
+    ``C`` is :func:`pearson_matrix` of the responses, ``T = 1/(d/λ + 1)``; the strict lower
+    triangles (``i > j``) are compared. The loss lies in [0, 1]; when either triangle is
+    constant (e.g. all units constant, or fewer than three units) the correlation is taken
+    as 0 and the loss is 0.5. Builds the full N × N matrix: for large sheets use
+    :func:`spatial_loss`, which samples one neighbourhood per call.
+    """
+    x = _as_batch(responses)
+    n = x.shape[1]
+    rows, cols = _tril_indices(n, x.device)
+    target = _target_matrix(_positions_tensor(positions, n, x), correlation_length)
+    return _relative_from_target(x, _zscore_vector(target[rows, cols]), rows, cols)
+
+
+def topoloss(weight: torch.Tensor, grid_shape, factor=defaults.TOPOLOSS_FACTOR) -> torch.Tensor:
+    """TopoNets' TopoLoss of one layer (``topoloss`` 0.0.2, ``LaplacianPyramid``), unscaled.
+
+    Parameters
+    ----------
+    weight : tensor (out, ...)
+        A Linear weight (out_features, in_features) or a Conv2d weight
+        (out_channels, in_channels, kh, kw). Row ``i`` is unit ``i`` of the sheet, at
+        (row, col) = (i // W, i % W); everything after the first axis is its feature vector
+        (C-order flattening, i.e. ``in_channels·kh·kw`` for a conv).
+    grid_shape : (H, W)
+        The channel grid, ``H · W == out`` (see :func:`topoviewer.sheet.cortical_sheet_shape`).
+    factor : float or (factor_h, factor_w)
+        The shrink factor φ (TopoNets uses 3 by default here; the package's README shows 8).
+
+    Returns ``1 − mean_u cos(S_u, blur(S)_u)`` where ``S`` is the (H, W, fan_in) sheet and
+    ``blur(S) = interpolate(interpolate(S, scale_factor=(1/φ_h, 1/φ_w)), size=(H, W))``, both
+    bilinear with ``align_corners=False`` and the scale factor used as given (as the package
+    does). The package averages such per-layer losses (each times its ``scale``) over layers;
+    that averaging is the caller's job.
+    """
+    h, w = _grid(grid_shape)
+    fh, fw = _factors(factor)
+    if weight.ndim < 2:
+        raise TopoviewerError(
+            f"TopoLoss needs a layer weight of shape (units, fan_in, ...), got shape {tuple(weight.shape)}"
+        )
+    if weight.shape[0] != h * w:
+        raise TopoviewerError(
+            f"TopoLoss: the weight has {weight.shape[0]} output units but the grid {h}×{w} holds {h * w}"
+        )
+    if fh > h or fw > w:
+        raise TopoviewerError(
+            f"TopoLoss: the shrink factor ({fh:g}, {fw:g}) is larger than the {h}×{w} channel grid; "
+            "use a smaller factor or a wider layer"
+        )
+    n = h * w
+    # (N, ...) → (H, W, E) → (1, E, H, W): the same view einops' rearrange gives the package.
+    grid = weight.reshape(h, w, -1).permute(2, 0, 1).unsqueeze(0)
+    small = F.interpolate(grid, scale_factor=(1.0 / fh, 1.0 / fw), mode="bilinear", align_corners=False)
+    blurred = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    sheet = grid.squeeze(0).permute(1, 2, 0).reshape(n, -1)
+    blurred = blurred.squeeze(0).permute(1, 2, 0).reshape(n, -1)
+    return 1.0 - F.cosine_similarity(sheet, blurred, dim=-1).mean()
+
+
+# ---------------------------------------------------------------------------- per-sheet objects
+class SpatialLoss:
+    """One spatial loss bound to one sheet: built once, called every training step.
+
+    Attributes
+    ----------
+    name : str
+        ``"absolute"``, ``"relative"`` or ``"topoloss"``.
+    needs : str
+        ``"responses"`` — call with the sheet's (B, N) responses (any (B, ...) is flattened);
+        ``"weights"`` — call with the layer's weight tensor.
+    sheet : Sheet
+        The sheet whose positions (or channel grid) the loss uses.
+    last_units : int or None
+        How many units the last call correlated (the side of the correlation matrix it built):
+        ``min(N, max_units)`` for the absolute loss, the neighbourhood size for the relative
+        loss, N for TopoLoss. ``None`` before the first call.
+    """
+
+    name: str = ""
+    needs: str = "responses"
+
+    def __init__(self, sheet: Sheet):
+        self.sheet = sheet
+        self.last_units: int | None = None
+        self._cache: dict[Any, Any] = {}
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError  # pragma: no cover
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(sheet={self.sheet.name!r}, units={self.sheet.n_units})"
+
+    # helpers shared by the response losses
+    def _responses(self, x: torch.Tensor) -> torch.Tensor:
+        x = _as_batch(x)
+        if x.shape[1] != self.sheet.n_units:
+            raise TopoviewerError(
+                f"{self.name} loss on sheet {self.sheet.name!r}: expected responses with "
+                f"{self.sheet.n_units} units per image, got {x.shape[1]}"
+            )
+        return x
+
+    def _positions_on(self, x: torch.Tensor) -> torch.Tensor:
+        key = ("positions", x.device, x.dtype)
+        if key not in self._cache:
+            self._cache[key] = torch.as_tensor(self.sheet.positions).to(device=x.device, dtype=x.dtype)
+        return self._cache[key]
+
+
+class _AbsoluteLoss(SpatialLoss):
+    name = "absolute"
+    needs = "responses"
+
+    def __init__(self, sheet: Sheet, correlation_length: float, max_units: int):
+        super().__init__(sheet)
+        _check_length(correlation_length)
+        if int(max_units) < 2:
+            raise TopoviewerError(f"max_units must be at least 2, got {max_units}")
+        self.correlation_length = float(correlation_length)
+        self.max_units = int(max_units)
+        self.dense = sheet.n_units <= self.max_units
+
+    def __call__(self, x, generator=None):
+        x = self._responses(x)
+        if self.dense:
+            key = ("target", x.device, x.dtype)
+            if key not in self._cache:  # the target never changes: once per device and dtype
+                pos = torch.as_tensor(self.sheet.positions, dtype=torch.float64)
+                target = _target_matrix(pos, self.correlation_length)
+                self._cache[key] = target.to(device=x.device, dtype=x.dtype)
+            self.last_units = x.shape[1]
+            return _absolute_from_target(x, self._cache[key])
+        idx = _sample_units(self.sheet.n_units, self.max_units, generator, x.device)
+        target = _target_matrix(self._positions_on(x).index_select(0, idx), self.correlation_length)
+        self.last_units = int(idx.numel())
+        return _absolute_from_target(x.index_select(1, idx), target)
+
+
+class _RelativeLoss(SpatialLoss):
+    name = "relative"
+    needs = "responses"
+
+    def __init__(self, sheet: Sheet, correlation_length: float, neighbourhood_units: int):
+        super().__init__(sheet)
+        _check_length(correlation_length)
+        if int(neighbourhood_units) < 3:
+            raise TopoviewerError(f"neighbourhood_units must be at least 3, got {neighbourhood_units}")
+        self.correlation_length = float(correlation_length)
+        self.neighbourhood_units = int(neighbourhood_units)
+        self.k = min(sheet.n_units, self.neighbourhood_units)
+        self.whole = self.k == sheet.n_units  # one neighbourhood: the whole sheet, fixed target
+        self._tree = None
+        if not self.whole:
+            from scipy.spatial import cKDTree
+
+            self._tree = cKDTree(sheet.positions)
+
+    def neighbourhood(self, centre: int) -> np.ndarray:
+        """Indices of the ``k`` units nearest to unit ``centre`` (itself first)."""
+        if self.whole:
+            return np.arange(self.sheet.n_units)
+        _, idx = self._tree.query(self.sheet.positions[int(centre)], k=self.k)
+        return np.asarray(idx, dtype=np.int64)
+
+    def __call__(self, x, generator=None):
+        x = self._responses(x)
+        rows, cols = self._tril(x.device)
+        self.last_units = self.k
+        if self.whole:
+            key = ("target", x.device, x.dtype)
+            if key not in self._cache:
+                pos = self._positions_on(x)
+                self._cache[key] = _zscore_vector(_target_matrix(pos, self.correlation_length)[rows, cols])
+            return _relative_from_target(x, self._cache[key], rows, cols)
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        centre = int(torch.randint(self.sheet.n_units, (1,), generator=generator, device=gen_device).item())
+        idx = torch.from_numpy(self.neighbourhood(centre)).to(x.device)
+        pos = self._positions_on(x).index_select(0, idx)
+        t = _zscore_vector(_target_matrix(pos, self.correlation_length)[rows, cols])
+        return _relative_from_target(x.index_select(1, idx), t, rows, cols)
+
+    def _tril(self, device):
+        key = ("tril", device)
+        if key not in self._cache:
+            self._cache[key] = _tril_indices(self.k, device)
+        return self._cache[key]
+
+
+class _TopoLoss(SpatialLoss):
+    name = "topoloss"
+    needs = "weights"
+
+    def __init__(self, sheet: Sheet, factor):
+        super().__init__(sheet)
+        if sheet.grid_shape is None:
+            raise TopoviewerError(
+                f"TopoLoss needs a channel-grid sheet (TopoNets: one unit per output channel on an "
+                f"H×W grid); sheet {sheet.name!r} has free unit positions — use the 'absolute' or "
+                f"'relative' loss for it"
+            )
+        self.grid_shape = sheet.grid_shape
+        self.factor = _factors(factor)
+        h, w = self.grid_shape
+        if self.factor[0] > h or self.factor[1] > w:
+            raise TopoviewerError(
+                f"TopoLoss on sheet {sheet.name!r}: the shrink factor {self.factor} is larger than "
+                f"its {h}×{w} channel grid"
+            )
+
+    def __call__(self, x, generator=None):
+        self.last_units = self.sheet.n_units
+        return topoloss(x, self.grid_shape, self.factor)
+
+
+def spatial_loss(
+    name: str,
+    sheet: Sheet,
+    *,
+    correlation_length: float = defaults.CORRELATION_LENGTH_MM,
+    max_units: int = defaults.MAX_DENSE_UNITS,
+    neighbourhood_units: int = defaults.NEIGHBOURHOOD_UNITS,
+    factor=defaults.TOPOLOSS_FACTOR,
+) -> SpatialLoss:
+    """Build the spatial loss ``name`` for ``sheet`` (see :data:`LOSS_NAMES`).
+
+    * ``"absolute"``: sheets of ≤ ``max_units`` units use the full target matrix, computed
+      once; larger sheets correlate ``max_units`` units drawn at random (with the call's
+      ``generator``) at every call.
+    * ``"relative"``: every call uses one neighbourhood — the ``neighbourhood_units`` units
+      nearest to a random centre unit (k-d tree built once); sheets of ≤
+      ``neighbourhood_units`` units use all units and a target computed once.
+    * ``"topoloss"``: needs a channel-grid sheet (``sheet.grid_shape``); called with the
+      layer's weight, shrink factor ``factor`` (a float or ``(factor_h, factor_w)``).
+    """
+    key = str(name).strip().lower()
+    if key == "absolute":
+        return _AbsoluteLoss(sheet, correlation_length, max_units)
+    if key == "relative":
+        return _RelativeLoss(sheet, correlation_length, neighbourhood_units)
+    if key == "topoloss":
+        return _TopoLoss(sheet, factor)
+    raise TopoviewerError(f"unknown spatial loss {name!r}; valid names: {', '.join(LOSS_NAMES)}")
+
+
+# ---------------------------------------------------------------------------- internals
+def _check_length(correlation_length) -> None:
+    if not (
+        isinstance(correlation_length, numbers.Real)
+        and math.isfinite(correlation_length)
+        and correlation_length > 0
+    ):
+        raise TopoviewerError(f"correlation length must be a positive number of mm, got {correlation_length!r}")
+
+
+def _grid(grid_shape) -> tuple[int, int]:
+    if grid_shape is None or len(grid_shape) != 2:
+        raise TopoviewerError(f"TopoLoss needs a channel-grid sheet with grid shape (H, W), got {grid_shape!r}")
+    h, w = int(grid_shape[0]), int(grid_shape[1])
+    if h < 1 or w < 1:
+        raise TopoviewerError(f"grid shape must be positive, got {grid_shape!r}")
+    return h, w
+
+
+def _factors(factor) -> tuple[float, float]:
+    if isinstance(factor, (tuple, list)):
+        if len(factor) != 2:
+            raise TopoviewerError(f"TopoLoss factor must be a number or (factor_h, factor_w), got {factor!r}")
+        fh, fw = float(factor[0]), float(factor[1])
+    else:
+        fh = fw = float(factor)
+    if not (fh >= 1.0 and fw >= 1.0 and math.isfinite(fh) and math.isfinite(fw)):
+        raise TopoviewerError(f"TopoLoss shrink factor must be ≥ 1, got {factor!r}")
+    return fh, fw
+
+
+def _as_batch(responses: torch.Tensor) -> torch.Tensor:
+    """(B, ...) → (B, N), upcasting half precision to float32."""
+    if not isinstance(responses, torch.Tensor):
+        responses = torch.as_tensor(responses)
+    if responses.ndim < 2:
+        raise TopoviewerError(
+            f"spatial losses need a batch of responses of shape (B, units...), got shape {tuple(responses.shape)}"
+        )
+    x = responses.reshape(responses.shape[0], -1)
+    if x.dtype in _LOW_PRECISION:
+        x = x.float()
+    elif not x.is_floating_point():
+        x = x.to(torch.get_default_dtype())
+    return x
+
+
+def _zscore_columns(x: torch.Tensor) -> torch.Tensor:
+    """Z-score each column (population std); constant columns → 0 with finite gradients."""
+    xc = x - x.mean(dim=0, keepdim=True)
+    var = (xc * xc).mean(dim=0, keepdim=True)
+    tiny = _tiny(x.dtype)
+    with torch.no_grad():
+        constant = (x.amax(dim=0, keepdim=True) == x.amin(dim=0, keepdim=True)) | (var <= tiny)
+    inv = torch.where(constant, torch.zeros_like(var), torch.rsqrt(var.clamp_min(tiny)))
+    return xc * inv
+
+
+def _zscore_vector(v: torch.Tensor) -> torch.Tensor:
+    """Z-score a vector divided by sqrt(len): ``dot(zv(a), zv(b))`` is Pearson's r; constant → 0."""
+    return _zscore_columns(v.reshape(-1, 1)).reshape(-1) / math.sqrt(v.numel())
+
+
+def _tiny(dtype: torch.dtype) -> float:
+    """Variance floor below which a column counts as constant (far below any real variance)."""
+    return torch.finfo(dtype if dtype == torch.float64 else torch.float32).tiny * 1e4
+
+
+def _positions_tensor(positions, n: int, like: torch.Tensor) -> torch.Tensor:
+    pos = torch.as_tensor(positions).to(device=like.device, dtype=like.dtype)
+    if pos.shape != (n, 2):
+        raise TopoviewerError(f"positions must be ({n}, 2) for {n} units, got {tuple(pos.shape)}")
+    return pos
+
+
+def _target_matrix(pos: torch.Tensor, correlation_length: float) -> torch.Tensor:
+    """``1 / (d/λ + 1)`` for all pairs of (M, 2) positions (exact distances, no matmul trick)."""
+    d = torch.cdist(pos.unsqueeze(0), pos.unsqueeze(0), compute_mode="donot_use_mm_for_euclid_dist")[0]
+    return target_correlation(d, correlation_length)
+
+
+def _absolute_from_target(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    n = x.shape[1]
+    if n < 2:
+        return x.sum() * 0.0  # no pairs: zero, still attached to the graph
+    c = pearson_matrix(x)
+    diff = (c - target).abs()
+    # mean over i ≠ j without building a mask: total minus the diagonal terms
+    return (diff.sum() - diff.diagonal().sum()) / (n * (n - 1))
+
+
+def _tril_indices(n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    rows, cols = torch.tril_indices(n, n, offset=-1, device=device)
+    return rows, cols
+
+
+def _relative_from_target(x, target_z, rows, cols) -> torch.Tensor:
+    """``(1 − r)/2`` with r = Pearson(C[rows, cols], target); ``target_z`` from :func:`_zscore_vector`."""
+    if rows.numel() == 0:
+        return x.sum() * 0.0 + 0.5
+    c = pearson_matrix(x)[rows, cols]
+    r = torch.dot(_zscore_vector(c), target_z)
+    return (1.0 - r) / 2.0
+
+
+def _sample_units(n: int, m: int, generator: torch.Generator | None, device) -> torch.Tensor:
+    """``m`` distinct unit indices drawn uniformly from ``range(n)`` with ``generator``."""
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    idx = torch.randperm(n, generator=generator, device=gen_device)[:m]
+    return idx.to(device)

@@ -1,0 +1,291 @@
+"""The training engine: a generator of progress events, used by the CLI and the GUI.
+
+``train(config, out)`` yields a :class:`Progress` after every step and returns the
+trained :class:`~topoviewer.model.TopoModel`. Every ``checkpoint_every`` steps (and at
+the end) the model, optimizer state and step are written atomically to ``out`` in the
+own format, so an abort keeps the last checkpoint and ``resume=True`` continues
+*exactly*: batch order and augmentation are drawn from RNGs seeded by ``(seed, step)``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Generator
+
+import numpy as np
+
+from . import defaults
+from .errors import TopoviewerError
+
+__all__ = ["TrainConfig", "Progress", "train", "DEFAULT_WEIGHT"]
+
+#: Default weight per loss: α per sheet for absolute/relative (SCIENCE §2), τ for TopoLoss.
+DEFAULT_WEIGHT = {"absolute": defaults.SPATIAL_ALPHA, "relative": defaults.SPATIAL_ALPHA, "topoloss": 10.0, "none": 0.0}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (saved in the model file)."""
+
+    arch: str = "tdann_small"
+    loss: str = "absolute"
+    weight: float | None = None  # α per sheet (absolute/relative) or τ (topoloss); None → DEFAULT_WEIGHT
+    steps: int = 2000
+    batch_size: int = 128
+    lr: float = 3e-3
+    optimizer: str = "adam"
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    warmup: float = 0.1
+    device: str = "auto"
+    seed: int = 0
+    checkpoint_every: int = 250
+    correlation_length_mm: float = defaults.CORRELATION_LENGTH_MM
+    per_category: int = 500
+    val_per_category: int = 50
+    arch_config: dict = field(default_factory=dict)
+
+    def resolved_weight(self) -> float:
+        return DEFAULT_WEIGHT[self.loss] if self.weight is None else float(self.weight)
+
+    def validate(self) -> "TrainConfig":
+        if self.loss not in DEFAULT_WEIGHT:
+            raise TopoviewerError(f"unknown loss {self.loss!r}; expected one of: {', '.join(DEFAULT_WEIGHT)}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise TopoviewerError(f"unknown optimizer {self.optimizer!r}; expected adam or sgd")
+        for name in ("steps", "batch_size", "checkpoint_every", "per_category"):
+            if getattr(self, name) < 1:
+                raise TopoviewerError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise TopoviewerError(f"learning rate must be positive, got {self.lr}")
+        return self
+
+
+@dataclass
+class Progress:
+    """One training event."""
+
+    step: int
+    steps: int
+    task_loss: float
+    spatial_loss: float
+    accuracy: float
+    images_per_s: float
+    lr: float
+    checkpoint: str | None = None
+    val_accuracy: float | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.steps
+
+
+def _learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up then cosine decay to zero (a one-cycle schedule without state)."""
+    warm = max(1, int(cfg.warmup * cfg.steps))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    t = (step - warm) / max(1, cfg.steps - warm)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
+
+
+def _dataset(model, cfg: TrainConfig, split: str):
+    import torch
+
+    from .stimuli import training_diet
+
+    per = cfg.per_category if split == "train" else cfg.val_per_category
+    data = training_diet(split, per_category=per, size=model.input_size, seed=cfg.seed)
+    x = torch.cat([model.preprocess(data.images[i : i + 1024]) for i in range(0, len(data), 1024)])
+    return x, torch.as_tensor(data.labels, device=x.device), list(data.categories)
+
+
+def _augment(x, rng: np.random.Generator):
+    """Random horizontal flips (per image) and one random shift of up to 1/8 of the size."""
+    import torch
+
+    flip = torch.as_tensor(rng.random(len(x)) < 0.5, device=x.device)
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    pad = max(1, x.shape[-1] // 8)
+    dy, dx = rng.integers(-pad, pad + 1, size=2)
+    return torch.roll(x, shifts=(int(dy), int(dx)), dims=(-2, -1))
+
+
+def _optimizer(net, cfg: TrainConfig):
+    import torch
+
+    if cfg.optimizer == "adam":
+        return torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def _optimizer_tensors(opt) -> tuple[dict, dict]:
+    """Optimizer state → (flat tensors ``optim.<i>.<key>``, JSON-able rest)."""
+    import torch
+
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for i, st in sd["state"].items():
+        for key, val in st.items():
+            if torch.is_tensor(val):
+                tensors[f"optim.{i}.{key}"] = val
+            else:
+                scalars[f"{i}.{key}"] = val
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _restore_optimizer(opt, tensors: dict, info: dict):
+    state: dict = {}
+    for key, val in tensors.items():
+        i, name = key.split(".", 1)
+        state.setdefault(int(i), {})[name] = val
+    for key, val in info.get("scalars", {}).items():
+        i, name = key.split(".", 1)
+        state.setdefault(int(i), {})[name] = val
+    opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
+
+
+def evaluate(model, x, y, batch_size: int = 512) -> float:
+    """Top-1 accuracy of ``model`` on preprocessed inputs."""
+    import torch
+
+    model.net.eval()
+    correct = 0
+    with torch.inference_mode():
+        for i in range(0, len(x), batch_size):
+            logits, _ = model.net(x[i : i + batch_size])
+            correct += int((logits.argmax(1) == y[i : i + batch_size]).sum())
+    return correct / max(1, len(x))
+
+
+def train(config: TrainConfig, out, *, resume: bool = False) -> Generator[Progress, None, object]:
+    """Train a topographic model; yields :class:`Progress`, returns the model.
+
+    With ``resume=True`` the run continues from the checkpoint in ``out`` (its saved
+    config is used; ``config.steps`` may extend it).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from .families import build
+    from .io import load_model, load_tensors, read_header, save_model
+    from .losses import spatial_loss
+    from .model import resolve_device
+
+    out = Path(out)
+    cfg = config.validate()
+    start_step = 0
+    if resume:
+        if not out.exists():
+            raise TopoviewerError(f"--resume: no checkpoint at {out}; start a run with --out {out} first")
+        header = read_header(out)
+        training = header.get("training")
+        if not training:
+            raise TopoviewerError(f"--resume: {out} is a finished model without training state")
+        saved = TrainConfig(**training["config"])
+        saved.steps = max(cfg.steps, saved.steps)
+        saved.device = cfg.device
+        cfg = saved.validate()
+        start_step = int(training["step"])
+        model = load_model(out)
+    else:
+        arch_config = dict(cfg.arch_config)
+        model = build(cfg.arch, arch_config)
+    device = resolve_device(cfg.device)
+    model.to(device)
+    torch.manual_seed(cfg.seed)
+
+    x_train, y_train, classes = _dataset(model, cfg, "train")
+    x_val, y_val, _ = _dataset(model, cfg, "val")
+    n_classes = model.net.head(torch.zeros(1, *_sheet_shape(model), device=device)).shape[1]
+    if n_classes != len(classes):
+        raise TopoviewerError(f"{cfg.arch} has {n_classes} outputs but the diet has {len(classes)} categories")
+    model.classes = classes
+
+    weight = cfg.resolved_weight()
+    losses = []
+    if cfg.loss != "none":
+        losses = [
+            (k, spatial_loss(cfg.loss, s, correlation_length=cfg.correlation_length_mm))
+            for k, s in enumerate(model.sheets)
+        ]
+    opt = _optimizer(model.net, cfg)
+    if resume:
+        _restore_optimizer(opt, load_tensors(out, "optim."), read_header(out)["training"]["optimizer"])
+
+    def checkpoint(step: int, val_acc: float | None) -> str:
+        tensors, info = _optimizer_tensors(opt)
+        model.meta = {
+            "training": {
+                "loss": cfg.loss, "weight": weight, "correlation_length_mm": cfg.correlation_length_mm,
+                "steps": step, "seed": cfg.seed, "data": f"training_diet(per_category={cfg.per_category})",
+                "val_accuracy": val_acc, "config": asdict(cfg),
+            },
+            "version": _version(),
+        }
+        save_model(model, out, extra_tensors=tensors, training={
+            "step": step, "config": asdict(cfg), "optimizer": info,
+        })
+        return str(out)
+
+    gen = torch.Generator(device="cpu")
+    t_last, n_last = time.perf_counter(), 0
+    for step in range(start_step, cfg.steps):
+        rng = np.random.default_rng([cfg.seed, step])
+        torch.manual_seed(cfg.seed * 1_000_003 + step)
+        gen.manual_seed(cfg.seed * 7_919 + step)
+        idx = torch.as_tensor(rng.integers(0, len(x_train), size=cfg.batch_size), device=device)
+        xb, yb = _augment(x_train[idx], rng), y_train[idx]
+        lr = _learning_rate(cfg, step)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        model.net.train()
+        logits, acts = model.net(xb)
+        task = F.cross_entropy(logits, yb)
+        spatial = torch.zeros((), device=device)
+        for k, loss in losses:
+            target = model.units(k, acts[k]) if loss.needs == "responses" else model.net.sheet_weight(k)
+            spatial = spatial + loss(target, generator=gen)
+        if cfg.loss == "topoloss" and losses:
+            spatial = spatial / len(losses)  # TopoLoss is averaged over layers (as the topoloss package)
+        total = task + weight * spatial
+        if not torch.isfinite(total):
+            raise TopoviewerError(
+                f"training diverged at step {step} (loss is NaN/inf); the last checkpoint in {out} is intact — "
+                "lower --lr or the loss weight"
+            )
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        n_last += len(xb)
+        done = step + 1
+        ckpt, val_acc = None, None
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            model.net.eval()
+            val_acc = evaluate(model, x_val, y_val)
+            ckpt = checkpoint(done, val_acc)
+        now = time.perf_counter()
+        rate = n_last / max(now - t_last, 1e-9)
+        if now - t_last > 2.0:
+            t_last, n_last = now, 0
+        yield Progress(
+            done, cfg.steps, float(task), float(spatial), float((logits.argmax(1) == yb).float().mean()),
+            rate, lr, ckpt, val_acc,
+        )
+    model.net.eval()
+    return model
+
+
+def _sheet_shape(model):
+    model._probe_shapes()
+    return model._unit_shapes[len(model.sheets) - 1]
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
