@@ -123,9 +123,10 @@ def test_calibration_matches_an_independent_fit():
     base = rng.uniform(1.0, 5.0, size=(1, 40))
     boost = np.where(labels[:, None] == 0, rng.uniform(0.0, 4.0, size=(1, 40)), 0.0)
     responses = base + boost + rng.uniform(0.0, 1.0, size=(60, 40))
-    cal = calibrate_threshold(responses, labels, CATEGORIES, "faces", gain=2.0, seed=7)
+    silent = np.zeros((60, 3))  # dead units are left out of the fit
+    cal = calibrate_threshold(np.hstack([responses, silent]), labels, CATEGORIES, "faces", gain=2.0, seed=7)
 
-    noisy = np.random.default_rng(7).poisson(2.0 * responses).astype(float)
+    noisy = np.random.default_rng(7).poisson(2.0 * np.hstack([responses, silent]))[:, :40].astype(float)
 
     def by_hand(x):
         f, o = x[labels == 0], x[labels != 0]

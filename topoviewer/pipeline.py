@@ -14,16 +14,20 @@ import numpy as np
 
 from . import defaults
 from .analysis import (
-    cluster_strength,
     dprime_maps,
     find_patches,
     fraction_selective,
     largest_patch_voxels,
+    microstimulate,
     outside_site,
     peak_distance,
     peak_point,
     purity_curve,
-    stimulation_pattern,
+    split_halves,
+    t_maps,
+    units_in_voxels,
+    voxel_cluster_strength,
+    voxel_responses,
     voxel_t_maps,
 )
 from .errors import TopoviewerError
@@ -75,18 +79,15 @@ def sheet_maps(
 ) -> SheetMaps:
     """All §3–5 maps and summary numbers of one sheet from its (images, units) responses."""
     dp = dprime_maps(responses, labels, categories)
-    vt = voxel_t_maps(sheet, responses, labels, categories, fwhm_mm=fwhm_mm, voxel_mm=voxel_mm)
+    voxels = voxel_responses(sheet, responses, fwhm_mm, voxel_mm)
+    vt = t_maps(voxels, labels, categories)
     summary = {
         "units": sheet.n_units,
         "extent_mm": [sheet.extent_mm[0], sheet.extent_mm[1]],
         "fraction_selective": {c: fraction_selective(dp[c], threshold) for c in categories},
         "largest_patch_voxels": {c: int(largest_patch_voxels(vt[c])) for c in categories},
         "peak_mm": {c: [float(v) for v in peak_point(sheet, dp[c])] for c in categories},
-        "cluster_strength": {
-            c: float(cluster_strength(sheet, responses, labels, categories, c, seed=seed, fwhm_mm=fwhm_mm,
-                                      voxel_mm=voxel_mm))
-            for c in categories
-        },
+        "cluster_strength": {c: voxel_cluster_strength(voxels, labels, categories, c, seed=seed) for c in categories},
     }
     if purity_category in categories:
         curve = purity_curve(sheet, dp[purity_category] > threshold)
@@ -150,7 +151,7 @@ class Stimulator:
         if category not in stimuli.categories:
             raise TopoviewerError(f"category {category!r} is not in the stimuli ({', '.join(stimuli.categories)})")
         self.category, self.seed = category, seed
-        ia, ib = stimuli.half_indices(seed)
+        ia, ib = split_halves(stimuli.labels, seed)
         half_a, half_b = stimuli.subset(ia), stimuli.subset(ib)
         names = [self.layer, self.next_layer]
         if responses is None:
@@ -177,12 +178,7 @@ class Stimulator:
                                              to=self.next_layer)[self.next_layer][0]
 
     def _patch_units(self, sheet, voxel_mm):
-        mask = self.patch_mask[sheet.name]
-        grid = sheet.grid(voxel_mm)
-        rel = (sheet.positions - np.asarray(grid.origin_mm)) // voxel_mm
-        rows = np.clip(rel[:, 1].astype(int), 0, grid.shape[0] - 1)
-        cols = np.clip(rel[:, 0].astype(int), 0, grid.shape[1] - 1)
-        units = np.flatnonzero(mask[rows, cols])
+        units = np.flatnonzero(units_in_voxels(sheet, self.patch_mask[sheet.name], voxel_mm))
         if len(units):
             return units, "selective voxels (t > threshold)"
         return sheet.disc(self.centre[sheet.name], defaults.PATCH_RADIUS_MM), "units within 3 mm of the peak"
@@ -199,26 +195,27 @@ class Stimulator:
 
     def stimulate(self, center_mm, radius_mm=defaults.STIM_RADIUS_MM, sigma_mm=defaults.STIM_SIGMA_MM) -> dict:
         """Stimulate a disc at ``center_mm``; the ``topoviewer stimulate`` JSON plus the maps."""
-        center = (float(center_mm[0]), float(center_mm[1]))
-        if not self.sheet.contains(center):
+        if not self.sheet.contains(center_mm):
+            (x0, y0), (w, h) = self.sheet.origin_mm, self.sheet.extent_mm
             raise TopoviewerError(
-                f"site {center} mm is outside sheet {self.layer!r} "
-                f"(x in [0, {self.sheet.extent_mm[0]}], y in [0, {self.sheet.extent_mm[1]}])"
+                f"site ({center_mm[0]:g}, {center_mm[1]:g}) mm is outside sheet {self.layer!r} "
+                f"(expected x in [{x0:g}, {x0 + w:g}], y in [{y0:g}, {y0 + h:g}])"
             )
-        activity = stimulation_pattern(self.sheet, center, self.max_activation, radius_mm, sigma_mm)
-        nxt = self.model.propagate(self.layer, activity, to=self.next_layer)[self.next_layer][0]
+        result = microstimulate(self.model, self.layer, center_mm, self.max_activation, radius_mm=radius_mm,
+                                sigma_mm=sigma_mm, to=self.next_layer)
+        nxt = result.propagated[self.next_layer]
         return {
             "layer": self.layer,
             "next_layer": self.next_layer,
-            "site_mm": [center[0], center[1]],
-            "radius_mm": float(radius_mm),
-            "stimulated_units": int(np.count_nonzero(self.sheet.distances_to(center) <= radius_mm)),
+            "site_mm": list(result.site_mm),
+            "radius_mm": result.radius_mm,
+            "stimulated_units": result.stimulated_units,
             "next_patch_mean": float(nxt[self.next_patch_units].mean()),
             "next_mean": float(nxt.mean()),
             "next_patch_baseline": float(self.baseline[self.next_patch_units].mean()),
             "next_patch_units": int(len(self.next_patch_units)),
             "patch_rule": self.patch_rule,
-            "activity": activity,
+            "activity": result.activity,
             "propagated": nxt,
         }
 

@@ -207,7 +207,6 @@ class Sheet:
         key = ("voxel", float(fwhm_mm), float(voxel_mm))
         if key not in self._cache:
             from scipy import sparse
-            from scipy.spatial import cKDTree
 
             if not fwhm_mm > 0:
                 raise TopoviewerError(f"FWHM must be positive, got {fwhm_mm} mm")
@@ -215,18 +214,14 @@ class Sheet:
             grid = self.grid(voxel_mm)
             centres = grid.centres()
             tree = self._tree()
-            dist = cKDTree(centres).sparse_distance_matrix(tree, 4.0 * sigma, output_type="coo_matrix")
-            # sparse_distance_matrix drops exact zeros (a unit on a voxel centre): add them back.
-            zero_d, zero_i = tree.query(centres, k=1)
-            on_centre = np.flatnonzero(zero_d == 0)
-            rows = np.concatenate([dist.row, on_centre])
-            cols = np.concatenate([dist.col, zero_i[on_centre]])
-            d = np.concatenate([dist.data, np.zeros(len(on_centre))])
+            near = tree.query_ball_point(centres, 4.0 * sigma, return_sorted=False)
+            counts = np.fromiter(map(len, near), dtype=np.int64, count=len(centres))
+            cols = np.concatenate([np.asarray(n, dtype=np.int64) for n in near]) if counts.sum() else np.zeros(0, int)
+            rows = np.repeat(np.arange(len(centres)), counts)
+            d = np.hypot(*(self.positions[cols] - centres[rows]).T)
             w = sparse.csr_matrix(
                 (np.exp(-0.5 * (d / sigma) ** 2), (rows, cols)), shape=(len(centres), self.n_units)
             )
-            w.sum_duplicates()
-            w.data = np.minimum(w.data, 1.0)  # a duplicated zero-distance entry summed to 2
             total = np.asarray(w.sum(axis=1)).ravel()
             nearest, _ = tree.query(centres, k=1)
             mask = nearest > defaults.VOXEL_MASK_SIGMAS * sigma

@@ -5,7 +5,7 @@ labels ``(n_images,)`` ints into a ``categories`` list) plus a :class:`~topoview
 where positions matter, and returns numpy arrays or small dataclasses.
 """
 
-from .fmri import contrast_map, units_in_voxels, voxel_responses, voxel_t_maps
+from .fmri import contrast_map, t_maps, units_in_voxels, voxel_responses, voxel_t_maps
 from .patches import (
     PurityCurve,
     cluster_strength,
@@ -21,6 +21,7 @@ from .patches import (
     purity_rings,
     random_pair_distances,
     split_halves,
+    voxel_cluster_strength,
 )
 from .selectivity import (
     Calibration,
@@ -69,9 +70,11 @@ __all__ = [
     "purity_rings",
     "random_pair_distances",
     "split_halves",
+    "t_maps",
     "stimulation_pattern",
     "units_in_voxels",
     "voxel_responses",
+    "voxel_cluster_strength",
     "voxel_t_maps",
     "welch_t",
 ]

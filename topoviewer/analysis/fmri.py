@@ -13,7 +13,7 @@ from .. import defaults
 from ..errors import TopoviewerError
 from .selectivity import contrast_masks, contrasted_categories, welch_t
 
-__all__ = ["contrast_map", "units_in_voxels", "voxel_responses", "voxel_t_maps"]
+__all__ = ["contrast_map", "t_maps", "units_in_voxels", "voxel_responses", "voxel_t_maps"]
 
 
 def voxel_responses(sheet, responses, fwhm_mm=defaults.FWHM_MM, voxel_mm=defaults.VOXEL_MM):
@@ -37,7 +37,11 @@ def voxel_t_maps(
     a list of names, a category that is the only name in the list is left out
     (it has no contrast set).
     """
-    voxels = voxel_responses(sheet, responses, fwhm_mm, voxel_mm)
+    return t_maps(voxel_responses(sheet, responses, fwhm_mm, voxel_mm), labels, categories, versus=versus)
+
+
+def t_maps(voxels, labels, categories, *, versus="others"):
+    """Welch-t map of every category from voxel responses already computed (n_images, rows, cols)."""
     return {
         name: welch_t(voxels, *contrast_masks(labels, categories, name, versus))
         for name in contrasted_categories(categories, versus)

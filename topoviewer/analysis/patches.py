@@ -33,6 +33,7 @@ __all__ = [
     "purity_rings",
     "random_pair_distances",
     "split_halves",
+    "voxel_cluster_strength",
 ]
 
 #: Expected (centre, unit) pairs handled per chunk by :func:`disc_means`.
@@ -159,7 +160,7 @@ def disc_means(sheet, values, centres, radius_mm):
 
 
 def disc_centres(sheet, radius_mm, step_mm):
-    """Regular grid of centres (raster order, spacing ≤ ``step_mm``) whose ``radius_mm`` disc fits inside the sheet."""
+    """Regular grid of centres (raster order, spacing ≤ ``step_mm``) whose disc fits the sheet."""
     if not radius_mm > 0 or not step_mm > 0:
         raise TopoviewerError(f"radius and step must be positive, got {radius_mm} and {step_mm} mm")
     axes = []
@@ -227,7 +228,7 @@ class PurityCurve:
 
 
 def purity_curve(sheet, selective, bin_mm=defaults.PURITY_BIN_MM, max_distance_mm=None, min_units=3):
-    """Purity curve around the purest region (Lee et al. 2020, after Aparicio et al. 2016).
+    """Purity curve around the purest region (Lee et al. 2020, following their ref. 40).
 
     The sheet is tiled from its origin by non-overlapping ``bin_mm`` squares; the purity
     of a square is its fraction of selective units, and squares with fewer than
@@ -264,13 +265,17 @@ def purity_curve(sheet, selective, bin_mm=defaults.PURITY_BIN_MM, max_distance_m
         raise TopoviewerError(f"no {bin_mm} mm region of sheet {sheet.name!r} holds {min_units} units")
     purity = np.where(valid, hits / np.maximum(counts, 1), -np.inf)
     box = np.ones((3, 3))
-    pooled = ndimage.convolve(hits, box, mode="constant") / np.maximum(ndimage.convolve(counts, box, mode="constant"), 1)
+    pooled_hits = ndimage.convolve(hits, box, mode="constant")
+    pooled = pooled_hits / np.maximum(ndimage.convolve(counts, box, mode="constant"), 1)
     tied = np.flatnonzero(purity.ravel() == purity.max())
     r, c = np.unravel_index(tied[int(np.argmax(pooled.ravel()[tied]))], grid.shape)
     centre = (grid.origin_mm[0] + (c + 0.5) * bin_mm, grid.origin_mm[1] + (r + 0.5) * bin_mm)
 
     d = sheet.distances_to(centre)
-    n_bins = int(d.max() // bin_mm) + 1 if max_distance_mm is None else max(1, math.ceil(max_distance_mm / bin_mm - 1e-9))
+    if max_distance_mm is None:
+        n_bins = int(d.max() // bin_mm) + 1
+    else:
+        n_bins = max(1, math.ceil(max_distance_mm / bin_mm - 1e-9))
     k = (d // bin_mm).astype(int)
     keep = k < n_bins
     n_units = np.bincount(k[keep], minlength=n_bins)
@@ -340,9 +345,28 @@ def cluster_strength(
     connected component of voxels with t > ``threshold`` (:func:`largest_patch`). On
     half B the cluster strength is the sum over ROI voxels of (mean voxel response to
     the category − mean voxel response to the contrast set). Returns 0.0 without ROI.
+    To score several categories, voxelise once and call :func:`voxel_cluster_strength`.
     """
-    labels = np.asarray(labels)
     voxels = voxel_responses(sheet, responses, fwhm_mm, voxel_mm)
+    return voxel_cluster_strength(
+        voxels, labels, categories, category, versus=versus, seed=seed, threshold=threshold, connectivity=connectivity
+    )
+
+
+def voxel_cluster_strength(
+    voxels,
+    labels,
+    categories,
+    category,
+    *,
+    versus="others",
+    seed=0,
+    threshold=defaults.VOXEL_T_THRESHOLD,
+    connectivity=1,
+):
+    """:func:`cluster_strength` on voxel responses already computed: (n_images, rows, cols)."""
+    labels = np.asarray(labels)
+    voxels = np.asarray(voxels)
     half_a, half_b = split_halves(labels, seed)
     t = welch_t(voxels[half_a], *contrast_masks(labels[half_a], categories, category, versus))
     roi = largest_patch(t, threshold, connectivity)

@@ -31,7 +31,7 @@ MEAN_LUMINANCE = 0.5
 #: RMS contrast (standard deviation of the pixel values) every image is normalised to.
 RMS_CONTRAST = 0.2
 #: RMS contrast of the background texture relative to the mid-grey it sits on.
-BACKGROUND_RMS = 0.12
+BACKGROUND_RMS = 0.07
 #: RMS amplitude of the surface texture laid over objects.
 SURFACE_RMS = 0.035
 #: Smallest and largest image edge the generators accept, in pixels.
@@ -142,6 +142,11 @@ def pick_tone(rng, low=0.08, high=0.92, gap=0.12) -> float:
     """A grey level in [low, high] at least `gap` away from the mid-grey background."""
     t = rng.uniform(low, high - 2 * gap)
     return t + 2 * gap if t > 0.5 - gap else t
+
+
+def contrast(tone, amount=0.3) -> float:
+    """A grey level `amount` darker than `tone`, or lighter when `tone` is dark."""
+    return tone - amount if tone > 0.5 else tone + amount
 
 
 @dataclass(frozen=True)

@@ -177,7 +177,8 @@ def load_image(source) -> np.ndarray:
         raise TopoviewerError(f"expected an image file, but {path} is {what}")
     with _opened(path) as img:
         img.load()
-        return _from_array(_pil_to_array(img), str(path))
+        array = _pil_to_array(img)
+    return _from_array(array, str(path))
 
 
 def load_folder(path, size: int | None = None) -> StimulusSet:
@@ -210,13 +211,15 @@ def load_folder(path, size: int | None = None) -> StimulusSet:
             f"expected one subfolder per category in {root} (DIR/<category>/*.png), found none"
         )
     files = [_image_files(folder) for folder in folders]
+    name = str(root.resolve())
     if size is None:
         size = min(min(_image_size(f)) for group in files for f in group)
     elif isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise TopoviewerError(f"size must be a positive integer number of pixels, got {size!r}")
+    else:
+        name += f"(size={size})"
     images = [_square(_to_gray(load_image(f)), int(size)) for group in files for f in group]
     labels = np.repeat(np.arange(len(folders)), [len(group) for group in files])
-    name = str(root.resolve()) + (f"(size={size})" if path is not None else "")
     return StimulusSet(np.stack(images), labels, [f.name for f in folders], name)
 
 

@@ -1,0 +1,92 @@
+"""The CLI contract on a freshly trained file and on the embedded default."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from topoviewer.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_info_json(capsys, tiny_model_file):
+    code, out, _ = run(capsys, "info", str(tiny_model_file), "--json")
+    info = json.loads(out)
+    assert code == 0
+    assert [s["name"] for s in info["sheets"]] == ["fc6", "fc7"]
+    assert info["sheets"][0]["units"] == 256 and info["sheets"][0]["extent_mm"] == [10.0, 10.0]
+
+
+def test_analyze_writes_contract(capsys, tiny_model_file, tmp_path):
+    out_dir = tmp_path / "res"
+    code, out, _ = run(capsys, "analyze", str(tiny_model_file), "--out", str(out_dir), "--json", "--save-responses")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary == json.loads((out_dir / "summary.json").read_text())
+    cats = summary["categories"]
+    assert len(cats) >= 6 and "faces" in cats
+    s = summary["sheets"]["fc6"]
+    assert s["units"] == 256 and s["extent_mm"] == [10.0, 10.0]
+    for key in ("fraction_selective", "largest_patch_voxels", "peak_mm", "cluster_strength"):
+        assert set(s[key]) == set(cats)
+    assert len(s["purity_curve"]["distance_mm"]) == len(s["purity_curve"]["purity"]) > 0
+    maps = np.load(out_dir / "fc6.npz")
+    assert maps["dprime_faces"].shape == (256,)
+    assert maps["voxel_t_faces"].shape == (20, 20)  # 10 mm / 0.5 mm voxels
+    resp = np.load(out_dir / "responses_fc7.npz")
+    assert resp["responses"].shape == (len(resp["labels"]), 256)
+    assert resp["positions"].shape == (256, 2) and list(resp["categories"]) == cats
+
+
+def test_stimulate_json(capsys, tiny_model_file):
+    code, out, _ = run(capsys, "stimulate", str(tiny_model_file), "--at", "5", "5", "--radius-mm", "2", "--json")
+    assert code == 0
+    r = json.loads(out)
+    assert r["layer"] == "fc6" and r["next_layer"] == "fc7" and r["site_mm"] == [5.0, 5.0]
+    assert r["radius_mm"] == 2.0 and r["stimulated_units"] > 0
+    for key in ("next_patch_mean", "next_mean"):
+        assert np.isfinite(r[key])
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["info", "missing.safetensors"], "no such file"),
+        (["stimulate", "{model}", "--layer", "fc9", "--site", "inside"], "unknown layer 'fc9'"),
+        (["stimulate", "{model}", "--at", "50", "50"], "outside sheet"),
+        (["analyze", "{model}", "--stimuli", "/no/such/dir"], ""),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(capsys, tiny_model_file, argv, expected):
+    code, out, err = run(capsys, *[a.format(model=tiny_model_file) for a in argv])
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("topoviewer: error:")
+    assert expected in lines[0]
+    assert "Traceback" not in err
+
+
+def test_console_script_entry_point(tiny_model_file):
+    """The installed command works end to end (a subprocess, as a user runs it)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "topoviewer.cli", "info", str(tiny_model_file), "--json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["sheets"][1]["name"] == "fc7"
+
+
+def test_train_then_analyze_fresh_file(capsys, tmp_path):
+    path = tmp_path / "fresh.safetensors"
+    code, out, _ = run(capsys, "train", "--steps", "6", "--per-category", "8", "--batch-size", "16",
+                       "--checkpoint-every", "3", "--device", "cpu", "--quiet", "--out", str(path))
+    assert code == 0 and path.exists() and "saved" in out
+    code, out, _ = run(capsys, "info", str(path), "--json")
+    assert code == 0 and json.loads(out)["sheets"][0]["units"] == 1024

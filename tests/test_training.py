@@ -1,0 +1,73 @@
+"""The training engine: progress events, spatial loss going down, checkpoints, exact resume."""
+
+import numpy as np
+import pytest
+import torch
+
+from topoviewer import TopoviewerError
+from topoviewer.io import load, read_header
+from topoviewer.model import drain
+from topoviewer.training import TrainConfig, train
+
+TINY = dict(arch_config={"fc_units": [128, 128]}, per_category=12, val_per_category=4, batch_size=32)
+
+
+def _weights(model):
+    return {k: v.detach().clone() for k, v in model.net.state_dict().items()}
+
+
+def test_progress_events_and_spatial_loss_goes_down(tmp_path):
+    cfg = TrainConfig(loss="absolute", weight=4.0, steps=60, checkpoint_every=30, lr=3e-3, device="cpu", **TINY)
+    events = []
+    gen = train(cfg, tmp_path / "m.safetensors")
+    model = None
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            model = stop.value
+            break
+    assert [e.step for e in events] == list(range(1, 61))
+    assert [e.checkpoint is not None for e in events].count(True) == 2
+    assert events[-1].val_accuracy is not None and 0.0 <= events[-1].val_accuracy <= 1.0
+    first = np.mean([e.spatial_loss for e in events[:5]])
+    last = np.mean([e.spatial_loss for e in events[-5:]])
+    assert last < 0.8 * first, (first, last)
+    assert all(e.images_per_s > 0 for e in events)
+    assert model.meta["training"]["loss"] == "absolute" and model.meta["training"]["weight"] == 4.0
+    h = read_header(tmp_path / "m.safetensors")
+    assert h["training"]["step"] == 60
+
+
+def test_interrupted_run_resumes_exactly(tmp_path):
+    cfg = dict(loss="relative", weight=1.0, checkpoint_every=4, device="cpu", seed=3, **TINY)
+    full = drain(train(TrainConfig(steps=8, **cfg), tmp_path / "full.safetensors"))
+
+    path = tmp_path / "cut.safetensors"
+    gen = train(TrainConfig(steps=8, **cfg), path)
+    for _ in range(6):  # checkpoint at step 4, then "crash" during step 6
+        next(gen)
+    gen.close()
+    assert read_header(path)["training"]["step"] == 4
+    load(path)  # the checkpoint left behind is intact and loadable
+    resumed = drain(train(TrainConfig(steps=8, **cfg), path, resume=True))
+    for k, v in _weights(full).items():
+        torch.testing.assert_close(_weights(resumed)[k], v, rtol=0, atol=1e-6, msg=k)
+
+
+def test_topoloss_on_toponet(tmp_path):
+    cfg = TrainConfig(arch="toponet_small", arch_config={"widths": [8, 16, 32, 64]}, loss="topoloss", weight=10.0,
+                      steps=20, checkpoint_every=20, device="cpu", per_category=12, val_per_category=4,
+                      batch_size=32)
+    model = drain(train(cfg, tmp_path / "t.safetensors"))
+    assert model.arch == "toponet_small"
+    assert load(tmp_path / "t.safetensors").sheet("conv3").grid_shape == (4, 8)
+
+
+def test_bad_configs(tmp_path):
+    with pytest.raises(TopoviewerError, match="unknown loss"):
+        drain(train(TrainConfig(loss="nope"), tmp_path / "x.safetensors"))
+    with pytest.raises(TopoviewerError, match="no checkpoint"):
+        drain(train(TrainConfig(), tmp_path / "absent.safetensors", resume=True))
+    with pytest.raises(TopoviewerError, match="channel-grid"):
+        drain(train(TrainConfig(loss="topoloss", steps=2, device="cpu", **TINY), tmp_path / "y.safetensors"))
