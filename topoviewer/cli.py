@@ -22,7 +22,8 @@ MODEL_HELP = "'sample' (the embedded default model) or a path to a model file"
 def _load(args):
     from .io import load
 
-    return load(args.model, device=getattr(args, "device", "cpu") or "cpu")
+    options = {k: getattr(args, k) for k in ("positions", "scale") if getattr(args, k, None) is not None}
+    return load(args.model, device=getattr(args, "device", "cpu") or "cpu", **options)
 
 
 def _stimuli(args, model):
@@ -204,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     def model_arg(sp):
         sp.add_argument("model", metavar="MODEL", help=MODEL_HELP)
         sp.add_argument("--device", default="cpu", help="auto, cpu or cuda (default: cpu)")
+        sp.add_argument("--positions", metavar="DIR",
+                        help="positions folder (TDANN) or coordinates .npz for a foreign checkpoint "
+                             "(default: guessed next to the checkpoint)")
+        sp.add_argument("--scale", choices=["training", "paper"],
+                        help="TDANN positions in training-time mm or the paper's rescaled mm (default: paper)")
 
     def stimuli_arg(sp):
         sp.add_argument("--stimuli", default="localizer", help="'localizer' (procedural) or DIR/<category>/*.png")

@@ -8,10 +8,31 @@ from __future__ import annotations
 
 from .errors import TopoviewerError
 
-__all__ = ["load_foreign", "DETECTORS"]
+__all__ = ["load_foreign", "DETECTORS", "SAFE_GLOBALS"]
 
-#: (name, detect(obj) -> bool, load(obj, path, device, **options) -> TopoModel)
+#: (name, detect(obj) -> bool, load(obj, path, device, **options) -> TopoModel), tried in order.
 DETECTORS: list = []
+
+#: Harmless classes a foreign checkpoint may pickle besides tensors (passed to safe_torch_load).
+SAFE_GLOBALS: list = []
+
+
+def _register_published():
+    """The published families (FORMATS.md §1–3). They import torch, so this module is only
+    imported lazily (by :func:`topoviewer.io.load` when it meets a pickle)."""
+    from .families import tdann, toponets
+
+    SAFE_GLOBALS.extend(toponets.SAFE_GLOBALS)
+    DETECTORS.extend([
+        ("toponets-resnet", toponets.detect_resnet, toponets.load_resnet),
+        ("toponets-vit", toponets.detect_vit, toponets.load_vit),
+        ("toponets-nanogpt", toponets.detect_nanogpt, toponets.load_nanogpt),
+        ("tdann", tdann.detect, tdann.load),
+        ("lee2020-alexnet", tdann.detect_alexnet, tdann.load_alexnet),
+    ])
+
+
+_register_published()
 
 
 def load_foreign(obj, path, device: str = "cpu", **options):

@@ -214,9 +214,9 @@ def load(source, device: str = "cpu", **options):
     if path.suffix == ".safetensors" or _looks_like_safetensors(head):
         return load_model(path, device=device)
     if path.suffix.lower() in PICKLE_SUFFIXES or head[:2] == b"PK" or head[:1] == b"\x80":
-        obj = safe_torch_load(path)
-        from .foreign import load_foreign
+        from .foreign import SAFE_GLOBALS, load_foreign
 
+        obj = safe_torch_load(path, safe_globals=SAFE_GLOBALS)
         return load_foreign(obj, path, device=device, **options)
     raise TopoviewerError(
         f"{path}: unrecognised model file; expected a topoviewer .safetensors model or a PyTorch checkpoint"

@@ -18,6 +18,7 @@ from typing import Generator
 import numpy as np
 
 from . import defaults
+from . import __version__
 from .errors import TopoviewerError
 
 __all__ = ["TrainConfig", "Progress", "train", "DEFAULT_WEIGHT"]
@@ -192,18 +193,18 @@ def train(config: TrainConfig, out, *, resume: bool = False) -> Generator[Progre
         start_step = int(training["step"])
         model = load_model(out)
     else:
-        arch_config = dict(cfg.arch_config)
-        model = build(cfg.arch, arch_config)
+        from .stimuli import DIET_CATEGORIES
+
+        classes = list(DIET_CATEGORIES)
+        torch.manual_seed(cfg.seed)  # initial weights depend on the seed only
+        model = build(cfg.arch, {**cfg.arch_config, "n_classes": len(classes), "classes": classes})
     device = resolve_device(cfg.device)
     model.to(device)
-    torch.manual_seed(cfg.seed)
 
     x_train, y_train, classes = _dataset(model, cfg, "train")
     x_val, y_val, _ = _dataset(model, cfg, "val")
-    n_classes = model.net.head(torch.zeros(1, *_sheet_shape(model), device=device)).shape[1]
-    if n_classes != len(classes):
-        raise TopoviewerError(f"{cfg.arch} has {n_classes} outputs but the diet has {len(classes)} categories")
-    model.classes = classes
+    if len(model.classes) != len(classes):
+        raise TopoviewerError(f"{out} was trained on {len(model.classes)} categories; the diet has {len(classes)}")
 
     weight = cfg.resolved_weight()
     losses = []
@@ -224,7 +225,7 @@ def train(config: TrainConfig, out, *, resume: bool = False) -> Generator[Progre
                 "steps": step, "seed": cfg.seed, "data": f"training_diet(per_category={cfg.per_category})",
                 "val_accuracy": val_acc, "config": asdict(cfg),
             },
-            "version": _version(),
+            "version": __version__,
         }
         save_model(model, out, extra_tensors=tensors, training={
             "step": step, "config": asdict(cfg), "optimizer": info,
@@ -272,20 +273,9 @@ def train(config: TrainConfig, out, *, resume: bool = False) -> Generator[Progre
         if now - t_last > 2.0:
             t_last, n_last = now, 0
         yield Progress(
-            done, cfg.steps, float(task), float(spatial), float((logits.argmax(1) == yb).float().mean()),
+            done, cfg.steps, task.item(), spatial.item(), (logits.argmax(1) == yb).float().mean().item(),
             rate, lr, ckpt, val_acc,
         )
     model.net.eval()
     return model
-
-
-def _sheet_shape(model):
-    model._probe_shapes()
-    return model._unit_shapes[len(model.sheets) - 1]
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
 

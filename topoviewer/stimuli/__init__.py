@@ -2,13 +2,12 @@
 diet, and images read from folders, files or arrays."""
 
 from topoviewer.stimuli.diet import DIET_CATEGORIES, training_diet
-from topoviewer.stimuli.files import MAX_PIXELS, StimulusSet, load_folder, load_image
+from topoviewer.stimuli.files import StimulusSet, load_folder, load_image
 from topoviewer.stimuli.localizer import LOCALIZER_CATEGORIES, localizer
 
 __all__ = [
     "DIET_CATEGORIES",
     "LOCALIZER_CATEGORIES",
-    "MAX_PIXELS",
     "StimulusSet",
     "load_folder",
     "load_image",

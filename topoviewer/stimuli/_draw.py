@@ -144,9 +144,14 @@ def pick_tone(rng, low=0.08, high=0.92, gap=0.12) -> float:
     return t + 2 * gap if t > 0.5 - gap else t
 
 
-def contrast(tone, amount=0.3) -> float:
-    """A grey level `amount` darker than `tone`, or lighter when `tone` is dark."""
-    return tone - amount if tone > 0.5 else tone + amount
+def contrast(tone, amount=0.3, gap=0.12) -> float:
+    """A grey level `amount` darker than `tone`, or lighter when `tone` is dark,
+    and at least `gap` away from the mid-grey background."""
+    if tone > 0.5:
+        shifted = tone - amount
+        return shifted if abs(shifted - 0.5) >= gap else 0.5 - gap - 0.03
+    shifted = tone + amount
+    return shifted if abs(shifted - 0.5) >= gap else 0.5 + gap + 0.03
 
 
 @dataclass(frozen=True)

@@ -119,15 +119,15 @@ HAIR_STYLES = ("short", "long", "receding", "bun")
 
 def random_face_identity(rng) -> FaceIdentity:
     """Draw a random face identity."""
-    skin = rng.uniform(0.45, 0.85)
-    hair = rng.uniform(0.03, 0.3) if rng.random() < 0.75 else rng.uniform(0.65, 0.9)
-    if abs(hair - skin) < 0.25:
-        hair = max(0.03, skin - 0.35)
+    skin = pick_tone(rng, 0.3, 0.88)
+    hair = rng.uniform(0.03, 0.25) if rng.random() < 0.8 else rng.uniform(0.7, 0.92)
+    if abs(hair - skin) < 0.3:
+        hair = contrast(skin, 0.4)
     return FaceIdentity(
         width=rng.uniform(0.33, 0.41), height=rng.uniform(0.44, 0.52), jaw=rng.uniform(0.68, 0.9),
         eye_azimuth=rng.uniform(0.36, 0.5), eye_height=rng.uniform(-0.08, 0.0),
         eye_size=rng.uniform(0.055, 0.075), brow_gap=rng.uniform(0.075, 0.105),
-        nose_length=rng.uniform(0.13, 0.19), nose_depth=rng.uniform(0.18, 0.3),
+        nose_length=rng.uniform(0.13, 0.19), nose_depth=rng.uniform(0.25, 0.4),
         mouth_gap=rng.uniform(0.08, 0.12), mouth_azimuth=rng.uniform(0.26, 0.4),
         skin=skin, hair=hair, hair_style=HAIR_STYLES[rng.integers(len(HAIR_STYLES))],
         hairline=rng.uniform(0.45, 0.7), hair_length=rng.uniform(-0.05, 0.35),
@@ -152,7 +152,7 @@ def draw_face(canvas, face: FaceIdentity, yaw: float, expression: FaceExpression
     protrude, so they break the silhouette near profile.
     """
     w, h, s = face.width, face.height, math.sin(yaw)
-    cy = -0.12
+    cy = -0.08
     back = 1 + 0.3 * s                      # the back of the head grows as it turns into view
 
     def project(azimuth, y, radius=1.0):
@@ -172,7 +172,8 @@ def draw_face(canvas, face: FaceIdentity, yaw: float, expression: FaceExpression
         canvas.ellipse(-0.55 * w * s, cy - 0.95 * h, 0.15, 0.14, face.hair)
     neck_x = -0.25 * w * s
     canvas.polygon([(neck_x - 0.42 * w, cy + 0.5 * h), (neck_x + 0.42 * w, cy + 0.5 * h),
-                    (neck_x + 0.5 * w, 1.3), (neck_x - 0.5 * w, 1.3)], face.skin * 0.85)
+                    (neck_x + 0.45 * w, cy + 1.6 * h), (neck_x - 0.45 * w, cy + 1.6 * h)],
+                   face.skin * 0.85)
     ear_y = cy + face.eye_height + 0.05
     ears = [(a, math.cos(a + yaw)) for a in (-1.5, 1.5)]
     for azimuth, facing in ears:
@@ -208,7 +209,8 @@ def draw_face(canvas, face: FaceIdentity, yaw: float, expression: FaceExpression
     nose, _ = project([-0.07, 0.07, 0.09, 0.12, -0.12, -0.09],
                       [top, top, tip - 0.02, tip + 0.03, tip + 0.03, tip - 0.02],
                       [1, 1, 1 + face.nose_depth, 1, 1, 1 + face.nose_depth])
-    canvas.polygon(nose, face.skin * 0.82)
+    canvas.polygon(nose, face.skin * 0.85)
+    canvas.stroke(nose[[1, 2, 3, 4, 5]] if yaw > 0.25 else nose[2:], 0.014, face.skin * 0.6)
     for side in (-1, 1):
         nostril, facing = project(side * 0.07, tip + 0.012, 1 + 0.5 * face.nose_depth)
         if facing[0] > 0.3:
@@ -250,7 +252,9 @@ def _hair_cap(face, yaw, back, n=48):
     azimuth = np.arcsin(np.clip(x / reach, -1, 1)) - yaw
     front = -face.height * (0.95 if face.hair_style == "receding" else face.hairline)
     rim = face.height * face.hair_length
-    hairline = front + (rim - front) * np.clip((np.abs(azimuth) - 0.3) / 1.1, 0, 1)
+    turn = np.abs(azimuth)
+    hairline = (front + (rim - front) * np.clip((turn - 0.3) / 1.6, 0, 1)
+                + 0.25 * face.height * np.clip((turn - 1.9) / 1.2, 0, 1))
     crown = -h * np.sqrt(np.clip(1 - (x / reach) ** 2, 0, 1)) - 0.02
     return np.column_stack([x, np.where(y > hairline, np.maximum(hairline, crown), y)])
 
@@ -289,7 +293,7 @@ def _draw_body(canvas, rng):
         swing = rng.uniform(-10, 50)
         arms = [(-swing, -swing + rng.uniform(0, 60)), (swing, swing + rng.uniform(0, 100))]
         far = dict(skin=skin * 0.85, shirt=contrast(shirt, 0.1), pants=contrast(pants, 0.1))
-        _limb(canvas, (0, y_sh + 0.06), arms[0], arm, (0.08, 0.065),
+        _limb(canvas, (0, y_sh + 0.06), arms[0], arm, (0.095, 0.08),
               far["shirt"], far["skin"] if short_sleeves else far["shirt"], far["skin"], 0.045)
         _limb(canvas, (-0.02, y_hip), legs[1], leg, (0.12, 0.095),
               far["pants"], far["skin"] if shorts else far["pants"], shoe, 0.0, foot=True)
@@ -302,14 +306,15 @@ def _draw_body(canvas, rng):
         canvas.polygon(torso, shirt)
         canvas.polygon([(-waist * 0.95, y_waist + 0.1), (waist, y_waist + 0.1), (hip, y_hip + 0.04),
                         (hip * 0.8, y_hip + 0.12), (-hip * 0.9, y_hip + 0.1)], pants)
-        _limb(canvas, (0, y_sh + 0.06), arms[1], arm, (0.085, 0.07),
-              shirt, skin if short_sleeves else shirt, skin, 0.045)
+        sleeve = contrast(shirt, 0.1)
+        _limb(canvas, (0, y_sh + 0.06), arms[1], arm, (0.1, 0.085),
+              sleeve, skin if short_sleeves else sleeve, skin, 0.05)
         return
 
     spread = rng.uniform(0, 22)
     legs = [(-spread, -spread + rng.uniform(0, 15)), (spread, spread - rng.uniform(0, 15))]
-    raise_ = [rng.uniform(5, 40) if rng.random() < 0.7 else rng.uniform(70, 165) for _ in range(2)]
-    bends = [rng.uniform(-110, 110) for _ in range(2)]
+    raise_ = [rng.uniform(8, 40) if rng.random() < 0.7 else rng.uniform(70, 165) for _ in range(2)]
+    bends = [rng.uniform(-30, 110) for _ in range(2)]
     for sx, (a, b) in zip((-1, 1), legs):
         _limb(canvas, (sx * hip * 0.5, y_hip), (a, b), leg, (0.13, 0.1),
               pants, skin if shorts else pants, shoe, 0.0, foot=False)
@@ -321,9 +326,10 @@ def _draw_body(canvas, rng):
     canvas.polygon([(-waist, y_waist + 0.1), (waist, y_waist + 0.1), (hip, y_hip + 0.03),
                     (hip * 0.9, y_hip + 0.14), (-hip * 0.9, y_hip + 0.14), (-hip, y_hip + 0.03)],
                    pants)
+    sleeve = contrast(shirt, 0.1)
     for sx, a, b in zip((-1, 1), raise_, bends):
-        _limb(canvas, (sx * (shoulder - 0.045), y_sh + 0.07), (-sx * a, -sx * (a + b)), arm,
-              (0.085, 0.07), shirt, skin if short_sleeves else shirt, skin, 0.045)
+        _limb(canvas, (sx * (shoulder - 0.03), y_sh + 0.07), (-sx * a, -sx * (a + b)), arm,
+              (0.1, 0.085), sleeve, skin if short_sleeves else sleeve, skin, 0.05)
 
 
 def _limb(canvas, root, angles, lengths, widths, upper, lower, end, end_size, foot=False):
@@ -705,15 +711,16 @@ def _draw_words(canvas, rng):
     """Rendered text: random words and pseudo-words, varied case, size, weight,
     width, slant and tilt (Pillow's built-in scalable font)."""
     text = _word(rng)
-    while len(text) < 3:
-        text += _word(rng)
+    while not 3 <= len(text) <= 9:
+        text = _word(rng)
     if len(text) < 6 and rng.random() < 0.3:
-        text += " " + _word(rng)
+        text += " " + _word(rng)[:5]
     text = (str.lower, str.upper, str.title)[rng.choice(3, p=(0.5, 0.25, 0.25))](text)
     px = canvas.pixels
+    stretch = rng.uniform(0.75, 1.3)
     reference = _font(64).getbbox(text)
-    target = px * rng.uniform(0.5, 0.95) * canvas.unit / (px / 2)
-    size = int(np.clip(64 * target / max(reference[2] - reference[0], 1), px * 0.12, px * 0.4))
+    target = rng.uniform(0.45, 0.85) * 2 * canvas.unit / stretch
+    size = int(np.clip(64 * target / max(reference[2] - reference[0], 1), px * 0.1, px * 0.4))
     font = _font(size)
     left, top, right, bottom = font.getbbox(text)
     bold = int(size * rng.uniform(0.03, 0.07)) if rng.random() < 0.3 else 0
@@ -721,7 +728,6 @@ def _draw_words(canvas, rng):
     mask = Image.new("L", (right - left + 2 * pad, bottom - top + 2 * pad), 0)
     ImageDraw.Draw(mask).text((pad - left, pad - top), text, font=font, fill=255,
                               stroke_width=bold, stroke_fill=255)
-    stretch = rng.uniform(0.75, 1.3)
     mask = mask.resize((max(1, round(mask.width * stretch)), mask.height), Image.Resampling.BILINEAR)
     if rng.random() < 0.4:
         slant = rng.uniform(0.12, 0.3)
@@ -735,10 +741,10 @@ def _draw_words(canvas, rng):
 
 #: Category → (drawer, placement) of the localizer.
 DRAWERS = {
-    "faces": (_draw_face, Placement(scale=(0.85, 1.1), shift=0.08, angle=10)),
+    "faces": (_draw_face, Placement(scale=(1.0, 1.25), shift=0.08, angle=10)),
     "bodies": (_draw_body, Placement(scale=(0.85, 1.02), shift=0.06, angle=6)),
     "places": (_draw_place, Placement(scale=(0.95, 1.1), shift=0.05, angle=2)),
     "cars": (_draw_car, Placement(scale=(0.9, 1.05), shift=0.06, angle=5)),
-    "objects": (_draw_object, Placement(scale=(0.8, 1.0), shift=0.06, angle=35)),
+    "objects": (_draw_object, Placement(scale=(0.9, 1.1), shift=0.06, angle=35)),
     "words": (_draw_words, Placement(scale=(0.9, 1.05), shift=0.1, angle=0, flip=False)),
 }

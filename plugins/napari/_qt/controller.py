@@ -1,0 +1,522 @@
+"""One controller per viewer: the state, the layer book, the stimulate tool and the thread workers.
+
+Every slow step (loading, forward passes, analysis, training) runs as a generator in a
+``napari.qt.threading`` worker; results reach the :class:`TopoState` in the worker's
+``returned``/``yielded`` callbacks, i.e. on the GUI thread. User mistakes
+(:class:`TopoviewerError`) become one error notification and the viewer keeps working.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from topoviewer.errors import TopoviewerError
+
+from ..layers import KEY, LayerBook
+from ..state import Activations, Signal, TopoState
+from ..tools import StimulateTool
+
+__all__ = ["Controller", "controller_for", "notify_error", "JobError"]
+
+_CONTROLLERS: "weakref.WeakValueDictionary[int, Controller]" = weakref.WeakValueDictionary()
+
+
+def _real(viewer):
+    """The viewer behind napari's public-only proxy (plugin widgets receive a proxy)."""
+    return getattr(viewer, "__wrapped__", viewer)
+
+
+def controller_for(viewer, create: bool = True) -> "Controller | None":
+    """The controller of ``viewer`` (created on first use)."""
+    viewer = _real(viewer)
+    ctrl = _CONTROLLERS.get(id(viewer))
+    if ctrl is not None and ctrl.viewer is viewer and not ctrl.closed:
+        return ctrl
+    if not create:
+        return None
+    ctrl = Controller(viewer)
+    _CONTROLLERS[id(viewer)] = ctrl
+    return ctrl
+
+
+def notify_error(message: str):
+    from napari.utils.notifications import show_error
+
+    show_error(str(message))
+
+
+def notify_info(message: str):
+    from napari.utils.notifications import show_info
+
+    show_info(str(message))
+
+
+@dataclass
+class JobError:
+    """A user error raised inside a worker, handed back as a value (shown as one clean notification)."""
+
+    message: str
+
+
+def _guarded(gen):
+    """Run a job generator; a TopoviewerError ends it with a :class:`JobError` instead of a traceback."""
+    try:
+        return (yield from gen)
+    except TopoviewerError as exc:
+        return JobError(str(exc))
+
+
+class Controller:
+    """Glue between a viewer and a :class:`TopoState`: runs jobs, owns the tool and the book."""
+
+    def __init__(self, viewer):
+        self.viewer = viewer
+        self.state = TopoState()
+        self.book = LayerBook(viewer, self.state)
+        self.book.controller = self  # the viewer's callbacks keep the controller alive, nothing global does
+        self.tool = StimulateTool(viewer, self.book, self.stimulate_at)
+        self.device = "cpu"
+        self.closed = False
+        self.jobs: dict = {}  # name → worker
+        self.events_job_done = Signal("job_done")  # (name, ok)
+        self.first_picture_at: float | None = None
+        self.last_latency: dict = {}
+        self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
+        self._queued_images = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        for w in list(self.jobs.values()):
+            w.quit()
+        self.tool.enabled = False
+        self.book.close()
+        self.state.events.disconnect_all()
+        try:
+            self.viewer.layers.events.inserted.disconnect(self._on_layer_inserted)
+        except (TypeError, ValueError, RuntimeError):
+            pass
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.jobs)
+
+    def wait(self, timeout_s: float = 60.0, names=None):
+        """Process events until the named jobs (default: all) are done (for scripts and tests)."""
+        from qtpy.QtWidgets import QApplication
+
+        end = time.monotonic() + timeout_s
+        while any(n in self.jobs for n in (names or list(self.jobs))):
+            if time.monotonic() > end:
+                raise TimeoutError(f"jobs still running after {timeout_s} s: {list(self.jobs)}")
+            QApplication.processEvents()
+            time.sleep(0.005)
+        QApplication.processEvents()
+
+    def _start(self, name: str, gen, on_done, on_yield=None, replace=True):
+        """Start a generator job in a thread worker; ``on_done(result)`` runs on the GUI thread."""
+        from napari.qt.threading import create_worker
+
+        old = self.jobs.get(name)
+        if old is not None:
+            if not replace:
+                raise TopoviewerError(f"{name} is already running; wait for it or stop it first")
+            old.quit()
+            self.jobs.pop(name, None)
+        worker = create_worker(lambda: (yield from _guarded(gen)), _start_thread=False)
+
+        def finished():
+            if self.jobs.get(name) is worker:
+                self.jobs.pop(name, None)
+                self.state.report(name, 0, 0, "")
+
+        def returned(result):
+            if self.closed or self.jobs.get(name) is not worker:
+                return
+            self.jobs.pop(name, None)
+            self.state.report(name, 0, 0, "")
+            if isinstance(result, JobError):
+                notify_error(result.message)
+                self.events_job_done.emit(name, False)
+                return
+            try:
+                on_done(result)
+            except TopoviewerError as exc:
+                notify_error(str(exc))
+                self.events_job_done.emit(name, False)
+                return
+            self.events_job_done.emit(name, True)
+
+        def errored(exc):
+            self.jobs.pop(name, None)
+            self.state.report(name, 0, 0, "")
+            self.events_job_done.emit(name, False)
+
+        if on_yield is not None:
+            worker.yielded.connect(on_yield)
+        worker.returned.connect(returned)
+        worker.errored.connect(errored)
+        worker.finished.connect(finished)
+        self.jobs[name] = worker
+        worker.start()
+        return worker
+
+    # ------------------------------------------------------------------ models
+    def open_model(self, source, *, sync_load: bool = False, stimuli=None, name: str | None = None):
+        """Open a model (``"sample"``, a path or a TopoModel) and analyse it in the background.
+
+        With ``sync_load`` the file is read on the calling thread (fast for small models; the
+        sample command needs the sheets at once) and only the analysis runs in a worker.
+        """
+        from topoviewer.io import load
+
+        if sync_load and isinstance(source, (str, Path)):
+            try:
+                model = load(str(source), device=self.device)
+            except TopoviewerError as exc:
+                notify_error(str(exc))
+                return None
+            self._set_model(model, str(source))
+            return self.analyse(stimuli)
+        device = self.device
+
+        def job():
+            if isinstance(source, (str, Path)):
+                yield ("load", 0, 1)
+                model = load(str(source), device=device)
+                yield ("load", 1, 1)
+            else:
+                model = source.to(device)
+            return model
+
+        def done(model):
+            self._set_model(model, name or (str(source) if isinstance(source, (str, Path)) else model.name))
+            self.analyse(stimuli)
+
+        return self._start("load", job(), done, self._on_progress("load"))
+
+    def _set_model(self, model, source):
+        self.state.set_model(model, source)
+
+    def set_device(self, device: str):
+        from topoviewer.model import resolve_device
+
+        try:
+            device = resolve_device(device)
+        except TopoviewerError as exc:
+            notify_error(str(exc))
+            return
+        self.device = device
+        if self.state.model is not None:
+            self.state.model.to(device)
+
+    def analyse(self, stimuli=None):
+        """Run the §3–5 analysis of the current model on ``stimuli`` (default: the localizer)."""
+        from topoviewer.pipeline import default_stimuli, iter_analysis
+
+        model = self.state.model
+        if model is None:
+            notify_error("no model is loaded: open a model file or the default model first")
+            return None
+        fwhm, voxel = self.state.fwhm_mm, self.state.voxel_mm
+
+        def job():
+            yield ("stimuli", 0, 1)
+            stim = default_stimuli(model) if stimuli is None else stimuli
+            result = yield from iter_analysis(model, stim, fwhm_mm=fwhm, voxel_mm=voxel)
+            return result, stim
+
+        def done(value):
+            analysis, stim = value
+            if self.state.model is not model:
+                return  # a newer model replaced it meanwhile
+            self.state.set_analysis(analysis, stim)
+            if self.first_picture_at is None:
+                self.first_picture_at = time.time()
+
+        return self._start("analysis", job(), done, self._on_progress("analysis"))
+
+    def _on_progress(self, task):
+        def on_yield(value):
+            if isinstance(value, tuple) and len(value) == 3:
+                stage, done, total = value
+                self.state.report(task, int(done), int(total), f"{task}: {stage}")
+        return on_yield
+
+    def analyse_folder(self, folder):
+        """Analyse the current model on a stimulus folder ``DIR/<category>/*.png``."""
+        from topoviewer.stimuli import load_folder
+
+        if self.state.model is None:
+            notify_error("no model is loaded")
+            return None
+        try:
+            stim = load_folder(folder, size=max(32, self.state.model.input_size))
+        except TopoviewerError as exc:
+            notify_error(str(exc))
+            return None
+        return self.analyse(stim)
+
+    def set_fwhm(self, fwhm_mm: float):
+        """Recompute the voxel t maps at another FWHM (from the cached responses, in a worker)."""
+        from topoviewer.analysis import voxel_t_maps
+
+        st = self.state
+        if st.analysis is None:
+            st.fwhm_mm = float(fwhm_mm)
+            return None
+        analysis, model, voxel = st.analysis, st.model, st.voxel_mm
+
+        def job():
+            out = {}
+            names = list(analysis.responses)
+            for i, name in enumerate(names):
+                out[name] = voxel_t_maps(model.sheet(name), analysis.responses[name], analysis.labels,
+                                         analysis.categories, fwhm_mm=fwhm_mm, voxel_mm=voxel)
+                yield ("voxel t", i + 1, len(names))
+            return out
+
+        def done(voxel_t):
+            if st.analysis is analysis:
+                st.set_voxel_t(fwhm_mm, voxel_t)
+
+        return self._start("fwhm", job(), done, self._on_progress("fwhm"))
+
+    # ------------------------------------------------------------------ user images
+    def run_images(self, images, name: str, labels=None, categories=None):
+        """Forward pass on one image (H, W[, 3]) or a stack (n, H, W[, 3]); a labelled stack also gets a contrast."""
+        from topoviewer.analysis import dprime_maps
+
+        st = self.state
+        model = st.model
+        if model is None:
+            self._queued_images = (images, name, labels, categories)
+            notify_error("no model is loaded yet: the images will be run once a model is open")
+            return None
+        arr = np.asarray(images, dtype=np.float32)
+        single = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 3 and labels is None and arr.shape[0] > 3)
+        batch = arr[None] if single else arr
+        category = st.category
+
+        def job():
+            responses = yield from model.iter_responses(batch)
+            mean = {k: v.mean(axis=0) for k, v in responses.items()}
+            contrast, cat = {}, None
+            if labels is not None and categories is not None and len(set(np.asarray(labels).tolist())) > 1:
+                cat = category if category in categories else categories[0]
+                for k, v in responses.items():
+                    contrast[k] = dprime_maps(v, labels, categories)[cat]
+            return Activations(name, len(batch), mean, contrast, cat, list(categories or []))
+
+        def done(act):
+            if st.model is model:
+                st.set_activations(act)
+
+        def on_yield(value):
+            done_, total = value
+            st.report("images", int(done_), int(total), f"forward pass: {name}")
+
+        return self._start("images", job(), done, on_yield)
+
+    def _on_layer_inserted(self, event):
+        """A stimulus picture opened by the plugin's reader → run it through the network."""
+        layer = event.value
+        meta = layer.metadata.get("topoviewer_stimulus")
+        if not meta:
+            return
+        from topoviewer.stimuli import load_image
+
+        try:
+            data = np.asarray(layer.data)
+            if meta.get("stack"):
+                images = data
+            else:
+                images = load_image(data)
+            if self.book.layout is not None and KEY not in layer.metadata:
+                layer.metadata[KEY] = "input/image"
+                old = [lyr for lyr in self.viewer.layers if lyr is not layer and lyr.metadata.get(KEY) == "input/image"]
+                for lyr in old:
+                    self.viewer.layers.remove(lyr)
+            self.run_images(images, meta.get("name", layer.name), meta.get("labels"), meta.get("categories"))
+        except TopoviewerError as exc:
+            notify_error(str(exc))
+
+    def run_layer(self, layer):
+        """Forward pass on an image layer chosen in the dock (RGB, grey, or a grey stack)."""
+        from topoviewer.stimuli import load_image
+
+        data = np.asarray(layer.data)
+        try:
+            if layer.rgb:
+                images = load_image(data[..., :3] if data.ndim == 3 else data)
+                if data.ndim == 4:
+                    images = np.stack([load_image(d[..., :3]) for d in data])
+            elif data.ndim == 2:
+                images = load_image(data)
+            elif data.ndim == 3:
+                images = np.stack([load_image(d) for d in data])
+            else:
+                raise TopoviewerError(f"layer {layer.name!r} has shape {data.shape}; expected (H, W), (H, W, 3) or (n, H, W)")
+        except TopoviewerError as exc:
+            notify_error(str(exc))
+            return None
+        meta = layer.metadata.get("topoviewer_stimulus") or {}
+        return self.run_images(images, layer.name, meta.get("labels"), meta.get("categories"))
+
+    # ------------------------------------------------------------------ stimulation
+    def stimulate_at(self, sheet: str, xy, site: str = "click"):
+        """Stimulate ``sheet`` at ``xy`` (sheet units); updates layers and the log. Returns the result or None."""
+        t0 = time.perf_counter()
+        try:
+            result = self.state.stimulate(sheet, xy, site=site)
+        except TopoviewerError as exc:
+            notify_error(str(exc))
+            return None
+        ms = 1000.0 * (time.perf_counter() - t0)
+        result["latency_ms"] = ms
+        self.last_latency = {"compute_ms": result["compute_ms"], "click_to_layers_ms": ms}
+        self.state.update_last_latency(ms)
+        return result
+
+    def stimulate_inside_outside(self, layer: str, seed: int = 0):
+        """Stimulate the patch centre and a random site outside every patch: two log rows, one click."""
+        try:
+            stim = self.state.stimulator(layer)
+            inside = stim.site("inside")
+            outside = stim.site("outside", rng=np.random.default_rng(seed + len(self.state.log)),
+                                radius_mm=self.state.stim_radius_mm)
+        except TopoviewerError as exc:
+            notify_error(str(exc))
+            return None
+        a = self.stimulate_at(layer, inside, site="inside")
+        b = self.stimulate_at(layer, outside, site="outside")
+        if a is None or b is None:
+            return None
+        return a, b
+
+    # ------------------------------------------------------------------ training
+    def start_training(self, config, out, refresh_s: float = 3.0, probe_per_category: int = 12,
+                       on_progress=None, on_finished=None):
+        """Train in a worker; every ``refresh_s`` the last checkpoint's maps replace the shown maps.
+
+        ``on_progress(Progress)`` runs for every step (GUI thread); ``on_finished(model, reason)``
+        once, with reason "done", "stopped" or "error". The finished (or last checkpointed)
+        model becomes the current model.
+        """
+        from topoviewer.training import train
+
+        out = Path(out)
+        state = self.state
+        tracker = {"checkpoint": None, "step": 0}
+
+        def job():
+            from topoviewer.io import load_model
+            from topoviewer.pipeline import iter_analysis
+            from topoviewer.stimuli import localizer
+
+            gen = train(config, out)
+            probe = None
+            last = time.monotonic()
+            while True:
+                try:
+                    p = next(gen)
+                except StopIteration as stop:
+                    return stop.value
+                yield ("progress", p)
+                if p.checkpoint and (time.monotonic() - last >= refresh_s or p.done):
+                    model = load_model(p.checkpoint)
+                    if probe is None:
+                        probe = localizer(size=max(32, model.input_size), per_category=probe_per_category, seed=99)
+                    analysis = yield from _silent(iter_analysis(model, probe))
+                    yield ("maps", p.step, model, analysis, probe)
+                    last = time.monotonic()
+
+        def on_yield(value):
+            if value[0] == "progress":
+                p = value[1]
+                if p.checkpoint:
+                    tracker["checkpoint"], tracker["step"] = p.checkpoint, p.step
+                state.report("training", p.step, p.steps, f"training step {p.step}/{p.steps}")
+                if on_progress:
+                    on_progress(p)
+            elif value[0] == "maps":
+                _, step, model, analysis, probe = value
+                state.set_model(model, source=str(out), stimuli=probe, analysis=analysis, training_step=step)
+
+        def done(model):
+            state.report("training", 0, 0, "")
+            self.open_model(model, name=str(out))
+            if on_finished:
+                on_finished(model, "done")
+
+        worker = self._start("training", job(), done, on_yield, replace=False)
+
+        def aborted():
+            self.jobs.pop("training", None)
+            state.report("training", 0, 0, "")
+            ck = tracker["checkpoint"]
+            if ck and Path(ck).exists():
+                notify_info(f"training stopped; the last checkpoint (step {tracker['step']}) is kept in {ck}")
+                self.open_model(ck)
+            if on_finished:
+                on_finished(None, "stopped")
+
+        worker.aborted.connect(aborted)
+        self.events_job_done.connect(self._training_error_hook(on_finished))
+        return worker
+
+    def _training_error_hook(self, on_finished):
+        def hook(name, ok):
+            if name == "training" and not ok and on_finished:
+                self.events_job_done.disconnect(hook)
+                on_finished(None, "error")
+            elif name == "training":
+                self.events_job_done.disconnect(hook)
+        return hook
+
+    def stop(self, name: str):
+        w = self.jobs.get(name)
+        if w is not None:
+            w.quit()
+
+    # ------------------------------------------------------------------ exports
+    def save_figure(self, path, dpi: int = 200):
+        from topoviewer.figures import map_figure
+
+        st = self.state
+        analysis = st.analysis_for_figure()
+        return map_figure(analysis, st.model, path, category=st.category, dpi=int(dpi), fwhm_mm=st.fwhm_mm,
+                          voxel_mm=st.voxel_mm)
+
+    def save_screenshot(self, path, scale: float = 1.0, canvas_only: bool = True):
+        path = Path(path)
+        if path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"):
+            raise TopoviewerError(f"a screenshot is a picture: expected .png (or .jpg/.tif), got {path.name!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.viewer.screenshot(str(path), canvas_only=canvas_only, scale=scale)
+        return path
+
+
+def _silent(gen):
+    """Drive a progress generator without forwarding its progress (used inside another job)."""
+    result = None
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        yield ("tick", 0, 0)
+    return result
+
+
+def format_exception(exc) -> str:  # pragma: no cover - debugging helper
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -1,0 +1,499 @@
+"""The layer book: turns the :class:`~topoviewer_napari.state.TopoState` into napari layers.
+
+Every layer the plugin owns carries ``metadata["topoviewer_key"] = "<sheet>/<kind>"``
+and is looked up by that key, so it is **updated in place** (data, limits, name) and
+never added twice — whoever created it (the book, the sample, a reader). Names read
+``"<sheet> · <map>"`` (e.g. ``"fc6 · d′ faces"``); every layer carries the sheet unit
+(``mm``) so napari's scale bar works; placement comes from :mod:`.layout` only.
+
+napari, but no Qt: usable from a script with ``napari.Viewer()``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .layout import COLUMN_TITLES, COLUMNS, SheetLayout
+
+__all__ = ["LayerBook", "KEY", "frame_layer_data", "symmetric_limit"]
+
+#: The metadata entry naming a plugin layer.
+KEY = "topoviewer_key"
+
+#: Colormaps (one place): signed maps are diverging with symmetric limits.
+CMAP = {
+    "dprime": "RdBu_r",
+    "voxel_t": "RdBu_r",
+    "purity": "magma",
+    "activation": "inferno",
+    "contrast": "RdBu_r",
+    "stimulation": "inferno",
+    "propagated": "inferno",
+}
+#: Colours of overlays.
+SITE_COLOR = "#39ff14"
+PATCH_COLOR = "#101010"
+READOUT_COLOR = "#00e5ff"
+CENTRE_COLOR = "#00e5ff"
+#: Upsampling of patch outlines (thin contours on coarse voxels).
+OUTLINE_UPSAMPLE = 4
+
+
+def symmetric_limit(values, floor: float = 1.0) -> float:
+    """Largest |finite value|, at least ``floor`` (limits ±this for diverging maps)."""
+    v = np.abs(np.asarray(values, dtype=float))
+    v = v[np.isfinite(v)]
+    return max(float(v.max()) if v.size else 0.0, floor)
+
+
+def _positive_limits(values):
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    hi = float(v.max()) if v.size else 1.0
+    lo = min(0.0, float(v.min())) if v.size else 0.0
+    return (lo, hi if hi > lo else lo + 1.0)
+
+
+def frame_layer_data(layout: SheetLayout, titles: dict | None = None):
+    """Layer-data tuple of the cell frames with their titles (a Shapes layer)."""
+    rects, names = [], []
+    for s in layout.sheets:
+        for column in COLUMNS:
+            y0, x0, y1, x1 = layout.cell_box(s.name, column)
+            rects.append(np.array([[y0, x0], [y1, x1]]))
+            names.append((titles or {}).get((s.name, column), f"{s.title} · {COLUMN_TITLES[column]}"))
+    kwargs = {
+        "name": "layout · cells",
+        "shape_type": "rectangle",
+        "edge_color": "#808080",
+        "edge_width": 0.04 * layout.gap,
+        "face_color": "transparent",
+        "features": {"title": names},
+        "text": {"string": "{title}", "anchor": "upper_left", "size": 9, "color": "#d0d0d0",
+                 "translation": [-0.32 * layout.gap, 0.0]},
+        "units": (layout.unit, layout.unit),
+        "metadata": {KEY: "layout/cells"},
+        "blending": "translucent_no_depth",
+    }
+    return (rects, kwargs, "shapes")
+
+
+class LayerBook:
+    """Creates and updates the plugin's layers in a viewer from a state."""
+
+    def __init__(self, viewer, state):
+        self.viewer = viewer
+        self.state = state
+        self.layout: SheetLayout | None = None
+        self.last_update_ms = 0.0
+        self._refs: dict = {}
+        ev = state.events
+        ev.model_changed.connect(self._on_model)
+        ev.analysis_changed.connect(self._on_analysis)
+        ev.category_changed.connect(self._on_category)
+        ev.voxel_t_changed.connect(self._on_voxel_t)
+        ev.activations_changed.connect(self._on_activations)
+        ev.stimulated.connect(self._on_stimulated)
+        self.viewer.mouse_move_callbacks.append(self._on_hover)
+        self._closed = False
+
+    def close(self):
+        """Disconnect from the state and the viewer (the layers stay)."""
+        if self._closed:
+            return
+        self._closed = True
+        ev = self.state.events
+        for sig, fn in ((ev.model_changed, self._on_model), (ev.analysis_changed, self._on_analysis),
+                        (ev.category_changed, self._on_category), (ev.voxel_t_changed, self._on_voxel_t),
+                        (ev.activations_changed, self._on_activations), (ev.stimulated, self._on_stimulated)):
+            sig.disconnect(fn)
+        if self._on_hover in self.viewer.mouse_move_callbacks:
+            self.viewer.mouse_move_callbacks.remove(self._on_hover)
+
+    # ------------------------------------------------------------------ lookup
+    def get(self, key: str):
+        """The layer with metadata key ``key`` (None if absent)."""
+        layer = self._refs.get(key)
+        if layer is not None and layer in self.viewer.layers:
+            return layer
+        for layer in self.viewer.layers:
+            if layer.metadata.get(KEY) == key:
+                self._refs[key] = layer
+                return layer
+        self._refs.pop(key, None)
+        return None
+
+    def keys(self) -> list:
+        return [layer.metadata[KEY] for layer in self.viewer.layers if KEY in layer.metadata]
+
+    def remove(self, predicate):
+        for layer in [lyr for lyr in self.viewer.layers if KEY in lyr.metadata and predicate(lyr.metadata[KEY])]:
+            self.viewer.layers.remove(layer)
+            self._refs.pop(layer.metadata[KEY], None)
+
+    def _unit(self):
+        u = self.layout.unit
+        return (u, u)
+
+    def _image(self, key, sheet, column, raster, pixel, *, name, cmap, limits, visible=True, opacity=1.0):
+        """Create or update an image layer showing a sheet raster in a cell."""
+        place = self.layout.placement(sheet, column, raster.shape, pixel)
+        data = SheetLayout.display(raster)
+        layer = self.get(key)
+        if layer is None:
+            layer = self.viewer.add_image(
+                data, name=name, colormap=cmap, contrast_limits=limits, scale=place.scale,
+                translate=place.translate, units=self._unit(), metadata={KEY: key}, visible=visible,
+                opacity=opacity, interpolation2d="nearest",
+            )
+            self._refs[key] = layer
+            return layer
+        if tuple(layer.scale) != place.scale or tuple(layer.translate) != place.translate:
+            layer.scale, layer.translate = place.scale, place.translate
+        layer.data = data
+        layer.contrast_limits = limits
+        if layer.name != name:
+            layer.name = name
+        return layer
+
+    def _labels(self, key, sheet, column, labels, pixel, *, name, color):
+        up = OUTLINE_UPSAMPLE
+        fine = np.kron((np.asarray(labels) > 0).astype(np.uint8), np.ones((up, up), np.uint8))
+        place = self.layout.placement(sheet, column, fine.shape, pixel / up)
+        data = SheetLayout.display(fine)
+        layer = self.get(key)
+        if layer is None:
+            from napari.utils.colormaps import DirectLabelColormap
+
+            layer = self.viewer.add_labels(
+                data, name=name, scale=place.scale, translate=place.translate, units=self._unit(),
+                metadata={KEY: key}, opacity=1.0,
+                colormap=DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: color}),
+            )
+            layer.contour = 1
+            self._refs[key] = layer
+            return layer
+        layer.scale, layer.translate = place.scale, place.translate
+        layer.data = data
+        if layer.name != name:
+            layer.name = name
+        return layer
+
+    def _points(self, key, world, *, name, **kwargs):
+        layer = self.get(key)
+        world = np.asarray(world, dtype=float).reshape(-1, 2)
+        if layer is None:
+            layer = self.viewer.add_points(world, name=name, units=self._unit(), metadata={KEY: key}, **kwargs)
+            self._refs[key] = layer
+            return layer
+        layer.data = world
+        for k in ("size", "symbol"):
+            if k in kwargs:
+                setattr(layer, k, kwargs[k])
+        if layer.name != name:
+            layer.name = name
+        return layer
+
+    # ------------------------------------------------------------------ model
+    def _on_model(self, state):
+        model = state.model
+        names = [s.name for s in model.sheets]
+        new_layout = SheetLayout(model.sheets)
+        same = self.layout is not None and self.layout.names == names and all(
+            a.extent_mm == b.extent_mm and a.origin_mm == b.origin_mm for a, b in zip(self.layout.sheets, model.sheets)
+        )
+        self.layout = new_layout
+        # layers of sheets that no longer exist, and everything derived from the previous model's activity
+        stale = {"activation", "contrast", "stimulation", "propagated", "readout_patch"}
+        self.remove(lambda key: key.split("/")[0] not in names + ["layout", "stimulation", "input"]
+                    or key.split("/")[-1] in stale or key in ("stimulation/sites",)
+                    or (not same and key.startswith("input/")))
+        frames = frame_layer_data(self.layout, self._titles())
+        layer = self.get("layout/cells")
+        if layer is None:
+            rects, kwargs, _ = frames
+            self._refs["layout/cells"] = self.viewer.add_shapes(rects, **kwargs)
+        elif not same:
+            layer.data = frames[0]
+            layer.features = frames[1]["features"]
+        else:
+            self._retitle()
+        if not same:
+            self._scale_bar()
+            self.fit()
+
+    def _scale_bar(self):
+        bar = _overlay(self.viewer, "scale_bar")
+        if bar is not None:
+            bar.visible = True
+
+    def fit(self):
+        """Zoom so that every cell is visible."""
+        with _suppress():
+            self.viewer.reset_view()
+
+    def _titles(self) -> dict:
+        st = self.state
+        cat = st.category
+        t = {}
+        for s in self.state.model.sheets:
+            t[(s.name, "dprime")] = f"{s.title} · d′ {cat}"
+            t[(s.name, "voxel_t")] = f"{s.title} · voxel t {cat} (FWHM {st.fwhm_mm:g} mm, t > {st.t_threshold:g})"
+            t[(s.name, "purity")] = f"{s.title} · {cat} purity rings"
+            t[(s.name, "input")] = "input image" if st.activations else "input (drop an image)"
+            t[(s.name, "activation")] = f"{s.title} · activation"
+            t[(s.name, "stimulation")] = f"{s.title} · stimulation (Stimulate tool: click a map)"
+        if st.training_step is not None:
+            for k in list(t):
+                if k[1] == "dprime":
+                    t[k] += f"  [training step {st.training_step}]"
+        return t
+
+    def _retitle(self):
+        layer = self.get("layout/cells")
+        if layer is None or self.layout is None:
+            return
+        titles = self._titles()
+        names = [titles[(s.name, c)] for s in self.layout.sheets for c in COLUMNS]
+        if len(names) == len(layer.data):
+            layer.features = {"title": names}
+
+    # ------------------------------------------------------------------ analysis maps
+    def _on_analysis(self, state):
+        self._draw_selectivity()
+        self._draw_voxel_t()
+        self._draw_purity()
+        self._retitle()
+
+    def _on_category(self, state):
+        self._on_analysis(state)
+        if state.activations is not None:
+            self._on_activations(state)
+
+    def _on_voxel_t(self, state):
+        self._draw_voxel_t()
+        self._retitle()
+
+    def _draw_selectivity(self):
+        st = self.state
+        if st.analysis is None:
+            return
+        for s in st.model.sheets:
+            if s.name not in st.analysis.sheets:
+                continue
+            dp = st.dprime(s.name)
+            px = s.default_pixel_mm()
+            lim = symmetric_limit(dp, floor=1.5 * st.threshold)
+            self._image(f"{s.name}/dprime", s.name, "dprime", s.rasterise(dp, px), px,
+                        name=f"{s.name} · d′ {st.category}", cmap=CMAP["dprime"], limits=(-lim, lim))
+            self._units(s, dp, lim)
+
+    def _units(self, sheet, values, lim):
+        world = self.layout.to_world(sheet.name, "dprime", sheet.positions)
+        spacing = math.sqrt(sheet.extent_mm[0] * sheet.extent_mm[1] / sheet.n_units)
+        key = f"{sheet.name}/units"
+        layer = self.get(key)
+        feats = {"value": np.asarray(values, dtype=float)}
+        name = f"{sheet.name} · units (d′ {self.state.category})"
+        if layer is None:
+            layer = self.viewer.add_points(
+                world, name=name, units=self._unit(), metadata={KEY: key}, features=feats, face_color="value",
+                face_colormap="RdBu_r", face_contrast_limits=(-lim, lim), size=0.7 * spacing, border_width=0.08,
+                border_width_is_relative=True, border_color="#202020", visible=False,
+            )
+            self._refs[key] = layer
+            return
+        layer.data = world
+        layer.features = feats
+        layer.face_contrast_limits = (-lim, lim)
+        layer.refresh_colors(True)
+        layer.name = name
+
+    def colour_units(self, values, label: str):
+        """Colour every sheet's units by another per-unit map (``{sheet: (N,)}``)."""
+        for s in self.state.model.sheets:
+            layer = self.get(f"{s.name}/units")
+            if layer is None or s.name not in values:
+                continue
+            v = np.asarray(values[s.name], dtype=float)
+            signed = np.nanmin(v) < 0
+            lim = symmetric_limit(v, 1e-6)
+            layer.features = {"value": v}
+            layer.face_colormap = "RdBu_r" if signed else "inferno"
+            layer.face_contrast_limits = (-lim, lim) if signed else _positive_limits(v)
+            layer.refresh_colors(True)
+            layer.name = f"{s.name} · units ({label})"
+
+    def _draw_voxel_t(self):
+        st = self.state
+        if not st.voxel_t:
+            return
+        for s in st.model.sheets:
+            if s.name not in st.voxel_t or st.category not in st.voxel_t[s.name]:
+                continue
+            t = st.t_map(s.name)
+            lim = symmetric_limit(t, floor=st.t_threshold * 1.2)
+            self._image(f"{s.name}/voxel_t", s.name, "voxel_t", t, st.voxel_mm,
+                        name=f"{s.name} · voxel t {st.category}", cmap=CMAP["voxel_t"], limits=(-lim, lim))
+            self._labels(f"{s.name}/patch", s.name, "voxel_t", st.patch_labels(s.name), st.voxel_mm,
+                         name=f"{s.name} · patch t>{st.t_threshold:g} {st.category}", color=PATCH_COLOR)
+
+    def _draw_purity(self):
+        st = self.state
+        for s in st.model.sheets:
+            px = s.default_pixel_mm(200)
+            rings = st.purity_rings(s.name, px)
+            if rings is None:
+                self.remove(lambda k, n=s.name: k in (f"{n}/purity", f"{n}/purity_centre"))
+                continue
+            self._image(f"{s.name}/purity", s.name, "purity", rings, px,
+                        name=f"{s.name} · purity rings {st.category}", cmap=CMAP["purity"], limits=(0.0, 1.0))
+            centre = st.purity(s.name).centre
+            world = np.vstack([self.layout.to_world(s.name, c, centre) for c in ("dprime", "purity")])
+            self._points(f"{s.name}/purity_centre", world, name=f"{s.name} · patch centre {st.category}",
+                         symbol="cross", size=0.06 * self.layout.cell_w, face_color=CENTRE_COLOR,
+                         border_width=0)
+
+    # ------------------------------------------------------------------ activations
+    def _on_activations(self, state):
+        act = state.activations
+        self.remove(lambda k: k.endswith("/activation") or k.endswith("/contrast"))
+        if act is None:
+            return
+        for s in state.model.sheets:
+            if s.name not in act.mean:
+                continue
+            px = s.default_pixel_mm()
+            mean = act.mean[s.name]
+            label = "activation" if act.n_images == 1 else f"mean activation ({act.n_images} images)"
+            self._image(f"{s.name}/activation", s.name, "activation", s.rasterise(mean, px), px,
+                        name=f"{s.name} · {label}", cmap=CMAP["activation"], limits=_positive_limits(mean))
+            if s.name in act.contrast:
+                c = act.contrast[s.name]
+                lim = symmetric_limit(c, floor=1.5 * state.threshold)
+                self._image(f"{s.name}/contrast", s.name, "activation", s.rasterise(c, px), px,
+                            name=f"{s.name} · d′ {act.contrast_category} (images)", cmap=CMAP["contrast"],
+                            limits=(-lim, lim))
+        self._retitle()
+
+    def show_input(self, data, name: str, rgb: bool | None = None):
+        """Show a stimulus picture (H, W[, 3]) or stack in the input cell of the first sheet."""
+        first = self.layout.names[0]
+        shape = np.shape(data)
+        hw = shape[-3:-1] if rgb else shape[-2:]
+        place = self.layout.fit_image(first, "input", hw)
+        ndim_extra = len(shape) - (3 if rgb else 2)
+        scale = (1.0,) * ndim_extra + place.scale
+        translate = (0.0,) * ndim_extra + place.translate
+        key = "input/image"
+        layer = self.get(key)
+        units = ("pixel",) * ndim_extra + self._unit()
+        if layer is not None:
+            self.viewer.layers.remove(layer)
+        layer = self.viewer.add_image(data, name=f"input · {name}", scale=scale, translate=translate, units=units,
+                                      metadata={KEY: key}, rgb=rgb, colormap=None if rgb else "gray")
+        self._refs[key] = layer
+        return layer
+
+    def placement_for_input(self, shape, rgb: bool):
+        """Kwargs placing a picture of ``shape`` in the input cell (for readers that return layer data)."""
+        first = self.layout.names[0]
+        hw = shape[-3:-1] if rgb else shape[-2:]
+        place = self.layout.fit_image(first, "input", hw)
+        extra = len(shape) - (3 if rgb else 2)
+        return {
+            "scale": (1.0,) * extra + place.scale,
+            "translate": (0.0,) * extra + place.translate,
+            "units": ("pixel",) * extra + self._unit(),
+        }
+
+    # ------------------------------------------------------------------ stimulation
+    def _on_stimulated(self, state, result):
+        layer, nxt = result["layer"], result["next_layer"]
+        s, n = state.model.sheet(layer), state.model.sheet(nxt)
+        px, npx = s.default_pixel_mm(), n.default_pixel_mm()
+        act, prop = result["activity"], result["propagated"]
+        hi = max(float(np.max(act)), 1e-6)
+        self._image(f"{layer}/stimulation", layer, "stimulation", s.rasterise(act, px), px,
+                    name=f"{layer} · stimulation", cmap=CMAP["stimulation"], limits=(0.0, hi))
+        phi = max(float(np.max(prop)), 1e-6)
+        self._image(f"{nxt}/propagated", nxt, "stimulation", n.rasterise(prop, npx), npx,
+                    name=f"{nxt} · propagated", cmap=CMAP["propagated"], limits=(0.0, phi))
+        mask = result.get("patch_mask_next")
+        if mask is not None and f"{nxt}/readout_patch" not in self._refs:
+            self._labels(f"{nxt}/readout_patch", nxt, "stimulation", mask, state.voxel_mm,
+                         name=f"{nxt} · read-out patch", color=READOUT_COLOR)
+        # ring markers: where it was clicked (all map cells of the stimulated sheet) and in the stimulation cell
+        site = result["site_mm"]
+        cols = ("dprime", "voxel_t", "purity", "stimulation")
+        world = np.vstack([self.layout.to_world(layer, c, site) for c in cols])
+        self._points("stimulation/sites", world, name="stimulation · site", symbol="ring",
+                     size=2.0 * result["radius_mm"], face_color=SITE_COLOR, border_width=0, opacity=0.9)
+
+    # ------------------------------------------------------------------ hover
+    def _on_hover(self, viewer, event):
+        text = self.describe(event.position)
+        ov = _overlay(viewer, "text")
+        if ov is None:
+            return
+        if text:
+            ov.text = text
+            ov.visible = True
+            ov.position = "top_left"
+        elif ov.visible:
+            ov.visible = False
+
+    def describe(self, world_position) -> str:
+        """One line naming the sheet, the sheet coordinates and every map's value under a world point."""
+        st = self.state
+        if self.layout is None or st.model is None:
+            return ""
+        loc = self.layout.locate(world_position)
+        if loc is None:
+            return ""
+        s = st.model.sheet(loc.sheet)
+        unit = "mm" if s.unit == "mm" else "cells"
+        x, y = loc.xy
+        i = int(np.argmin(s.distances_to(loc.xy)))
+        parts = [f"{s.title}  x {x:.2f}, y {y:.2f} {unit}  unit {i}"]
+        if st.analysis is not None and s.name in st.analysis.sheets:
+            parts.append(f"d′ {st.category} {st.dprime(s.name)[i]:+.2f}")
+            if s.name in st.voxel_t:
+                t = st.t_map(s.name)
+                r, c = s.grid(st.voxel_mm).index_of(loc.xy)
+                parts.append(f"t {t[r, c]:+.1f}")
+            curve = st.purity(s.name)
+            if curve is not None:
+                k = int(np.hypot(x - curve.centre[0], y - curve.centre[1]) // curve.bin_mm)
+                if k < len(curve.purity) and np.isfinite(curve.purity[k]):
+                    parts.append(f"purity {curve.purity[k]:.2f}")
+        if st.activations is not None and s.name in st.activations.mean:
+            parts.append(f"activation {st.activations.mean[s.name][i]:.3f}")
+        r = st.stimulation
+        if r is not None:
+            if s.name == r["layer"]:
+                parts.append(f"stimulation {r['activity'][i]:.3f}")
+            elif s.name == r["next_layer"]:
+                parts.append(f"propagated {r['propagated'][i]:.3f}")
+        return "  ·  ".join(parts)
+
+
+def _overlay(viewer, name):
+    overlays = viewer.canvas.overlays
+    try:
+        return getattr(overlays, name)
+    except AttributeError:
+        try:
+            return overlays[name]
+        except (KeyError, TypeError):
+            return None
+
+
+class _suppress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return exc[0] is not None and issubclass(exc[0], (AttributeError, ValueError, TypeError))

@@ -1,0 +1,392 @@
+"""The plugin's model: what is loaded, what has been computed, what was stimulated.
+
+:class:`TopoState` is plain Python (no Qt, no napari), like napari-animation's
+``Animation``: widgets in ``_qt/`` and the layer book listen to its :class:`Signal`\\ s
+and call its methods; the GUI thread is the only writer. Everything slow (loading,
+forward passes, training) happens elsewhere (thread workers) and hands its results to
+``set_*`` methods here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from topoviewer import defaults
+from topoviewer.errors import TopoviewerError
+
+__all__ = ["Signal", "TopoState", "Activations", "LOG_FIELDS"]
+
+
+class Signal:
+    """A minimal synchronous event: ``connect(fn)``, ``disconnect(fn)``, ``emit(*args)``."""
+
+    def __init__(self, name: str = ""):
+        self.name = name
+        self._slots: list = []
+
+    def connect(self, fn):
+        if fn not in self._slots:
+            self._slots.append(fn)
+        return fn
+
+    def disconnect(self, fn=None):
+        if fn is None:
+            self._slots.clear()
+        elif fn in self._slots:
+            self._slots.remove(fn)
+
+    def emit(self, *args):
+        for fn in list(self._slots):
+            fn(*args)
+
+    def __len__(self):
+        return len(self._slots)
+
+
+class _Events:
+    def __init__(self, *names):
+        for n in names:
+            setattr(self, n, Signal(n))
+        self._names = names
+
+    def disconnect_all(self):
+        for n in self._names:
+            getattr(self, n).disconnect()
+
+
+@dataclass
+class Activations:
+    """Forward-pass results on user images: per sheet a mean activation and maybe a contrast."""
+
+    name: str
+    n_images: int
+    mean: dict  # sheet → (N,)
+    contrast: dict = field(default_factory=dict)  # sheet → (N,) d′ of contrast_category vs the rest
+    contrast_category: str | None = None
+    categories: list = field(default_factory=list)
+
+
+#: Columns of the stimulation log (and its CSV).
+LOG_FIELDS = (
+    "n", "time", "model", "layer", "next_layer", "x_mm", "y_mm", "radius_mm", "stimulated_units",
+    "next_patch_units", "next_patch_mean", "next_patch_baseline", "ratio", "next_mean", "site", "latency_ms",
+)
+
+
+class TopoState:
+    """Current model, analysis cache, selected category/FWHM, activations and the stimulation log."""
+
+    def __init__(self):
+        self.events = _Events(
+            "model_changed",      # (state)            new model (analysis cleared)
+            "analysis_changed",   # (state)            new analysis (maps of every sheet)
+            "category_changed",   # (state)
+            "voxel_t_changed",    # (state)            FWHM changed, voxel t recomputed
+            "activations_changed",  # (state)
+            "stimulated",         # (state, result)    one stimulation
+            "log_changed",        # (state)
+            "busy",               # (task, done, total, text)  progress of background work; total 0 = finished
+        )
+        self.model = None
+        self.source: str = ""
+        self.stimuli = None
+        self.analysis = None
+        self.category: str = "faces"
+        self.fwhm_mm: float = defaults.FWHM_MM
+        self.voxel_mm: float = defaults.VOXEL_MM
+        self.threshold: float = defaults.DPRIME_THRESHOLD
+        self.t_threshold: float = defaults.VOXEL_T_THRESHOLD
+        self.voxel_t: dict = {}
+        self.activations: Activations | None = None
+        self.stimulation: dict | None = None
+        self.stim_radius_mm: float = defaults.STIM_RADIUS_MM
+        self.log: list = []
+        self.training_step: int | None = None  # set while maps come from a training checkpoint
+        self._stimulators: dict = {}
+        self._cache: dict = {}
+
+    # ------------------------------------------------------------------ setters
+    def set_model(self, model, source="", stimuli=None, analysis=None, training_step=None):
+        """A new current model. Clears everything derived from the previous one."""
+        self.model = model
+        self.source = str(source)
+        self.stimuli = stimuli
+        self.analysis = None
+        self.voxel_t = {}
+        self.activations = None
+        self.stimulation = None
+        self.training_step = training_step
+        self._stimulators.clear()
+        self._cache.clear()
+        self.events.model_changed.emit(self)
+        if analysis is not None:
+            self.set_analysis(analysis, stimuli)
+
+    def set_analysis(self, analysis, stimuli=None, voxel_t=None):
+        """The maps of every sheet for the current model (from ``pipeline.iter_analysis``)."""
+        if self.model is None:
+            raise TopoviewerError("no model is loaded; open a model before analysing")
+        self.analysis = analysis
+        if stimuli is not None:
+            self.stimuli = stimuli
+        self.voxel_t = voxel_t or {name: dict(m.voxel_t) for name, m in analysis.sheets.items()}
+        self._stimulators.clear()
+        self._cache.clear()
+        if self.category not in analysis.categories:
+            self.category = "faces" if "faces" in analysis.categories else analysis.categories[0]
+        self.events.analysis_changed.emit(self)
+
+    def set_category(self, category: str):
+        if self.analysis is not None and category not in self.analysis.categories:
+            raise TopoviewerError(
+                f"unknown category {category!r}; the analysis has {', '.join(self.analysis.categories)}"
+            )
+        if category != self.category:
+            self.category = category
+            self._stimulators.clear()  # the stimulated/read-out patch follows the category
+            self.events.category_changed.emit(self)
+
+    def set_voxel_t(self, fwhm_mm: float, voxel_t: dict):
+        """Voxel t maps recomputed at another FWHM (``{sheet: {category: map}}``)."""
+        self.fwhm_mm = float(fwhm_mm)
+        self.voxel_t = voxel_t
+        self._cache = {k: v for k, v in self._cache.items() if k[0] != "patch"}
+        self._stimulators.clear()  # patches are voxel-t regions: they depend on the FWHM
+        self.events.voxel_t_changed.emit(self)
+
+    def set_activations(self, activations: Activations | None):
+        self.activations = activations
+        self.events.activations_changed.emit(self)
+
+    def report(self, task: str, done: int, total: int, text: str = ""):
+        """Progress of background work, for progress bars (``total == 0``: finished)."""
+        self.events.busy.emit(task, done, total, text)
+
+    # ------------------------------------------------------------------ derived maps
+    @property
+    def sheet_names(self) -> list:
+        return [] if self.model is None else [s.name for s in self.model.sheets]
+
+    @property
+    def categories(self) -> list:
+        return [] if self.analysis is None else list(self.analysis.categories)
+
+    def dprime(self, sheet: str, category: str | None = None) -> np.ndarray:
+        return self.analysis.sheets[sheet].dprime[category or self.category]
+
+    def t_map(self, sheet: str, category: str | None = None) -> np.ndarray:
+        return self.voxel_t[sheet][category or self.category]
+
+    def patch_labels(self, sheet: str, category: str | None = None) -> np.ndarray:
+        """Voxel patches of the t map (t > threshold, ≥ PATCH_MIN_VOXELS connected voxels), 0 elsewhere."""
+        from topoviewer.analysis import find_patches
+
+        key = ("patch", sheet, category or self.category, self.t_threshold)
+        if key not in self._cache:
+            labels, _ = find_patches(self.t_map(sheet, category), threshold=self.t_threshold)
+            self._cache[key] = labels.astype(np.int32)
+        return self._cache[key]
+
+    def purity(self, sheet: str, category: str | None = None):
+        """PurityCurve of the category-selective units (d′ > threshold) of a sheet, or None if undefined."""
+        from topoviewer.analysis import purity_curve
+
+        key = ("purity", sheet, category or self.category, self.threshold)
+        if key not in self._cache:
+            try:
+                curve = purity_curve(self.model.sheet(sheet), self.dprime(sheet, category) > self.threshold)
+            except TopoviewerError:
+                curve = None
+            self._cache[key] = curve
+        return self._cache[key]
+
+    def purity_rings(self, sheet: str, pixel: float, category: str | None = None):
+        from topoviewer.analysis import purity_rings
+
+        curve = self.purity(sheet, category)
+        if curve is None:
+            return None
+        key = ("rings", sheet, category or self.category, self.threshold, pixel)
+        if key not in self._cache:
+            self._cache[key] = purity_rings(self.model.sheet(sheet), curve, pixel)
+        return self._cache[key]
+
+    # ------------------------------------------------------------------ stimulation
+    def stimulator(self, layer: str):
+        """The prepared microstimulation experiment for a sheet (built once, from the cached responses)."""
+        from topoviewer.pipeline import Stimulator
+
+        if self.model is None:
+            raise TopoviewerError("no model is loaded")
+        name = self.model.sheet(layer).name
+        if name not in self._stimulators:
+            if self.model.next_sheet(name) is None:
+                raise TopoviewerError(
+                    f"{name} is the last sheet: nothing downstream to propagate to; click an earlier sheet"
+                )
+            kw = {}
+            if self.analysis is not None and self.stimuli is not None:
+                kw = dict(stimuli=self.stimuli, responses=self.analysis.responses)
+            category = self.category if self.analysis is not None else "faces"
+            self._stimulators[name] = Stimulator(self.model, name, category=category, fwhm_mm=self.fwhm_mm,
+                                                 voxel_mm=self.voxel_mm, **kw)
+        return self._stimulators[name]
+
+    def has_stimulator(self, layer: str) -> bool:
+        return layer in self._stimulators
+
+    def stimulate(self, layer: str, center_mm, radius_mm: float | None = None, site: str = "click") -> dict:
+        """Stimulate a disc of ``layer`` and propagate; logs the result and emits ``stimulated``."""
+        t0 = time.perf_counter()
+        stim = self.stimulator(layer)
+        radius = self.stim_radius_mm if radius_mm is None else float(radius_mm)
+        result = stim.stimulate(center_mm, radius_mm=radius)
+        result["compute_ms"] = 1000.0 * (time.perf_counter() - t0)
+        result["site"] = site
+        result["patch_mask_next"] = stim.patch_mask[stim.next_layer]
+        result["next_patch_index"] = stim.next_patch_units
+        self.stimulation = result
+        self.events.stimulated.emit(self, result)
+        self._log(result)
+        return result
+
+    def _log(self, r: dict):
+        base = r["next_patch_baseline"]
+        row = {
+            "n": len(self.log) + 1,
+            "time": time.strftime("%H:%M:%S"),
+            "model": getattr(self.model, "name", ""),
+            "layer": r["layer"],
+            "next_layer": r["next_layer"],
+            "x_mm": round(r["site_mm"][0], 4),
+            "y_mm": round(r["site_mm"][1], 4),
+            "radius_mm": r["radius_mm"],
+            "stimulated_units": r["stimulated_units"],
+            "next_patch_units": r["next_patch_units"],
+            "next_patch_mean": r["next_patch_mean"],
+            "next_patch_baseline": base,
+            "ratio": r["next_patch_mean"] / base if base > 0 else float("nan"),
+            "next_mean": r["next_mean"],
+            "site": r.get("site", "click"),
+            "latency_ms": r.get("latency_ms", r.get("compute_ms", float("nan"))),
+        }
+        self.log.append(row)
+        self.events.log_changed.emit(self)
+
+    def update_last_latency(self, ms: float):
+        """Record the click-to-updated-layer time of the last stimulation in the log."""
+        if self.log:
+            self.log[-1]["latency_ms"] = round(float(ms), 3)
+            self.events.log_changed.emit(self)
+
+    def clear_log(self):
+        self.log.clear()
+        self.events.log_changed.emit(self)
+
+    def log_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=LOG_FIELDS, lineterminator="\n")
+        w.writeheader()
+        for row in self.log:
+            w.writerow({k: row.get(k, "") for k in LOG_FIELDS})
+        return buf.getvalue()
+
+    def save_log(self, path) -> Path:
+        from topoviewer.io import atomic_write
+
+        if not self.log:
+            raise TopoviewerError("the stimulation log is empty: stimulate first (click a sheet with the tool on)")
+        text = self.log_csv()
+        return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+    # ------------------------------------------------------------------ maps as data
+    def unit_table(self) -> dict:
+        """Per-sheet arrays of everything known per unit (positions, d′ per category, activations, stimulation)."""
+        if self.model is None:
+            raise TopoviewerError("no model is loaded")
+        out = {}
+        for s in self.model.sheets:
+            cols = {"x_mm": s.positions[:, 0], "y_mm": s.positions[:, 1]}
+            if self.analysis is not None and s.name in self.analysis.sheets:
+                for c, v in self.analysis.sheets[s.name].dprime.items():
+                    cols[f"dprime_{c}"] = np.asarray(v)
+            if self.activations is not None and s.name in self.activations.mean:
+                cols["activation_mean"] = self.activations.mean[s.name]
+                if s.name in self.activations.contrast:
+                    cols[f"contrast_dprime_{self.activations.contrast_category}"] = self.activations.contrast[s.name]
+            if self.stimulation is not None:
+                if s.name == self.stimulation["layer"]:
+                    cols["stimulation"] = self.stimulation["activity"]
+                elif s.name == self.stimulation["next_layer"]:
+                    cols["propagated"] = self.stimulation["propagated"]
+            out[s.name] = cols
+        return out
+
+    def save_maps(self, path) -> Path:
+        """Write every map: ``.npz`` (per-unit arrays, voxel t maps, purity curves) or ``.csv`` (one row per unit)."""
+        from topoviewer.io import atomic_write
+
+        path = Path(path)
+        table = self.unit_table()
+        suffix = path.suffix.lower()
+        if suffix == ".npz":
+            arrays = {}
+            for sheet, cols in table.items():
+                for k, v in cols.items():
+                    arrays[f"{sheet}/{k}"] = np.asarray(v)
+                if self.voxel_t.get(sheet):
+                    for c, t in self.voxel_t[sheet].items():
+                        arrays[f"{sheet}/voxel_t_{c}"] = np.asarray(t)
+                    arrays[f"{sheet}/voxel_mm"] = np.asarray(self.voxel_mm)
+                    arrays[f"{sheet}/fwhm_mm"] = np.asarray(self.fwhm_mm)
+                if self.analysis is not None:
+                    curve = self.purity(sheet)
+                    if curve is not None:
+                        arrays[f"{sheet}/purity_{self.category}_distance_mm"] = curve.distance_mm
+                        arrays[f"{sheet}/purity_{self.category}"] = curve.purity
+                        arrays[f"{sheet}/purity_{self.category}_centre_mm"] = np.asarray(curve.centre)
+
+            def write(tmp):
+                with open(tmp, "wb") as fh:
+                    np.savez_compressed(fh, **arrays)
+
+            return atomic_write(path, write)
+        if suffix == ".csv":
+            keys = []
+            for cols in table.values():
+                keys += [k for k in cols if k not in keys]
+            buf = io.StringIO()
+            w = csv.writer(buf, lineterminator="\n")
+            w.writerow(["sheet", "unit"] + keys)
+            for sheet, cols in table.items():
+                n = len(cols["x_mm"])
+                for i in range(n):
+                    w.writerow([sheet, i] + [_fmt(cols[k][i]) if k in cols else "" for k in keys])
+            text = buf.getvalue()
+            return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        raise TopoviewerError(f"cannot save maps to {path.name!r}: expected a .npz or .csv file name")
+
+    def analysis_for_figure(self):
+        """The analysis with the voxel t maps at the current FWHM (for :func:`topoviewer.figures.map_figure`)."""
+        import dataclasses
+
+        from topoviewer.pipeline import SheetMaps
+
+        if self.analysis is None:
+            raise TopoviewerError("no analysis yet: load a model and wait for its maps")
+        sheets = {
+            name: SheetMaps(m.dprime, self.voxel_t.get(name, m.voxel_t), m.summary)
+            for name, m in self.analysis.sheets.items()
+        }
+        return dataclasses.replace(self.analysis, sheets=sheets)
+
+
+def _fmt(v) -> str:
+    v = float(v)
+    return "" if not np.isfinite(v) else f"{v:.6g}"

@@ -1,0 +1,380 @@
+"""TDANN (Margalit et al. 2024): a ResNet-18 whose 8 block outputs are cortical sheets.
+
+Weights: a VISSL checkpoint (``model_final_checkpoint_phase199.torch`` or any
+``*phase*.torch``): the trunk sits under ``classy_state_dict/base_model/model/trunk`` with
+keys ``base_model.<torchvision key>`` plus duplicate ``_feature_blocks.*`` entries; heads
+under ``…/model/heads`` (SimCLR ``0.0.clf.0.*`` 512→512 and ``0.1.clf.0.*`` 512→128;
+supervised ``0.clf.0.*`` 512→1000). Also accepted: a bare torchvision state dict,
+``{"state_dict": …}``, ``{"model": …}``, with or without ``module.`` prefixes — and the
+same for a ResNet-50 (with user coordinates).
+
+Positions: a folder with ``layer1.0 … layer4.1`` ``.npz``/``.pkl`` files (see
+:mod:`topoviewer.positions`). Every activation value is a unit (``unit_mode="chw"``):
+unit i ↔ C-order flat index of (C, H, W); sheet x ↔ w, y ↔ h. The positions must match
+the model's output at 224 × 224 (layer1 (64, 56, 56) … layer4 (512, 7, 7)).
+
+Scales: ``scale="training"`` shows the stored (training-time) millimetres; ``"paper"``
+(default, as the authors' ``get_positions(rescale=True)``) multiplies them per cortical area
+(retina = layer1 ×0.6, V1 = layer2 ×1.5, V2 = layer3.0 ×1.75, V4 = layer3.1 ×1.4,
+VTC = layer4 ×7). The active scale is named in ``model.meta["positions"]["scale"]`` and in
+every sheet's label (``"V1, paper mm"``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TopoviewerError
+from ..sheet import Sheet
+from .resnet import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageNetTopoModel,
+    ResNetSheets,
+    block_dims,
+    block_names,
+    find_state_dict,
+    head_from_state,
+    load_weights,
+    resnet_depth_from_keys,
+    strip_prefixes,
+)
+
+__all__ = ["detect", "load", "AREAS", "PAPER_SCALE", "guess_positions_folder", "sheets_from_positions"]
+
+#: ResNet-18 block → cortical area (spacetorch ``BRAIN_MAPPING["resnet18"]``).
+AREAS = {
+    "layer1.0": "retina", "layer1.1": "retina", "layer2.0": "V1", "layer2.1": "V1",
+    "layer3.0": "V2", "layer3.1": "V4", "layer4.0": "VTC", "layer4.1": "VTC",
+}
+#: training mm → paper mm per area (spacetorch ``RESCALE_POSITIONS_TO_HUMANS``).
+PAPER_SCALE = {"retina": 0.6, "V1": 1.5, "V2": 1.75, "V4": 1.4, "VTC": 7.0}
+SCALES = ("training", "paper")
+DEFAULT_SCALE = "paper"
+
+
+# ---------------------------------------------------------------------------- detection
+def _vissl_parts(obj):
+    """(trunk, heads) of a VISSL checkpoint, or None."""
+    if not isinstance(obj, dict) or "classy_state_dict" not in obj:
+        return None
+    try:
+        model = obj["classy_state_dict"]["base_model"]["model"]
+        trunk = model["trunk"]
+    except (KeyError, TypeError):
+        raise TopoviewerError(
+            "a VISSL checkpoint without classy_state_dict/base_model/model/trunk; cannot find the weights"
+        ) from None
+    return trunk, model.get("heads") or {}
+
+
+def clean_trunk(trunk: dict) -> dict:
+    """VISSL trunk → torchvision keys: drop ``_feature_blocks.*`` duplicates, strip ``base_model.``."""
+    out = {}
+    for key, value in strip_prefixes(trunk).items():
+        if key.startswith("_feature_blocks."):
+            continue
+        if key.startswith("base_model."):
+            key = key[len("base_model."):]
+        out[key] = value
+    return out
+
+
+def _plain_resnet(obj):
+    sd = find_state_dict(obj)
+    if sd is None:
+        return None
+    sd = strip_prefixes(sd)
+    if any(k.endswith("blur_filter") for k in sd):
+        return None  # a TopoNets BlurPool ResNet: its own family
+    return sd if resnet_depth_from_keys(sd) else None
+
+
+def detect(obj) -> bool:
+    """A VISSL checkpoint, or any plain torchvision ResNet-18/34/50 state dict."""
+    if isinstance(obj, dict) and "classy_state_dict" in obj:
+        return True
+    return _plain_resnet(obj) is not None
+
+
+# ---------------------------------------------------------------------------- heads
+def vissl_head(heads: dict) -> tuple[list[int], dict, list[str]]:
+    """VISSL heads → (head dims, state dict in :class:`ResNetSheets` names, ignored keys)."""
+    heads = strip_prefixes(dict(heads))
+    if "0.0.clf.0.weight" in heads and "0.1.clf.0.weight" in heads:  # SimCLR projection MLP
+        w0, w1 = heads["0.0.clf.0.weight"], heads["0.1.clf.0.weight"]
+        dims = [int(w0.shape[1]), int(w0.shape[0]), int(w1.shape[0])]
+        mapping = {"0.0.clf.0.": "head_mlp.0.", "0.1.clf.0.": "head_mlp.2."}
+    elif "0.clf.0.weight" in heads:  # supervised linear classifier
+        w = heads["0.clf.0.weight"]
+        dims = [int(w.shape[1]), int(w.shape[0])]
+        mapping = {"0.clf.0.": "fc."}
+    else:
+        return [], {}, sorted(heads)
+    state, ignored = {}, []
+    for key, value in heads.items():
+        for old, new in mapping.items():
+            if key.startswith(old) and key[len(old):] in ("weight", "bias"):
+                state[new + key[len(old):]] = value
+                break
+        else:
+            ignored.append(key)
+    return dims, state, ignored
+
+
+# ---------------------------------------------------------------------------- positions → sheets
+def _alias(layer: str, depth: int) -> str:
+    return AREAS.get(layer, "") if depth == 18 else ""
+
+
+def sheets_from_positions(layers, dims, positions: dict, *, scale: str = "training", depth: int = 18, source="",
+                          areas: bool = True) -> tuple[list, list]:
+    """Sheets for ``layers`` from loaded positions, checked against the model's ``dims``.
+
+    A layer's positions hold either one unit per activation value (N = C·H·W → ``"chw"``)
+    or one per channel (N = C → ``"channel"``, user coordinates for a channel sheet).
+    With ``areas`` (TDANN ResNet-18), labels name the cortical area and the scale, and
+    ``scale="paper"`` multiplies by :data:`PAPER_SCALE`. Returns ``(sheets, unit_modes)``.
+    """
+    sheets, modes = [], []
+    for layer in layers:
+        lp = positions[layer]
+        c, h, w = dims[layer]
+        n = len(lp.coordinates)
+        if lp.dims and tuple(lp.dims) not in ((c, h, w), (c,)):
+            raise TopoviewerError(
+                f"{source}: positions of {layer} have dims {tuple(lp.dims)} but the model's {layer} output at "
+                f"224×224 is {(c, h, w)}; these positions belong to another model"
+            )
+        if n == c * h * w:
+            modes.append("chw")
+        elif n == c:
+            modes.append("channel")
+        else:
+            raise TopoviewerError(
+                f"{source}: {layer} has {n} positions but the model's {layer} output has {c * h * w} units "
+                f"({c}×{h}×{w}) or {c} channels"
+            )
+        alias = _alias(layer, depth) if areas else ""
+        factor = PAPER_SCALE[alias] if (scale == "paper" and alias) else 1.0
+        pos = np.asarray(lp.coordinates, dtype=np.float64) * factor
+        origin, extent = _bounds(pos)
+        label = ", ".join(p for p in (alias, f"{scale} mm" if alias else "") if p)
+        sheets.append(Sheet(layer, pos, extent, origin, unit="mm", label=label))
+    return sheets, modes
+
+
+def _bounds(pos: np.ndarray):
+    """Sheet origin and extent: from 0 when the layout starts near 0 (TDANN), else from the minimum."""
+    lo, hi = pos.min(axis=0), pos.max(axis=0)
+    span = np.maximum(hi - lo, 1e-9)
+    origin = np.where((lo >= 0) & (lo <= 0.1 * span), 0.0, lo)
+    extent = np.maximum(hi - origin, 1e-9)
+    # a hair of margin so units on the far edge fall inside the last pixel
+    return tuple(origin), tuple(extent * (1 + 1e-9) + 1e-12)
+
+
+# ---------------------------------------------------------------------------- positions folder guess
+def guess_positions_folder(path, layers, max_dirs: int = 3000) -> Path:
+    """The authors' pairing rule as a default: a positions folder near the checkpoint.
+
+    Candidates are folders holding ``<layer>.npz|.pkl`` files up to three levels below the
+    checkpoint's folder and its two parents. Checkpoints named ``simclr_spatial*`` (file or
+    folder) prefer a folder ending ``_NBVER2``; ``supervised_spatial*`` one under
+    ``supervised_resnet18_lw0``; otherwise a single candidate is taken. Ambiguity or no
+    candidate is an error asking for ``--positions DIR``.
+    """
+    path = Path(path).resolve()
+    names = [path.name] + [p.name for p in list(path.parents)[:3]]
+    kind = None
+    if any(n.startswith("simclr_spatial") for n in names):
+        kind = "simclr"
+    elif any(n.startswith("supervised_spatial") for n in names):
+        kind = "supervised"
+    roots = []
+    for p in [path.parent, *list(path.parent.parents)[:2]]:
+        if p not in roots and p.is_dir():
+            roots.append(p)
+    candidates, seen, visited = [], set(), 0
+    for root in roots:
+        frontier = [(root, 0)]
+        while frontier and visited < max_dirs:
+            d, depth = frontier.pop(0)
+            if d in seen:
+                continue
+            seen.add(d)
+            visited += 1
+            try:
+                entries = list(os.scandir(d))
+            except OSError:
+                continue
+            files = {e.name for e in entries if e.is_file()}
+            if any(f"{n}{s}" in files for n in layers for s in (".npz", ".pkl")):
+                candidates.append(d)
+                continue
+            if depth < 3:
+                frontier += [(Path(e.path), depth + 1) for e in sorted(entries, key=lambda e: e.name)
+                             if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")]
+    candidates = list(dict.fromkeys(candidates))
+    if kind == "simclr":
+        preferred = [c for c in candidates if c.name.endswith("_NBVER2")]
+    elif kind == "supervised":
+        preferred = [c for c in candidates if "supervised_resnet18_lw0" in c.parts]
+    else:
+        preferred = []
+    if len(preferred) == 1:
+        return preferred[0]
+    pool = preferred or candidates
+    if len(pool) == 1:
+        return pool[0]
+    hint = "pass the positions folder explicitly: --positions DIR (API: load(path, positions=DIR))"
+    if not pool:
+        raise TopoviewerError(
+            f"{path}: no positions folder found next to the checkpoint (a folder with layer1.0.npz/.pkl … "
+            f"layer4.1); {hint}"
+        )
+    listed = ", ".join(str(c) for c in pool[:5])
+    raise TopoviewerError(f"{path}: several positions folders could belong to this checkpoint ({listed}); {hint}")
+
+
+# ---------------------------------------------------------------------------- loader
+def load(obj, path, device: str = "cpu", positions=None, scale=None, **_options):
+    """A TDANN VISSL checkpoint (or a plain ResNet state dict) + positions → TopoModel."""
+    path = Path(path)
+    scale = DEFAULT_SCALE if scale in (None, "") else str(scale)
+    if scale not in SCALES:
+        raise TopoviewerError(f"unknown positions scale {scale!r}; expected 'training' or 'paper'")
+    parts = _vissl_parts(obj)
+    ignored_heads: list = []
+    if parts is not None:
+        trunk, heads = parts
+        if not isinstance(trunk, dict):
+            raise TopoviewerError(f"{path}: the VISSL trunk is not a state dict")
+        state = clean_trunk(trunk)
+        head, head_state, ignored_heads = vissl_head(heads)
+        state.pop("fc.weight", None)
+        state.pop("fc.bias", None)
+        state.update(head_state)
+        source = "VISSL checkpoint"
+    else:
+        state = _plain_resnet(obj)
+        if state is None:
+            raise TopoviewerError(f"{path}: not a TDANN/ResNet checkpoint")
+        head = head_from_state(state)
+        source = "state dict"
+    depth = resnet_depth_from_keys(state)
+    if depth is None:
+        raise TopoviewerError(
+            f"{path}: the weights are not a torchvision ResNet-18/34/50 trunk (first keys: {list(state)[:4]})"
+        )
+    layers = block_names(depth)
+    dims = block_dims(depth, 224)
+
+    from ..positions import load_positions
+
+    if positions is None:
+        if depth != 18:
+            raise TopoviewerError(
+                f"{path}: a ResNet-{depth} has no published positions; give coordinates with --positions FILE.npz|DIR"
+            )
+        positions = guess_positions_folder(path, layers)
+        guessed = True
+    else:
+        guessed = False
+    loaded, version = load_positions(positions, layers)
+    # TDANN area scaling applies to TDANN positions folders; user coordinate files are used as given
+    areas = depth == 18 and (parts is not None or Path(positions).is_dir())
+    scale = scale if areas else "as given"
+    sheets, modes = sheets_from_positions(layers, dims, loaded, scale=scale, depth=depth, source=positions,
+                                          areas=areas)
+
+    config = {
+        "depth": depth, "blurpool": False, "unit_mode": modes, "head": head, "input_size": 224,
+        "resize_size": 256.0, "extent_mm": 10.0, "classes": [],
+    }
+    net = ResNetSheets(depth, False, modes, head)
+    load_weights(net, state, path)
+    family = "tdann" if depth == 18 else f"resnet{depth}"
+    name = path.parent.name if path.stem.startswith("model_") and path.parent.name else path.stem
+    meta = {
+        "family": family,
+        "source": {"file": str(path), "layout": source, "ignored_head_keys": ignored_heads[:20]},
+        "positions": {
+            "source": str(positions), "guessed": guessed, "version": version, "scale": scale,
+            "scales": list(SCALES),
+            "factors": {l: (PAPER_SCALE[_alias(l, depth)] if areas and scale == "paper" else 1.0)
+                        for l in layers},
+        },
+        "preprocess": "RGB, resize shorter side to 256, centre-crop 224, ImageNet mean/std",
+        "degrees_per_image": 8.0,
+        "modality": "vision",
+    }
+    if head and len(head) == 3:
+        meta["head"] = "SimCLR projection (512→512→128): 'logits' are embeddings"
+    model = ImageNetTopoModel(
+        net, sheets, "resnet", config, input_size=224, in_channels=3, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+        meta=meta, name=name, resize_size=256.0,
+    )
+    return model.to(device)
+
+
+def expected_units(depth: int = 18) -> dict[str, int]:
+    """Units per sheet at 224 px (layer1: 200,704 … layer4: 25,088 for ResNet-18)."""
+    return {k: math.prod(v) for k, v in block_dims(depth, 224).items()}
+
+
+# ---------------------------------------------------------------------------- Lee 2020 AlexNet + coordinates
+def _alexnet_state(obj):
+    sd = find_state_dict(obj)
+    if sd is None:
+        return None
+    sd = strip_prefixes(sd)
+    keys = ("features.0.weight", "classifier.1.weight", "classifier.4.weight", "classifier.6.weight")
+    return sd if all(k in sd for k in keys) else None
+
+
+def detect_alexnet(obj) -> bool:
+    """A torchvision-named AlexNet state dict (Lee et al. 2020 TDANN: topographic FC6/FC7)."""
+    return _alexnet_state(obj) is not None
+
+
+def load_alexnet(obj, path, device: str = "cpu", positions=None, **_options):
+    """Lee 2020 AlexNet weights + user coordinates for ``fc6`` and ``fc7`` → TopoModel (arch ``lee2020``)."""
+    from ..positions import load_positions
+    from .alexnet import build_lee2020
+
+    path = Path(path)
+    state = _alexnet_state(obj)
+    if positions is None:
+        raise TopoviewerError(
+            f"{path}: an AlexNet TDANN needs the positions of its fc6 and fc7 units; pass them with "
+            "--positions FILE.npz (arrays 'fc6' and 'fc7', each (N, 2) in mm) or a folder of fc6.npz/fc7.npz"
+        )
+    w6, w7, w8 = state["classifier.1.weight"], state["classifier.4.weight"], state["classifier.6.weight"]
+    if tuple(w6.shape[1:]) != (256 * 36,):
+        raise TopoviewerError(f"{path}: classifier.1 expects {w6.shape[1]} inputs; the Lee 2020 AlexNet has 9216")
+    loaded, version = load_positions(positions, ["fc6", "fc7"])
+    sheets = []
+    for name, label, n in (("fc6", "cIT", w6.shape[0]), ("fc7", "aIT", w7.shape[0])):
+        pos = np.asarray(loaded[name].coordinates, dtype=np.float64)
+        if len(pos) != n:
+            raise TopoviewerError(f"{positions}: {name} has {len(pos)} positions but the layer has {n} units")
+        origin, extent = _bounds(pos)
+        sheets.append(Sheet(name, pos, extent, origin, label=label))
+    config = {
+        "fc_units": [int(w6.shape[0]), int(w7.shape[0])], "n_classes": int(w8.shape[0]), "dropout": 0.5,
+        "extent_mm": [float(max(s.extent_mm)) for s in sheets][:1] * 2, "positions_seed": 0, "classes": [],
+    }
+    model = build_lee2020(config, sheets=sheets)
+    load_weights(model.net, state, path)
+    model.name = path.stem
+    model.meta = {
+        "family": "lee2020", "modality": "vision",
+        "source": {"file": str(path), "layout": "state dict"},
+        "positions": {"source": str(positions), "guessed": False, "version": version, "scale": "as given"},
+    }
+    return model.to(device)
