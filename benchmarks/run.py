@@ -243,7 +243,7 @@ def _train_step_fn(model, loss_name, batch, lr=1e-3, weight=None, generator_seed
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
-        return float(total)
+        return float(total.detach())  # the engine reads the losses back every step too
 
     return step
 
@@ -264,7 +264,7 @@ def bench_training(repeats, batch_size, profile):
         for name in names:
             m = copy.deepcopy(base)
             steps[name] = _train_step_fn(m, name, (xb, yb))
-        med, _ = interleaved(steps, repeats, warmup=3)
+        med, _ = interleaved(steps, repeats, warmup=2)
         for name in names:
             key = f"{arch}/{name}"
             res[key] = {"ms": med[name] * 1e3, "ratio": med[name] / med["none"],
@@ -283,7 +283,7 @@ def _profile_losses(model, name, xb, step):
 
     model = copy.deepcopy(model)
     model.net.train()
-    parts = {}
+    parts, fns = {}, []
     for k, s in enumerate(model.sheets):
         loss = spatial_loss(name, s)
         gen = torch.Generator().manual_seed(0)
@@ -299,7 +299,9 @@ def _profile_losses(model, name, xb, step):
             def f():
                 loss(wt, generator=gen).backward()
         parts[s.name] = timeit(f, 10, warmup=2)[0] * 1e3
-    return {"loss_fwd_bwd_ms_per_sheet": parts, "ops": torch_profile(step, n=3)}
+        fns.append(f)
+    return {"loss_fwd_bwd_ms_per_sheet": parts,
+            "ops": torch_profile(lambda: [f() for f in fns], n=5, top=14)}
 
 
 # ---------------------------------------------------------------------- 5. TopoLoss vs the package
@@ -363,7 +365,8 @@ def environment(threads, model_desc):
         peer = version("topoloss")
     except Exception:
         peer = None
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"load_average_at_start": load, "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
             "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": threads, "topoloss": peer,
             "model": model_desc}
 
@@ -444,7 +447,7 @@ def main(argv=None) -> int:
         "quick": quick, "batch_size": 128, "analysis_batch": 256,
         "per_category": 16 if quick else 64, "stim_repeats": 30 if quick else 200,
         "analysis_repeats": 3 if quick else 7, "voxel_repeats": 3 if quick else 10,
-        "train_repeats": 6 if quick else 25, "peer_repeats": 10 if quick else 40,
+        "train_repeats": 5 if quick else 25, "peer_repeats": 10 if quick else 40,
     }
     stimuli = localizer(size=model.input_size, per_category=cfg["per_category"], seed=1234)
     cfg["stimuli"] = f"{stimuli.name}: {len(stimuli.labels)} images, {len(stimuli.categories)} categories"
@@ -463,11 +466,16 @@ def main(argv=None) -> int:
         print(f"[{name}: {time.perf_counter() - t0:.1f} s]", file=sys.stderr, flush=True)
     results["targets"] = verdicts(results)
     results["total_s"] = time.perf_counter() - t_start
+    results["environment"]["load_average_at_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
 
     env = results["environment"]
     print(f"topoviewer benchmarks — {env['model']}")
     print(f"torch {env['torch']}, {env['torch_threads']} threads on {env['cpu_count']} × {env['cpu']}; "
-          f"{cfg['stimuli']}; {'quick' if quick else 'full'} run, {results['total_s']:.0f} s\n")
+          f"{cfg['stimuli']}; {'quick' if quick else 'full'} run, {results['total_s']:.0f} s")
+    load = env.get("load_average_at_end")
+    if load and load[0] > threads:
+        print(f"WARNING: the machine was busy (1-min load {load[0]:.1f} > {threads} threads): timings are noisy")
+    print()
     print(table(results))
     profiles = _collect_profiles(results)
     for title, text in profiles:
@@ -489,7 +497,8 @@ def _collect_profiles(r):
     for key, e in r["training"].items():
         if "profile" in e:
             parts = ", ".join(f"{k} {v:.2f} ms" for k, v in e["profile"]["loss_fwd_bwd_ms_per_sheet"].items())
-            out.append((f"train step {key}", f"spatial loss forward+backward alone: {parts}\n{e['profile']['ops']}"))
+            out.append((f"train step {key}", f"spatial loss forward+backward alone (per step, all sheets): {parts}\n"
+                        f"torch ops of the spatial loss alone (forward+backward, 5 steps):\n{e['profile']['ops']}"))
     return out
 
 

@@ -46,7 +46,7 @@ def _no_leftovers(folder):
 def test_map_figure_png_is_a_real_png_at_the_requested_dpi(tiny, tmp_path):
     model, _, analysis = tiny
     sizes = {}
-    for dpi in (50, 100):
+    for dpi in (40, 80):
         out = map_figure(analysis, model, tmp_path / f"maps{dpi}.png", dpi=dpi)
         assert out == tmp_path / f"maps{dpi}.png"
         raw = out.read_bytes()
@@ -62,7 +62,7 @@ def test_map_figure_png_is_a_real_png_at_the_requested_dpi(tiny, tmp_path):
             h_in = n_rows * figures.PANEL_H + 0.45
             assert im.size == (round(w_in * dpi), round(h_in * dpi))
             rgb = np.asarray(im.convert("RGB"))
-    assert abs(sizes[100][0] - 2 * sizes[50][0]) <= 1 and abs(sizes[100][1] - 2 * sizes[50][1]) <= 1
+    assert abs(sizes[80][0] - 2 * sizes[40][0]) <= 1 and abs(sizes[80][1] - 2 * sizes[40][1]) <= 1
     # not blank: many distinct colours (maps, colorbars, lines), mostly white background
     colours = np.unique(rgb.reshape(-1, 3), axis=0)
     assert len(colours) > 200
@@ -75,7 +75,11 @@ def test_map_figure_png_is_a_real_png_at_the_requested_dpi(tiny, tmp_path):
     _no_leftovers(tmp_path)
 
 
-def test_map_figure_svg_and_pdf(tiny, tmp_path):
+def test_map_figure_svg_and_pdf_without_pyplot_state(tiny, tmp_path):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    rc_before, figs_before = dict(matplotlib.rcParams), plt.get_fignums()
     model, _, analysis = tiny
     svg = map_figure(analysis, model, tmp_path / "maps.svg")
     root = ET.parse(svg).getroot()
@@ -88,6 +92,9 @@ def test_map_figure_svg_and_pdf(tiny, tmp_path):
     assert raw.startswith(b"%PDF") and b"%%EOF" in raw[-32:]
     assert len(raw) > 10_000
     _no_leftovers(tmp_path)
+    # built on Figure objects, styled in an rc_context: no pyplot figure, rcParams untouched
+    assert plt.get_fignums() == figs_before
+    assert dict(matplotlib.rcParams) == rc_before
 
 
 @pytest.mark.parametrize("name", ["maps.jpg", "maps", "maps.png.bak"])
@@ -226,19 +233,6 @@ def test_sheet_map_rejects_non_2d_images():
     fig, ax = _axes()
     with pytest.raises(TopoviewerError, match="2-D"):
         sheet_map_axes(ax, Sheet.uniform("s", 10), np.zeros((2, 3, 4)), pixel_mm=1.0)
-
-
-def test_no_pyplot_state_leaks(tiny, tmp_path):
-    import matplotlib
-    import matplotlib.pyplot as plt
-
-    before = dict(matplotlib.rcParams)
-    n_before = len(plt.get_fignums())
-    model, _, analysis = tiny
-    map_figure(analysis, model, tmp_path / "a.png", dpi=30)
-    purity_figure([([0.5, 1.5], [1.0, 0.2])], tmp_path / "b.png", dpi=30)
-    assert len(plt.get_fignums()) == n_before
-    assert dict(matplotlib.rcParams) == before
 
 
 # ---------------------------------------------------------------------- purity

@@ -12,12 +12,12 @@ from topoviewer.stimuli import (
     DIET_CATEGORIES,
     LOCALIZER_CATEGORIES,
     StimulusSet,
+    files,
     load_folder,
     load_image,
     localizer,
     training_diet,
 )
-from topoviewer.stimuli import files
 
 
 @pytest.fixture(scope="module")

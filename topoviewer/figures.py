@@ -195,8 +195,12 @@ def sheet_map_axes(
     im = ax.imshow(image, origin="lower", extent=extent, cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
     if outline is not None:
         _draw_outline(ax, np.asarray(outline, dtype=bool), x0, y0, pixel_mm, outline_color)
-    for x, y in marks or ():
-        ax.plot([x], [y], marker="+", color="black", markersize=7, markeredgewidth=1.2)
+    if marks:
+        from matplotlib import patheffects
+
+        halo = [patheffects.withStroke(linewidth=3, foreground="white")]
+        for x, y in marks:
+            ax.plot([x], [y], marker="+", color="black", markersize=8, markeredgewidth=1.3, path_effects=halo)
     w, h = sheet.extent_mm
     ax.set_xlim(x0, x0 + w)
     ax.set_ylim(y0, y0 + h)
@@ -407,7 +411,7 @@ def map_figure(analysis, model, out, category="faces", dpi=200, *, threshold=def
             continue
         rpx = sheet.default_pixel_mm(200)
         sheet_map_axes(
-            axes[2], sheet, purity_rings(sheet, curve, rpx), pixel_mm=rpx, cmap="magma", vmin=0.0, vmax=1.0,
+            axes[2], sheet, purity_rings(sheet, curve, rpx), pixel_mm=rpx, cmap="viridis", vmin=0.0, vmax=1.0,
             title=f"purity rings ({curve.bin_mm:g} {unit})", colorbar_label="purity", marks=[curve.centre],
         )
         d, p = _curve_arrays(curve)

@@ -212,9 +212,11 @@ def _scalar(x):
 
 
 def _open_npz(path):
+    import zipfile
+
     try:
         return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise TopoviewerError(f"{path} is not a readable .npz file ({exc}); the file may be truncated") from None
 
 

@@ -211,6 +211,10 @@ class LayerBook:
                     or key.split("/")[-1] in stale or key in ("stimulation/sites",)
                     or (not same and key.startswith("input/")))
         frames = frame_layer_data(self.layout, self._titles())
+        dupes = [lyr for lyr in self.viewer.layers if lyr.metadata.get(KEY) == "layout/cells"][:-1]
+        for lyr in dupes:  # e.g. frames returned by the sample over older ones
+            self.viewer.layers.remove(lyr)
+        self._refs.pop("layout/cells", None)
         layer = self.get("layout/cells")
         if layer is None:
             rects, kwargs, _ = frames

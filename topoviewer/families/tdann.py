@@ -188,7 +188,7 @@ def guess_positions_folder(path, layers, max_dirs: int = 3000) -> Path:
     ``supervised_resnet18_lw0``; otherwise a single candidate is taken. Ambiguity or no
     candidate is an error asking for ``--positions DIR``.
     """
-    path = Path(path).resolve()
+    path = Path(path).absolute()  # where the user put it (symlinks are not followed)
     names = [path.name] + [p.name for p in list(path.parents)[:3]]
     kind = None
     if any(n.startswith("simclr_spatial") for n in names):

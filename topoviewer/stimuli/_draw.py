@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from functools import cache
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -41,8 +42,6 @@ MIN_SIZE, MAX_SIZE = 16, 1024
 PURPOSES = {"localizer": 0, "diet": 1}
 #: Splits of the training diet (the localizer uses split 0).
 SPLITS = {"train": 0, "val": 1}
-
-_CIRCLE = {n: np.exp(2j * np.pi * np.arange(n) / n) for n in (12, 20, 32)}
 
 
 def check_size(size) -> int:
@@ -96,8 +95,16 @@ def supersampling(size: int) -> int:
 
 def ellipse(cx, cy, rx, ry, angle=0.0, n=32) -> np.ndarray:
     """Vertices (n, 2) of an ellipse centred at (cx, cy), rotated by `angle` rad."""
-    z = (rx * _CIRCLE[n].real + 1j * ry * _CIRCLE[n].imag) * np.exp(1j * angle)
+    unit = _circle(n)
+    z = (rx * unit.real + 1j * ry * unit.imag) * np.exp(1j * angle)
     return np.column_stack([z.real + cx, z.imag + cy])
+
+
+@cache
+def _circle(n: int) -> np.ndarray:
+    unit = np.exp(2j * np.pi * np.arange(n) / n)
+    unit.setflags(write=False)
+    return unit
 
 
 def arc(cx, cy, rx, ry, start, stop, n=12) -> np.ndarray:
@@ -175,7 +182,7 @@ class Placement:
     angle: float = 8.0
     flip: bool = True
 
-    def canvas(self, pixels: int, rng) -> "Canvas":
+    def canvas(self, pixels: int, rng) -> Canvas:
         """A blank canvas of `pixels` with a placement drawn from `rng`."""
         return Canvas(
             pixels,

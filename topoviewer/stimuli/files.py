@@ -79,7 +79,7 @@ class StimulusSet:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, index, name: str | None = None) -> "StimulusSet":
+    def subset(self, index, name: str | None = None) -> StimulusSet:
         """The images picked by `index`, with the same categories.
 
         Parameters
@@ -107,23 +107,19 @@ class StimulusSet:
             name = f"{self.name}[{index.size} images {digest}]"
         return StimulusSet(self.images[index], self.labels[index], list(self.categories), name)
 
-    def split_halves(self, seed: int = 0) -> tuple["StimulusSet", "StimulusSet"]:
+    def split_halves(self, seed: int = 0) -> tuple[StimulusSet, StimulusSet]:
         """Split into two disjoint halves, stratified by category.
 
-        Each category's images are shuffled with `seed` and divided: the first
-        half gets ``k // 2`` of a category's k images, the second the rest. Both
-        halves keep the original image order.
+        The same split as :func:`topoviewer.analysis.split_halves` on the labels: each
+        category's images are shuffled with `seed`, the first half gets ``k // 2``.
+        Both halves keep the original image order.
         """
-        rng = np.random.default_rng(seed)
-        first = []
-        for c in range(len(self.categories)):
-            members = np.flatnonzero(self.labels == c)
-            first.append(rng.permutation(members)[: members.size // 2])
-        in_first = np.zeros(len(self), bool)
-        in_first[np.concatenate(first)] = True
+        from topoviewer.analysis.patches import split_halves
+
+        first, second = split_halves(self.labels, seed)
         return (
-            self.subset(in_first, f"{self.name}/half1(seed={seed})"),
-            self.subset(~in_first, f"{self.name}/half2(seed={seed})"),
+            self.subset(first, f"{self.name}/half1(seed={seed})"),
+            self.subset(second, f"{self.name}/half2(seed={seed})"),
         )
 
     def mask(self, category: str) -> np.ndarray:

@@ -199,9 +199,8 @@ def draw_face(canvas, face: FaceIdentity, yaw: float, expression: FaceExpression
         ry = face.eye_size * 0.5 * expression.eye_open
         canvas.ellipse(x, y, rx, ry, 0.92)
         canvas.ellipse(x + 0.35 * rx * s, y, min(rx, ry) * 0.95, ry, 0.08)
-        brow = np.array([-1.2, 0.0, 1.3]) * eye_az + side * face.eye_azimuth
-        brow_y = eye_y - face.brow_gap + np.array([expression.brow_tilt * side, -0.012, 0.004])
-        brow_y = np.where(side * brow < side * face.eye_azimuth, brow_y, brow_y[::-1])
+        brow = side * (face.eye_azimuth + np.array([-1.2, 0.0, 1.3]) * eye_az)  # inner → outer
+        brow_y = eye_y - face.brow_gap + np.array([expression.brow_tilt, -0.012, 0.004])
         points, seen = project(brow, brow_y)
         canvas.stroke(points[seen > 0.1], 0.035, min(face.hair, face.skin - 0.3))
 
@@ -240,8 +239,8 @@ def _head_outline(w, h, jaw, s, n=40):
 def _hair_cap(face, yaw, back, n=48):
     """Hair over the skull: the enlarged head outline, cut below the hairline.
 
-    The hairline is high above the forehead and falls toward the sides and the
-    back of the head (by azimuth of the surface point under each screen x).
+    The hairline is high above the forehead, at eye level at the temples and
+    lowest at the nape (by azimuth of the surface point under each screen x).
     """
     w, h = face.width * 1.06, face.height * 1.06
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
@@ -252,9 +251,9 @@ def _hair_cap(face, yaw, back, n=48):
     azimuth = np.arcsin(np.clip(x / reach, -1, 1)) - yaw
     front = -face.height * (0.95 if face.hair_style == "receding" else face.hairline)
     rim = face.height * face.hair_length
-    turn = np.abs(azimuth)
-    hairline = (front + (rim - front) * np.clip((turn - 0.3) / 1.6, 0, 1)
-                + 0.25 * face.height * np.clip((turn - 1.9) / 1.2, 0, 1))
+    temple = min(rim, face.eye_height - 0.03)
+    hairline = np.interp(np.abs(azimuth), [0.3, 1.2, 2.2, 3.2],
+                         [front, temple, rim, rim + 0.25 * face.height])
     crown = -h * np.sqrt(np.clip(1 - (x / reach) ** 2, 0, 1)) - 0.02
     return np.column_stack([x, np.where(y > hairline, np.maximum(hairline, crown), y)])
 
@@ -625,8 +624,8 @@ def _drum(canvas, rng):
     stick = contrast(shell, 0.45)
     for sx in (-1, 1):
         a = rng.uniform(0.3, 0.5)
-        canvas.stroke([(sx * 0.15, top - 0.05), (sx * (0.15 + math.cos(a) * 0.6), top - 0.05 - math.sin(a) * 0.6)],
-                      0.035, stick)
+        end = (sx * (0.15 + 0.6 * math.cos(a)), top - 0.05 - 0.6 * math.sin(a))
+        canvas.stroke([(sx * 0.15, top - 0.05), end], 0.035, stick)
 
 
 def _hammer(canvas, rng):
@@ -707,20 +706,29 @@ def _font(size: int):
     return ImageFont.load_default(size=size)
 
 
-def _draw_words(canvas, rng):
-    """Rendered text: random words and pseudo-words, varied case, size, weight,
-    width, slant and tilt (Pillow's built-in scalable font)."""
+def _text(rng) -> str:
+    """One word of 3 to 9 letters, sometimes followed by a short second word,
+    in lower, upper or title case."""
     text = _word(rng)
     while not 3 <= len(text) <= 9:
         text = _word(rng)
     if len(text) < 6 and rng.random() < 0.3:
         text += " " + _word(rng)[:5]
-    text = (str.lower, str.upper, str.title)[rng.choice(3, p=(0.5, 0.25, 0.25))](text)
-    px = canvas.pixels
+    return (str.lower, str.upper, str.title)[rng.choice(3, p=(0.5, 0.25, 0.25))](text)
+
+
+def _draw_words(canvas, rng):
+    """Rendered text: random words and pseudo-words, varied case, size, weight,
+    width, slant and tilt (Pillow's built-in scalable font). Letters are never
+    smaller than a fifth of the image, so words stay legible at 32 pixels."""
+    px, span = canvas.pixels, 2 * canvas.unit
     stretch = rng.uniform(0.75, 1.3)
-    reference = _font(64).getbbox(text)
-    target = rng.uniform(0.45, 0.85) * 2 * canvas.unit / stretch
-    size = int(np.clip(64 * target / max(reference[2] - reference[0], 1), px * 0.1, px * 0.4))
+    smallest = px // 5
+    text = _text(rng)
+    while _font(smallest).getlength(text) * stretch > 0.9 * span:
+        text = _text(rng)
+    width = _font(64).getlength(text) * stretch
+    size = int(np.clip(64 * rng.uniform(0.45, 0.85) * span / width, smallest, px * 0.4))
     font = _font(size)
     left, top, right, bottom = font.getbbox(text)
     bold = int(size * rng.uniform(0.03, 0.07)) if rng.random() < 0.3 else 0

@@ -1,0 +1,109 @@
+"""Shared pieces of the docks: a base class wired to the viewer's controller, small helpers."""
+
+from __future__ import annotations
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QProgressBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from topoviewer.errors import TopoviewerError
+
+from .controller import controller_for, notify_error
+
+__all__ = ["Dock", "ProgressLine", "ask_save_path", "ask_open_path", "group"]
+
+
+def _disconnector(connections):
+    def disconnect(*_):
+        for signal, fn in connections:
+            signal.disconnect(fn)
+        connections.clear()
+    return disconnect
+
+
+class Dock(QWidget):
+    """A dock of the plugin: knows the viewer, its controller and state; disconnects itself when destroyed."""
+
+    def __init__(self, viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = viewer
+        self.ctrl = controller_for(viewer)
+        self.state = self.ctrl.state
+        self._connections = []
+        self.destroyed.connect(_disconnector(self._connections))
+        self.setLayout(QVBoxLayout())
+        self.layout().setContentsMargins(6, 6, 6, 6)
+        self.layout().setSpacing(6)
+
+    def listen(self, signal, fn):
+        signal.connect(fn)
+        self._connections.append((signal, fn))
+
+    def guarded(self, fn, *args, **kwargs):
+        """Call ``fn``; a TopoviewerError becomes a notification. Returns fn's value or None."""
+        try:
+            return fn(*args, **kwargs)
+        except TopoviewerError as exc:
+            notify_error(str(exc))
+            return None
+
+
+def group(title: str, form: bool = False):
+    box = QGroupBox(title)
+    lay = QFormLayout() if form else QVBoxLayout()
+    lay.setContentsMargins(6, 6, 6, 6)
+    if form:
+        lay.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    box.setLayout(lay)
+    return box, lay
+
+
+class ProgressLine(QWidget):
+    """A progress bar plus a one-line status, fed by the state's ``busy`` events for some tasks."""
+
+    def __init__(self, dock: Dock, tasks):
+        super().__init__()
+        self.tasks = set(tasks)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.bar = QProgressBar()
+        self.bar.setTextVisible(True)
+        self.bar.setVisible(False)
+        self.label = QLabel("")
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.bar)
+        lay.addWidget(self.label)
+        dock.listen(dock.state.events.busy, self.on_busy)
+
+    def on_busy(self, task, done, total, text):
+        if task not in self.tasks:
+            return
+        if total <= 0:
+            self.bar.setVisible(False)
+            self.label.setText("")
+            return
+        self.bar.setVisible(True)
+        self.bar.setMaximum(int(total))
+        self.bar.setValue(int(done))
+        self.bar.setFormat(f"{text}  %v/%m")
+
+
+def ask_save_path(parent, title, suggestion, filters):
+    path, _ = QFileDialog.getSaveFileName(parent, title, str(suggestion), filters)
+    return path or None
+
+
+def ask_open_path(parent, title, filters, directory=False):
+    if directory:
+        path = QFileDialog.getExistingDirectory(parent, title)
+    else:
+        path, _ = QFileDialog.getOpenFileName(parent, title, "", filters)
+    return path or None

@@ -1,0 +1,117 @@
+"""Export dock: publication figure (PNG/SVG/PDF), screenshot, maps as data (NPZ/CSV), stimulation log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSpinBox
+
+from .base import Dock, ask_save_path, group
+
+FIGURE_FORMATS = {"PNG": ".png", "SVG": ".svg", "PDF": ".pdf"}
+
+
+class ExportDock(Dock):
+    """Everything leaves the viewer from here."""
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(napari_viewer, parent)
+        lay = self.layout()
+
+        box, form = group("Publication figure", form=True)
+        self.format = QComboBox()
+        self.format.addItems(list(FIGURE_FORMATS))
+        form.addRow("Format", self.format)
+        self.dpi = QSpinBox()
+        self.dpi.setRange(50, 1200)
+        self.dpi.setValue(300)
+        self.dpi.setSuffix(" dpi")
+        self.dpi.setToolTip("Resolution of PNGs (and of the rasters inside SVG/PDF)")
+        self.format.currentTextChanged.connect(lambda f: self.dpi.setEnabled(True))
+        form.addRow("Resolution", self.dpi)
+        b = QPushButton("Save figure…")
+        b.setToolTip("Every sheet: d′ map, voxel t-map with patch outline, purity rings, purity curve "
+                     "(topoviewer.figures.map_figure, current category and FWHM)")
+        b.clicked.connect(self._ask_figure)
+        form.addRow("", b)
+        lay.addWidget(box)
+
+        box, form = group("Screenshot", form=True)
+        self.scale = QDoubleSpinBox()
+        self.scale.setRange(0.25, 8.0)
+        self.scale.setValue(2.0)
+        self.scale.setSingleStep(0.5)
+        self.scale.setSuffix(" ×")
+        form.addRow("Scale", self.scale)
+        b = QPushButton("Save screenshot…")
+        b.setToolTip("The canvas as shown (PNG)")
+        b.clicked.connect(self._ask_screenshot)
+        form.addRow("", b)
+        lay.addWidget(box)
+
+        box, blay = group("Data")
+        row = QHBoxLayout()
+        b1 = QPushButton("Maps (NPZ)…")
+        b1.setToolTip("Per unit: positions, d′ per category, activations, stimulation; voxel t maps; purity curves")
+        b1.clicked.connect(lambda: self._ask_maps(".npz"))
+        b2 = QPushButton("Maps (CSV)…")
+        b2.setToolTip("One row per unit: sheet, unit, x, y, d′ per category, activations, stimulation")
+        b2.clicked.connect(lambda: self._ask_maps(".csv"))
+        row.addWidget(b1)
+        row.addWidget(b2)
+        blay.addLayout(row)
+        b3 = QPushButton("Stimulation log (CSV)…")
+        b3.clicked.connect(self._ask_log)
+        blay.addWidget(b3)
+        lay.addWidget(box)
+        self.last = QLabel("")
+        self.last.setWordWrap(True)
+        lay.addWidget(self.last)
+        lay.addStretch(1)
+
+    # ------------------------------------------------------------------ actions (paths given: scripts and tests)
+    def save_figure(self, path, dpi: int | None = None):
+        out = self.guarded(self.ctrl.save_figure, path, dpi or self.dpi.value())
+        return self._done(out)
+
+    def save_screenshot(self, path, scale: float | None = None):
+        out = self.guarded(self.ctrl.save_screenshot, path, scale or self.scale.value())
+        return self._done(out)
+
+    def save_maps(self, path):
+        return self._done(self.guarded(self.state.save_maps, path))
+
+    def save_log(self, path):
+        return self._done(self.guarded(self.state.save_log, path))
+
+    def _done(self, out):
+        if out is not None:
+            self.last.setText(f"wrote {out}")
+        return out
+
+    # ------------------------------------------------------------------ dialogs
+    def _stem(self):
+        m = self.state.model
+        return f"{m.name if m is not None else 'topoviewer'}-{self.state.category}"
+
+    def _ask_figure(self):
+        suffix = FIGURE_FORMATS[self.format.currentText()]
+        path = ask_save_path(self, "Save the figure", Path.cwd() / f"{self._stem()}{suffix}",
+                             f"{self.format.currentText()} (*{suffix})")
+        if path:
+            self.save_figure(path if Path(path).suffix else path + suffix)
+
+    def _ask_screenshot(self):
+        path = ask_save_path(self, "Save a screenshot", Path.cwd() / f"{self._stem()}-view.png", "PNG (*.png)")
+        if path:
+            self.save_screenshot(path)
+
+    def _ask_maps(self, suffix):
+        path = ask_save_path(self, "Save the maps", Path.cwd() / f"{self._stem()}-maps{suffix}", f"(*{suffix})")
+        if path:
+            self.save_maps(path if Path(path).suffix else path + suffix)
+
+    def _ask_log(self):
+        path = ask_save_path(self, "Save the stimulation log", Path.cwd() / "stimulation-log.csv", "CSV (*.csv)")
+        if path:
+            self.save_log(path)

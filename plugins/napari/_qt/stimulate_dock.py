@@ -1,0 +1,176 @@
+"""Stimulate dock: the click-to-stimulate tool, the read-out, the log table and inside-vs-outside."""
+
+from __future__ import annotations
+
+import math
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+)
+
+from .base import Dock, ask_save_path, group
+
+#: Log columns shown in the table (all of LOG_FIELDS go to the CSV).
+TABLE_COLUMNS = [
+    ("n", "#"), ("site", "site"), ("layer", "sheet"), ("x_mm", "x"), ("y_mm", "y"), ("radius_mm", "r"),
+    ("stimulated_units", "units"), ("next_patch_mean", "patch"), ("next_patch_baseline", "baseline"),
+    ("ratio", "×"), ("latency_ms", "ms"),
+]
+
+
+class StimulateDock(Dock):
+    """Microstimulation (SCIENCE §6): click a sheet; the next sheet's patch read-out and a log."""
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(napari_viewer, parent)
+        lay = self.layout()
+        tool = self.ctrl.tool
+
+        box, blay = group("Tool")
+        self.tool_button = QPushButton("Stimulate (click a sheet map)")
+        self.tool_button.setCheckable(True)
+        self.tool_button.setToolTip(
+            "While on, a left click on any sheet map stimulates a disc there and propagates it to the next sheet.\n"
+            "Shift/Ctrl/Alt-clicks are left to napari.")
+        self.tool_button.toggled.connect(self._toggle)
+        tool.on_toggled.append(self._tool_toggled)
+        blay.addWidget(self.tool_button)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Radius"))
+        self.radius = QDoubleSpinBox()
+        self.radius.setRange(0.1, 20.0)
+        self.radius.setSingleStep(0.25)
+        self.radius.setSuffix(" mm")
+        self.radius.setValue(self.state.stim_radius_mm)
+        self.radius.setToolTip("Radius of the stimulated disc; activity decays as a Gaussian (σ = 1 mm) from its centre")
+        self.radius.valueChanged.connect(self._radius)
+        row.addWidget(self.radius, 1)
+        blay.addLayout(row)
+        row = QHBoxLayout()
+        self.sheet_combo = QComboBox()
+        self.sheet_combo.setToolTip("The sheet stimulated by “Inside vs outside”")
+        self.io_button = QPushButton("Inside vs outside")
+        self.io_button.setToolTip("Stimulate the patch centre and a random site outside every patch, in one click")
+        self.io_button.clicked.connect(self.inside_outside)
+        row.addWidget(self.sheet_combo, 1)
+        row.addWidget(self.io_button)
+        blay.addLayout(row)
+        lay.addWidget(box)
+
+        box, blay = group("Read-out")
+        self.readout = QLabel("Turn the tool on and click a sheet map.")
+        self.readout.setWordWrap(True)
+        self.readout.setTextFormat(Qt.TextFormat.RichText)
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        blay.addWidget(self.readout)
+        lay.addWidget(box)
+
+        box, blay = group("Log")
+        self.table = QTableWidget(0, len(TABLE_COLUMNS))
+        self.table.setHorizontalHeaderLabels([c[1] for c in TABLE_COLUMNS])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setMinimumHeight(140)
+        blay.addWidget(self.table)
+        row = QHBoxLayout()
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.clicked.connect(self._ask_csv)
+        clear = QPushButton("Clear")
+        clear.clicked.connect(self.state.clear_log)
+        row.addWidget(self.export_button)
+        row.addWidget(clear)
+        blay.addLayout(row)
+        lay.addWidget(box, 1)
+
+        ev = self.state.events
+        self.listen(ev.model_changed, self._on_model)
+        self.listen(ev.stimulated, self._on_stimulated)
+        self.listen(ev.log_changed, self._on_log)
+        if self.state.model is not None:
+            self._on_model(self.state)
+        self._on_log(self.state)
+
+    # ------------------------------------------------------------------ tool
+    def _toggle(self, on):
+        self.ctrl.tool.enabled = on
+
+    def _tool_toggled(self, on):
+        try:
+            if self.tool_button.isChecked() != on:
+                self.tool_button.setChecked(on)
+        except RuntimeError:  # the dock is gone
+            pass
+
+    def _radius(self, value):
+        self.state.stim_radius_mm = float(value)
+
+    def inside_outside(self):
+        sheet = self.sheet_combo.currentText()
+        if not sheet:
+            return None
+        out = self.ctrl.stimulate_inside_outside(sheet)
+        if out is None:
+            return None
+        a, b = out
+        ratio = a["next_patch_mean"] / b["next_patch_mean"] if b["next_patch_mean"] > 0 else math.inf
+        self.readout.setText(
+            self._readout_html(a) + "<hr>" + self._readout_html(b)
+            + f"<br><b>inside / outside = {ratio:.2f}×</b> ({a['next_layer']} {self.state.category} patch)"
+        )
+        return out
+
+    # ------------------------------------------------------------------ listeners
+    def _on_model(self, state):
+        self.sheet_combo.clear()
+        names = [s.name for s in state.model.sheets[:-1]]
+        self.sheet_combo.addItems(names)
+        self.readout.setText("Turn the tool on and click a sheet map.")
+
+    def _readout_html(self, r):
+        base = r["next_patch_baseline"]
+        ratio = r["next_patch_mean"] / base if base > 0 else math.inf
+        where = {"inside": "inside the patch", "outside": "outside every patch"}.get(r.get("site"), "clicked site")
+        return (
+            f"<b>{r['layer']}</b> {where} ({r['site_mm'][0]:.2f}, {r['site_mm'][1]:.2f}) mm, r = {r['radius_mm']:g} mm: "
+            f"{r['stimulated_units']} units<br>"
+            f"→ <b>{r['next_layer']}</b> {self.state.category} patch ({r['next_patch_units']} units): "
+            f"<b>{r['next_patch_mean']:.3f}</b> vs baseline {base:.3f} (<b>{ratio:.2f}×</b>); "
+            f"whole sheet {r['next_mean']:.3f}"
+        )
+
+    def _on_stimulated(self, state, r):
+        self.readout.setText(self._readout_html(r))
+
+    def _on_log(self, state):
+        rows = state.log
+        start = 0 if len(rows) < self.table.rowCount() else max(0, self.table.rowCount() - 1)
+        self.table.setRowCount(len(rows))
+        for i in range(start, len(rows)):
+            row = rows[i]
+            for j, (key, _) in enumerate(TABLE_COLUMNS):
+                v = row.get(key, "")
+                text = f"{v:.3g}" if isinstance(v, float) else str(v)
+                item = QTableWidgetItem(text)
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(i, j, item)
+        if rows:
+            self.table.scrollToBottom()
+
+    # ------------------------------------------------------------------ export
+    def save_csv(self, path):
+        return self.guarded(self.state.save_log, path)
+
+    def _ask_csv(self):
+        path = ask_save_path(self, "Save the stimulation log", "stimulation-log.csv", "CSV (*.csv)")
+        if path:
+            self.save_csv(path)

@@ -1,0 +1,272 @@
+"""Train dock: train a small topographic model live, watching losses and maps evolve."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from qtpy.QtCore import QElapsedTimer, QTimer
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+)
+
+from .base import Dock, ProgressLine, ask_save_path, group
+
+ARCHS = ("tdann_small", "toponet_small", "lee2020")
+LOSSES = ("absolute", "relative", "topoloss", "none")
+
+
+def default_out(arch: str, loss: str) -> Path:
+    return Path.home() / "topoviewer-runs" / f"{arch}-{loss}-{time.strftime('%Y%m%d-%H%M%S')}.safetensors"
+
+
+class TickMonitor:
+    """Measures the GUI event loop: a 10 ms timer records how late each tick comes."""
+
+    def __init__(self, parent, interval_ms: int = 10):
+        self.interval = interval_ms
+        self.timer = QTimer(parent)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+        self.clock = QElapsedTimer()
+        self.gaps: list = []
+
+    def start(self):
+        self.gaps = []
+        self.clock.start()
+        self.timer.start()
+
+    def stop(self):
+        self.timer.stop()
+
+    def _tick(self):
+        self.gaps.append(self.clock.restart())
+
+    def stats(self) -> dict:
+        g = np.asarray(self.gaps[1:], dtype=float)
+        if g.size == 0:
+            return {}
+        return {"ticks": int(g.size), "median_ms": float(np.median(g)), "p95_ms": float(np.percentile(g, 95)),
+                "max_ms": float(g.max())}
+
+
+class TrainDock(Dock):
+    """Configure, start, pause and stop a training run; loss curves and maps refresh while it runs."""
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(napari_viewer, parent)
+        from topoviewer.training import DEFAULT_WEIGHT
+
+        self._default_weight = DEFAULT_WEIGHT
+        lay = self.layout()
+        box, form = group("Run", form=True)
+        self.arch = QComboBox()
+        self.arch.addItems(ARCHS)
+        self.arch.setToolTip("tdann_small: CPU-sized AlexNet-style TDANN; toponet_small: channel-grid TopoNet; "
+                             "lee2020: the paper's AlexNet (slow on CPU)")
+        form.addRow("Architecture", self.arch)
+        self.loss = QComboBox()
+        self.loss.addItems(LOSSES)
+        self.loss.currentTextChanged.connect(self._loss_changed)
+        form.addRow("Spatial loss", self.loss)
+        self.weight = QDoubleSpinBox()
+        self.weight.setRange(0.0, 1000.0)
+        self.weight.setDecimals(3)
+        self.weight.setSingleStep(0.05)
+        self.weight.setToolTip("α per sheet for absolute/relative, τ for TopoLoss")
+        form.addRow("Weight", self.weight)
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 1_000_000)
+        self.steps.setValue(500)
+        form.addRow("Steps", self.steps)
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 4096)
+        self.batch.setValue(64)
+        form.addRow("Batch", self.batch)
+        self.per_category = QSpinBox()
+        self.per_category.setRange(1, 100_000)
+        self.per_category.setValue(100)
+        self.per_category.setToolTip("Training images per category of the procedural diet")
+        form.addRow("Images / category", self.per_category)
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda"])
+        form.addRow("Device", self.device)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        form.addRow("Seed", self.seed)
+        self.refresh = QDoubleSpinBox()
+        self.refresh.setRange(0.5, 600.0)
+        self.refresh.setValue(3.0)
+        self.refresh.setSuffix(" s")
+        self.refresh.setToolTip("How often the sheet maps are recomputed from the last checkpoint")
+        form.addRow("Refresh maps", self.refresh)
+        row = QHBoxLayout()
+        self.out = QLineEdit(str(default_out("tdann_small", "absolute")))
+        self.out.setToolTip("The trained model (and its checkpoints) is written here")
+        browse = QToolButton()
+        browse.setText("…")
+        browse.clicked.connect(self._ask_out)
+        row.addWidget(self.out, 1)
+        row.addWidget(browse)
+        form.addRow("Save to", row)
+        lay.addWidget(box)
+        self._loss_changed(self.loss.currentText())
+
+        row = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.start_button.clicked.connect(self.start)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setCheckable(True)
+        self.pause_button.setEnabled(False)
+        self.pause_button.toggled.connect(self.pause)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.stop_button.setToolTip("Stop at the next step; the last checkpoint is kept and opened")
+        self.stop_button.clicked.connect(self.stop)
+        for b in (self.start_button, self.pause_button, self.stop_button):
+            row.addWidget(b)
+        lay.addLayout(row)
+        self.progress = ProgressLine(self, {"training"})
+        lay.addWidget(self.progress)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        lay.addWidget(self.status)
+
+        import pyqtgraph as pg
+
+        self.plot = pg.PlotWidget()
+        self.plot.setMinimumHeight(170)
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.setLabel("bottom", "step")
+        self.plot.setLabel("left", "loss")
+        self.plot.addLegend(offset=(-10, 10))
+        self.task_curve = self.plot.plot([], [], pen=pg.mkPen("#ff6e4a", width=2), name="task (cross-entropy)")
+        self.spatial_curve = self.plot.plot([], [], pen=pg.mkPen("#4ac6ff", width=2), name="spatial × weight")
+        self.acc_curve = self.plot.plot([], [], pen=pg.mkPen("#b6ff4a", width=1.5), name="batch accuracy")
+        lay.addWidget(self.plot, 1)
+        self.ticks_label = QLabel("")
+        lay.addWidget(self.ticks_label)
+
+        self.history = {"step": [], "task": [], "spatial": [], "acc": []}
+        self.worker = None
+        self.result = None
+        self.finish_reason = None
+        self.ticks = TickMonitor(self)
+        self._plot_timer = QTimer(self)
+        self._plot_timer.setInterval(250)
+        self._plot_timer.timeout.connect(self._redraw)
+        self._last = None
+
+    # ------------------------------------------------------------------ config
+    def _loss_changed(self, loss):
+        self.weight.setValue(float(self._default_weight.get(loss, 0.0)))
+        self.weight.setEnabled(loss != "none")
+
+    def _ask_out(self):
+        path = ask_save_path(self, "Save the trained model", self.out.text(), "topoviewer model (*.safetensors)")
+        if path:
+            self.out.setText(path if path.endswith(".safetensors") else path + ".safetensors")
+
+    def config(self, **overrides):
+        from topoviewer.training import TrainConfig
+
+        kw = dict(
+            arch=self.arch.currentText(), loss=self.loss.currentText(), weight=float(self.weight.value()),
+            steps=int(self.steps.value()), batch_size=int(self.batch.value()), device=self.device.currentText(),
+            seed=int(self.seed.value()), per_category=int(self.per_category.value()),
+            val_per_category=max(2, min(20, int(self.per_category.value()) // 5)),
+        )
+        kw.update(overrides)
+        # checkpoints feed the live maps: often enough for the refresh, not every step
+        kw.setdefault("checkpoint_every", max(1, min(250, kw["steps"] // 10)))
+        return TrainConfig(**kw)
+
+    # ------------------------------------------------------------------ run
+    def start(self, **overrides):
+        if self.worker is not None:
+            return None
+        cfg = self.guarded(lambda: self.config(**overrides).validate())
+        if cfg is None:
+            return None
+        out = Path(self.out.text()).expanduser()
+        if out.suffix != ".safetensors":
+            out = out.with_suffix(".safetensors")
+        for k in self.history:
+            self.history[k] = []
+        self.result, self.finish_reason = None, None
+        worker = self.guarded(
+            self.ctrl.start_training, cfg, out, refresh_s=float(self.refresh.value()),
+            on_progress=self._on_progress, on_finished=self._on_finished,
+        )
+        if worker is None:
+            return None
+        self.worker = worker
+        self.start_button.setEnabled(False)
+        self.pause_button.setEnabled(True)
+        self.stop_button.setEnabled(True)
+        self.status.setText(f"preparing the training diet ({cfg.per_category} images per category)…")
+        self.ticks.start()
+        self._plot_timer.start()
+        return worker
+
+    def pause(self, on):
+        if self.worker is None:
+            return
+        if on:
+            self.worker.pause()
+            self.status.setText("paused")
+        else:
+            self.worker.resume()
+
+    def stop(self):
+        if self.worker is not None:
+            self.status.setText("stopping at the next step…")
+            self.worker.quit()
+
+    def _on_progress(self, p):
+        h = self.history
+        h["step"].append(p.step)
+        h["task"].append(p.task_loss)
+        h["spatial"].append(p.spatial_loss * float(self.weight.value()))
+        h["acc"].append(p.accuracy)
+        self._last = p
+
+    def _redraw(self):
+        h = self.history
+        if h["step"]:
+            self.task_curve.setData(h["step"], h["task"])
+            self.spatial_curve.setData(h["step"], h["spatial"])
+            self.acc_curve.setData(h["step"], h["acc"])
+        p = self._last
+        if p is not None:
+            val = f", validation accuracy {p.val_accuracy:.2f}" if p.val_accuracy is not None else ""
+            self.status.setText(f"step {p.step}/{p.steps} · task {p.task_loss:.3f} · spatial {p.spatial_loss:.4f} · "
+                                f"{p.images_per_s:.0f} img/s{val}")
+        s = self.ticks.stats()
+        if s:
+            self.ticks_label.setText(f"GUI ticks while training: median {s['median_ms']:.0f} ms, "
+                                     f"p95 {s['p95_ms']:.0f} ms, max {s['max_ms']:.0f} ms (timer 10 ms)")
+
+    def _on_finished(self, model, reason):
+        self._redraw()
+        self.ticks.stop()
+        self._plot_timer.stop()
+        self.worker = None
+        self.result, self.finish_reason = model, reason
+        self.start_button.setEnabled(True)
+        self.pause_button.setChecked(False)
+        self.pause_button.setEnabled(False)
+        self.stop_button.setEnabled(False)
+        text = {"done": f"finished: saved {self.out.text()} and opened it as the current model",
+                "stopped": "stopped: the last checkpoint is kept and opened",
+                "error": "training failed (see the notification)"}[reason]
+        self.status.setText(text)
+        self.out.setText(str(default_out(self.arch.currentText(), self.loss.currentText())))

@@ -1,0 +1,135 @@
+"""``topoviewer-napari``: napari with the plugin's docks and a model already loaded.
+
+Without a display (no ``DISPLAY``/``WAYLAND_DISPLAY`` on Linux, and Qt not asked for
+``offscreen``) it prints one line saying so and writes the default figure set with
+:mod:`topoviewer.figures` instead of crashing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "has_display", "write_default_figures", "open_viewer"]
+
+_T_IMPORT = time.time()
+
+
+def _process_start() -> float:
+    """Wall-clock time the process started (for "time to first picture"); import time as fallback."""
+    try:
+        import psutil
+
+        return float(psutil.Process().create_time())
+    except Exception:  # noqa: BLE001
+        return _T_IMPORT
+
+
+def has_display(env=None, platform=None) -> bool:
+    """Whether Qt can open a window: always on macOS/Windows; on Linux a DISPLAY, a WAYLAND_DISPLAY or offscreen Qt."""
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    if platform in ("darwin", "win32", "cygwin"):
+        return True
+    if env.get("QT_QPA_PLATFORM", "").split(":")[0] in ("offscreen", "minimal", "vnc", "eglfs", "linuxfb"):
+        return True
+    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
+
+
+def write_default_figures(model_source="sample", out="topoviewer-figures", device="cpu", dpi=200) -> list:
+    """The default figure set of a model: one map figure per localizer category and a purity figure."""
+    from topoviewer.figures import map_figure, purity_figure
+    from topoviewer.io import load
+    from topoviewer.pipeline import analyze
+
+    model = load(model_source, device=device)
+    analysis = analyze(model)
+    out = Path(out)
+    written = []
+    for category in analysis.categories:
+        written.append(map_figure(analysis, model, out / f"maps-{category}.png", category=category, dpi=dpi))
+    curves = {name: [m.summary["purity_curve"]] for name, m in analysis.sheets.items() if "purity_curve" in m.summary}
+    if curves:
+        unit = "mm" if model.sheets[0].unit == "mm" else "cell"
+        written.append(purity_figure(curves, out / "purity-faces.png", dpi=dpi, unit=unit,
+                                     title="Face purity around the patch centre", reference=unit == "mm"))
+    return written
+
+
+def open_viewer(model="sample", device="cpu", docks=None, show=True, viewer=None):
+    """A napari viewer with the plugin's docks and ``model`` loading. Returns (viewer, controller)."""
+    import napari
+
+    from . import DOCKS
+    from ._qt.controller import controller_for
+
+    if viewer is None:
+        viewer = napari.Viewer(title="topoviewer", show=show)
+    ctrl = controller_for(viewer)
+    ctrl.device = device
+    names = list(DOCKS) if docks is None else list(docks)
+    tabbed = [n for n in names if n not in ("Model & maps", "Purity")]
+    for name in [n for n in names if n == "Model & maps"] + tabbed:
+        viewer.window.add_plugin_dock_widget("topoviewer", name, tabify=name in tabbed[1:])
+    if "Purity" in names:
+        viewer.window.add_plugin_dock_widget("topoviewer", "Purity")
+    if model:
+        ctrl.open_model(model)
+    return viewer, ctrl
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="topoviewer-napari",
+        description="Open napari with topoviewer's docks and a topographic model.",
+    )
+    p.add_argument("model", nargs="?", default="sample",
+                   help="'sample' (the embedded default model, the default) or a model file")
+    p.add_argument("--device", default="cpu", help="auto, cpu or cuda (default: cpu)")
+    p.add_argument("--figures", default="topoviewer-figures",
+                   help="where the figures go when there is no display (default: %(default)s)")
+    p.add_argument("--report-startup", action="store_true",
+                   help="print the seconds from process start to the first sheet maps on screen")
+    p.add_argument("--quit-after-first-picture", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from topoviewer.errors import TopoviewerError
+
+    if not has_display():
+        try:
+            written = write_default_figures(args.model, args.figures, device=args.device)
+        except TopoviewerError as exc:
+            print(f"topoviewer-napari: no display, and no figures either: {exc}", file=sys.stderr)
+            return 2
+        print(f"topoviewer-napari: no display (DISPLAY/WAYLAND_DISPLAY unset), so no window: wrote "
+              f"{len(written)} figures to {Path(args.figures).resolve()}")
+        return 0
+
+    import napari
+
+    t0 = _process_start()
+    viewer, ctrl = open_viewer(args.model, args.device)
+    if args.report_startup or args.quit_after_first_picture:
+        from qtpy.QtCore import QTimer
+
+        def first_picture(state):
+            def painted():
+                print(f"topoviewer-napari: first picture after {time.time() - t0:.2f} s", flush=True)
+                if args.quit_after_first_picture:
+                    viewer.close()
+            QTimer.singleShot(0, painted)
+            state.events.analysis_changed.disconnect(first_picture)
+
+        ctrl.state.events.analysis_changed.connect(first_picture)
+    napari.run()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
