@@ -40,7 +40,8 @@ def test_progress_events_and_spatial_loss_goes_down(tmp_path):
     assert all(e.images_per_s > 0 for e in events)
     assert model.meta["training"]["loss"] == "absolute" and model.meta["training"]["weight"] == 4.0
     h = read_header(tmp_path / "m.safetensors")
-    assert h["training"]["step"] == 60
+    assert "training" not in h  # finished: a plain model file without optimizer state
+    assert h["meta"]["training"]["steps"] == 60 and h["meta"]["training"]["seed"] == cfg.seed
 
 
 def test_interrupted_run_resumes_exactly(tmp_path):
@@ -75,3 +76,10 @@ def test_bad_configs(tmp_path):
         drain(train(TrainConfig(), tmp_path / "absent.safetensors", resume=True))
     with pytest.raises(TopoviewerError, match="channel-grid"):
         drain(train(TrainConfig(loss="topoloss", steps=2, device="cpu", **TINY), tmp_path / "y.safetensors"))
+
+
+def test_finished_model_cannot_be_resumed(tmp_path):
+    path = tmp_path / "done.safetensors"
+    drain(train(TrainConfig(steps=2, checkpoint_every=1, device="cpu", **TINY), path))
+    with pytest.raises(TopoviewerError, match="finished model"):
+        drain(train(TrainConfig(steps=4, device="cpu", **TINY), path, resume=True))

@@ -158,7 +158,7 @@ def _run_training(gen, quiet=False):
                 bar.close()
             return stop.value
         if bar is None and not quiet:
-            bar = tqdm(total=p.steps, initial=p.step - 1, unit="step", file=sys.stderr, dynamic_ncols=True)
+            bar = tqdm(total=p.steps, initial=p.step - 1, unit="step", file=sys.stderr, dynamic_ncols=True, disable=None)
         if bar:
             bar.update(1)
             bar.set_postfix(task=f"{p.task_loss:.3f}", spatial=f"{p.spatial_loss:.3f}", acc=f"{p.accuracy:.2f}",
@@ -181,7 +181,7 @@ def _run_with_progress(gen, quiet=False, desc=""):
         if quiet:
             continue
         if stage not in bars:
-            bars[stage] = tqdm(total=total, desc=f"{desc} {stage}", file=sys.stderr, leave=False)
+            bars[stage] = tqdm(total=total, desc=f"{desc} {stage}", file=sys.stderr, leave=False, disable=None)
         bars[stage].n = done
         bars[stage].refresh()
 
@@ -193,6 +193,21 @@ def cmd_figure(args):
     stimuli = _stimuli(args, model)
     path = model_figure(model, stimuli, args.out, category=args.category, dpi=args.dpi)
     print(f"wrote {path}")
+
+
+def cmd_hallmarks(args):
+    from .hallmarks import load_recipe
+    from .report import run_hallmarks, summarise
+
+    recipe = load_recipe(args.recipe)
+    if args.steps:
+        recipe.steps = args.steps
+    results = run_hallmarks(recipe, seeds=args.seeds, controls=args.controls, out=args.out,
+                            models_dir=args.models, jobs=args.jobs)
+    s = summarise(results)
+    print(json.dumps({g: {k: v for k, v in d.items() if k in ("n", "face_patch_runs", "stim_t", "stim_p")}
+                      for g, d in s.items()}))
+    print(f"wrote {Path(args.out) / 'hallmarks.md'}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -261,6 +276,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true")
     sp.add_argument("--out", required=True, help="model file to write (.safetensors)")
     sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("hallmarks", help="train seeds and controls with a recipe and write the hallmark report")
+    sp.add_argument("--recipe", default=str(Path(__file__).resolve().parent.parent / "sample_data" / "recipe.json"))
+    sp.add_argument("--seeds", type=int, default=5, help="topographic seeds")
+    sp.add_argument("--controls", type=int, default=3, help="non-topographic controls (spatial weight 0)")
+    sp.add_argument("--steps", type=int, default=None, help="override the recipe's steps")
+    sp.add_argument("--jobs", type=int, default=2, help="models trained in parallel (one thread each)")
+    sp.add_argument("--models", default=None, help="folder for the trained models (reused if present)")
+    sp.add_argument("--out", default="docs")
+    sp.set_defaults(func=cmd_hallmarks)
 
     sp = sub.add_parser("figure", help="publication figure of every sheet's maps")
     model_arg(sp)

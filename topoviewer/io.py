@@ -50,6 +50,9 @@ def atomic_write(path, write) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a saved file gets ordinary permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

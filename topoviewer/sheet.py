@@ -213,7 +213,7 @@ class Sheet:
             sigma = sigma_from_fwhm(fwhm_mm)
             grid = self.grid(voxel_mm)
             centres = grid.centres()
-            tree = self._tree()
+            tree = self.kdtree()
             near = tree.query_ball_point(centres, 4.0 * sigma, return_sorted=False)
             counts = np.fromiter(map(len, near), dtype=np.int64, count=len(centres))
             cols = np.concatenate([np.asarray(n, dtype=np.int64) for n in near]) if counts.sum() else np.zeros(0, int)
@@ -231,7 +231,8 @@ class Sheet:
         return self._cache[key]
 
     # ------------------------------------------------------------------ internals
-    def _tree(self):
+    def kdtree(self):
+        """The (cached) k-d tree of the unit positions."""
         if "tree" not in self._cache:
             from scipy.spatial import cKDTree
 
@@ -242,7 +243,7 @@ class Sheet:
         key = ("nearest", pixel_mm)
         if key not in self._cache:
             grid = self.grid(pixel_mm)
-            d, nearest = self._tree().query(grid.centres(), k=1)
+            d, nearest = self.kdtree().query(grid.centres(), k=1)
             index = nearest.reshape(grid.shape)
             mask = None
             if self.grid_shape is None:  # random layouts have gaps; grid sheets have none

@@ -218,7 +218,7 @@ def train(config: TrainConfig, out, *, resume: bool = False) -> Generator[Progre
         _restore_optimizer(opt, load_tensors(out, "optim."), read_header(out)["training"]["optimizer"])
 
     def checkpoint(step: int, val_acc: float | None) -> str:
-        tensors, info = _optimizer_tensors(opt)
+        """Atomic save; the final one is a plain model file (no optimizer state: small, not resumable)."""
         model.meta = {
             "training": {
                 "loss": cfg.loss, "weight": weight, "correlation_length_mm": cfg.correlation_length_mm,
@@ -227,9 +227,13 @@ def train(config: TrainConfig, out, *, resume: bool = False) -> Generator[Progre
             },
             "version": __version__,
         }
-        save_model(model, out, extra_tensors=tensors, training={
-            "step": step, "config": asdict(cfg), "optimizer": info,
-        })
+        if step >= cfg.steps:
+            save_model(model, out)
+        else:
+            tensors, info = _optimizer_tensors(opt)
+            save_model(model, out, extra_tensors=tensors, training={
+                "step": step, "config": asdict(cfg), "optimizer": info,
+            })
         return str(out)
 
     gen = torch.Generator(device="cpu")

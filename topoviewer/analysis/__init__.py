@@ -33,6 +33,7 @@ from .selectivity import (
     fraction_selective,
     welch_t,
 )
+from .structure import CorrelationCurve, correlation_by_distance, effective_dimensionality, neighbour_agreement
 from .stimulation import (
     Stimulation,
     lesion_disc,
@@ -43,6 +44,10 @@ from .stimulation import (
 )
 
 __all__ = [
+    "CorrelationCurve",
+    "correlation_by_distance",
+    "effective_dimensionality",
+    "neighbour_agreement",
     "Calibration",
     "PurityCurve",
     "Stimulation",

@@ -183,7 +183,8 @@ def guess_positions_folder(path, layers, max_dirs: int = 3000) -> Path:
     """The authors' pairing rule as a default: a positions folder near the checkpoint.
 
     Candidates are folders holding ``<layer>.npz|.pkl`` files up to three levels below the
-    checkpoint's folder and its two parents. Checkpoints named ``simclr_spatial*`` (file or
+    checkpoint's folder, then its parent, then its grandparent: the nearest that has a
+    match wins. Checkpoints named ``simclr_spatial*`` (file or
     folder) prefer a folder ending ``_NBVER2``; ``supervised_spatial*`` one under
     ``supervised_resnet18_lw0``; otherwise a single candidate is taken. Ambiguity or no
     candidate is an error asking for ``--positions DIR``.
@@ -199,46 +200,61 @@ def guess_positions_folder(path, layers, max_dirs: int = 3000) -> Path:
     for p in [path.parent, *list(path.parent.parents)[:2]]:
         if p not in roots and p.is_dir():
             roots.append(p)
-    candidates, seen, visited = [], set(), 0
-    for root in roots:
-        frontier = [(root, 0)]
-        while frontier and visited < max_dirs:
-            d, depth = frontier.pop(0)
-            if d in seen:
-                continue
-            seen.add(d)
-            visited += 1
-            try:
-                entries = list(os.scandir(d))
-            except OSError:
-                continue
-            files = {e.name for e in entries if e.is_file()}
-            if any(f"{n}{s}" in files for n in layers for s in (".npz", ".pkl")):
-                candidates.append(d)
-                continue
-            if depth < 3:
-                frontier += [(Path(e.path), depth + 1) for e in sorted(entries, key=lambda e: e.name)
-                             if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")]
-    candidates = list(dict.fromkeys(candidates))
-    if kind == "simclr":
-        preferred = [c for c in candidates if c.name.endswith("_NBVER2")]
-    elif kind == "supervised":
-        preferred = [c for c in candidates if "supervised_resnet18_lw0" in c.parts]
-    else:
-        preferred = []
-    if len(preferred) == 1:
-        return preferred[0]
-    pool = preferred or candidates
-    if len(pool) == 1:
-        return pool[0]
+
+    def preferred(cands):
+        if kind == "simclr":
+            return [c for c in cands if c.name.endswith("_NBVER2")]
+        if kind == "supervised":
+            return [c for c in cands if "supervised_resnet18_lw0" in c.parts]
+        return cands
+
     hint = "pass the positions folder explicitly: --positions DIR (API: load(path, positions=DIR))"
-    if not pool:
+    seen: set = set()
+    found: list = []
+    budget = [max_dirs]
+    for root in roots:  # nearest folder first: the first one holding a match decides
+        here = _scan_positions_folders(root, layers, seen, budget)
+        found += here
+        pick = preferred(here)
+        if len(pick) == 1:
+            return pick[0]
+        if len(pick) > 1:
+            listed = ", ".join(str(c) for c in pick[:5])
+            raise TopoviewerError(
+                f"{path}: several positions folders could belong to this checkpoint ({listed}); {hint}"
+            )
+    if len(found) == 1:  # the naming rule did not match, but there is only one folder
+        return found[0]
+    if not found:
         raise TopoviewerError(
             f"{path}: no positions folder found next to the checkpoint (a folder with layer1.0.npz/.pkl … "
             f"layer4.1); {hint}"
         )
-    listed = ", ".join(str(c) for c in pool[:5])
+    listed = ", ".join(str(c) for c in found[:5])
     raise TopoviewerError(f"{path}: several positions folders could belong to this checkpoint ({listed}); {hint}")
+
+
+def _scan_positions_folders(root: Path, layers, seen: set, budget: list) -> list:
+    """Folders up to three levels below ``root`` holding ``<layer>.npz|.pkl`` (breadth first)."""
+    out, frontier = [], [(root, 0)]
+    while frontier and budget[0] > 0:
+        d, depth = frontier.pop(0)
+        if d in seen:
+            continue
+        seen.add(d)
+        budget[0] -= 1
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        files = {e.name for e in entries if e.is_file()}
+        if any(f"{n}{s}" in files for n in layers for s in (".npz", ".pkl")):
+            out.append(d)
+            continue
+        if depth < 3:
+            frontier += [(Path(e.path), depth + 1) for e in sorted(entries, key=lambda e: e.name)
+                         if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")]
+    return out
 
 
 # ---------------------------------------------------------------------------- loader

@@ -420,7 +420,8 @@ class _Block(nn.Module):
 
 
 class NanoGPTSheets(SheetNet):
-    """Karpathy's nanoGPT (same parameter names); sheets = every block's ``mlp.c_fc`` output."""
+    """Karpathy's nanoGPT (same parameter names, without the tied ``lm_head``); sheets = every
+    block's ``mlp.c_fc`` output."""
 
     def __init__(self, n_layer=12, n_head=12, n_embd=768, vocab_size=50304, block_size=1024, bias=False):
         super().__init__()
@@ -431,8 +432,8 @@ class NanoGPTSheets(SheetNet):
             h=nn.ModuleList([_Block(n_embd, n_head, bias) for _ in range(n_layer)]),
             ln_f=_LayerNorm(n_embd, bias),
         ))
-        self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
-        self.transformer.wte.weight = self.lm_head.weight  # weight tying, as nanoGPT
+        # nanoGPT's lm_head is tied to wte and only makes next-token logits, which no sheet needs:
+        # it is left out (so the own format, which refuses shared tensors, can save the model)
         self.block_size = block_size
         self.n_sheets = n_layer
         self.unit_modes = ("channel",) * n_layer
@@ -473,7 +474,7 @@ def token_responses(model: TopoModel, token_ids) -> dict:
     ids = torch.as_tensor(np.asarray(token_ids), dtype=torch.long)
     if ids.ndim == 1:
         ids = ids[None]
-    vocab = model.net.lm_head.weight.shape[0]
+    vocab = model.net.transformer.wte.weight.shape[0]
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
         raise TopoviewerError(f"token ids must lie in [0, {vocab})")
     with torch.inference_mode():
@@ -500,7 +501,7 @@ def load_nanogpt(obj, path, device: str = "cpu", **options):
     for key, found in (("n_layer", n_layer), ("n_embd", n_embd), ("vocab_size", vocab), ("block_size", block_size)):
         if margs.get(key) not in (None, found):
             raise TopoviewerError(f"{path}: model_args says {key}={margs[key]} but the weights have {found}")
-    state.setdefault("lm_head.weight", state["transformer.wte.weight"])
+    state.pop("lm_head.weight", None)  # tied to transformer.wte.weight; see NanoGPTSheets
     net = NanoGPTSheets(n_layer, n_head, n_embd, vocab, block_size, bias)
     load_weights(net, state, path)
     sheets = [Sheet.channel_grid(f"h.{i}.mlp.c_fc", 4 * n_embd) for i in range(n_layer)]

@@ -36,6 +36,7 @@ class Dock(QWidget):
         self.viewer = viewer
         self.ctrl = controller_for(viewer)
         self.state = self.ctrl.state
+        self.ctrl.docks[type(self).__name__] = self
         self._connections = []
         self.destroyed.connect(_disconnector(self._connections))
         self.setLayout(QVBoxLayout())

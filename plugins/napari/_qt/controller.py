@@ -84,6 +84,7 @@ class Controller:
         self.device = "cpu"
         self.closed = False
         self.jobs: dict = {}  # name → worker
+        self.docks: dict = {}  # class name → dock widget (the latest of each kind)
         self.events_job_done = Signal("job_done")  # (name, ok)
         self.first_picture_at: float | None = None
         self.last_latency: dict = {}

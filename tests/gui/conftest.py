@@ -1,0 +1,75 @@
+"""GUI tests of the napari plugin: a real viewer under Xvfb (pytest-xvfb), real docks and callbacks.
+
+Skipped as a whole when the GUI stack (napari, pytest-qt) is not installed or no X server
+can be had. The tiny untrained model of ``tests/conftest.py`` keeps every run fast.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+try:  # the GUI stack is an optional extra
+    import napari  # noqa: F401
+    import pytestqt  # noqa: F401
+except ImportError:  # pragma: no cover
+    collect_ignore_glob = ["test_*.py"]
+else:
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or shutil.which("Xvfb")):
+        collect_ignore_glob = ["test_*.py"]  # pragma: no cover - no X server: nothing can render
+
+
+@pytest.fixture
+def topo(make_napari_viewer, tiny_model_file):
+    """A shown viewer with every dock of the plugin and the tiny model analysed."""
+    from topoviewer_napari.launch import open_viewer
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    viewer, ctrl = open_viewer(str(tiny_model_file), viewer=viewer)
+    ctrl.wait(120)
+    assert ctrl.state.analysis is not None, "the analysis of the tiny model did not finish"
+    yield SimpleNamespace(viewer=viewer, ctrl=ctrl, state=ctrl.state, book=ctrl.book, docks=ctrl.docks,
+                          model_file=tiny_model_file)
+    ctrl.close()
+
+
+class FakeMouseEvent:
+    """What napari hands mouse callbacks: position (world), type, button, modifiers."""
+
+    def __init__(self, position, type="mouse_press", button=1, modifiers=()):
+        self.position = tuple(float(v) for v in position)
+        self.type = type
+        self.button = button
+        self.modifiers = modifiers
+        self.handled = False
+        self.view_direction = None
+        self.dims_displayed = [0, 1]
+
+
+@pytest.fixture
+def fake_event():
+    return FakeMouseEvent
+
+
+def notifications_since(n0):
+    from napari.utils.notifications import notification_manager
+
+    return [str(r.message) for r in notification_manager.records[n0:]]
+
+
+@pytest.fixture
+def notes():
+    """``notes()`` → messages of the notifications shown since the test started."""
+    from napari.utils.notifications import notification_manager
+
+    n0 = len(notification_manager.records)
+    return lambda: notifications_since(n0)
+
+
+def nearest_unit_value(sheet, values, xy):
+    return float(np.asarray(values)[int(np.argmin(sheet.distances_to(xy)))])

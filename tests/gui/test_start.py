@@ -1,0 +1,89 @@
+"""1. Start: the command, the docks, the sample menu, the manifest, and life without a display."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from topoviewer_napari import DOCKS
+from topoviewer_napari.launch import has_display, main
+
+
+def test_manifest_validates():
+    npe2 = Path(sys.executable).with_name("npe2")
+    cmd = [str(npe2)] if npe2.exists() else [sys.executable, "-m", "npe2"]
+    out = subprocess.run(cmd + ["validate", "topoviewer"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "valid" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "env, platform, expected",
+    [
+        ({}, "linux", False),
+        ({"DISPLAY": ":0"}, "linux", True),
+        ({"WAYLAND_DISPLAY": "wayland-0"}, "linux", True),
+        ({"QT_QPA_PLATFORM": "offscreen"}, "linux", True),
+        ({"DISPLAY": ""}, "linux", False),
+        ({}, "darwin", True),
+        ({}, "win32", True),
+    ],
+)
+def test_has_display(env, platform, expected):
+    assert has_display(env, platform) is expected
+
+
+def test_no_display_writes_figures_instead(monkeypatch, tmp_path, capsys, tiny_model_file):
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    out = tmp_path / "figs"
+    assert main([str(tiny_model_file), "--figures", str(out)]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and "no display" in printed[0] and str(out) in printed[0]
+    files = sorted(out.glob("*.png"))
+    assert {f.name for f in files} >= {"maps-faces.png", "purity-faces.png"}
+    with Image.open(out / "maps-faces.png") as im:
+        pixels = np.asarray(im.convert("L"))
+    assert pixels.shape[0] > 300 and pixels.std() > 10  # a real picture, not a blank page
+
+
+def test_start_opens_docks_and_maps(topo):
+    v, st = topo.viewer, topo.state
+    assert set(topo.docks) >= {"ModelDock", "PurityDock", "ImagesDock", "StimulateDock", "TrainDock", "ExportDock"}
+    assert len(DOCKS) == 6
+    names = [layer.name for layer in v.layers]
+    for sheet in ("fc6", "fc7"):
+        for expected in (f"{sheet} · d′ faces", f"{sheet} · voxel t faces", f"{sheet} · patch t>10 faces",
+                         f"{sheet} · purity rings faces", f"{sheet} · units (d′ faces)"):
+            assert expected in names
+    assert "layout · cells" in names
+    # every layer in mm (else napari's scale bar falls back to pixels), scale bar on
+    for layer in v.layers:
+        assert tuple(str(u) for u in layer.units) == ("millimeter", "millimeter"), layer.name
+    assert v.canvas.overlays.scale_bar.visible
+    # the picture is on screen: the canvas is not blank
+    shot = v.screenshot(canvas_only=True)
+    assert shot[..., :3].std() > 5
+
+
+def test_sample_menu_opens_the_default_model(make_napari_viewer, monkeypatch, tiny_model_file, qtbot):
+    import topoviewer.io
+
+    monkeypatch.setattr(topoviewer.io, "sample_path", lambda: Path(tiny_model_file))
+    from topoviewer_napari._qt.controller import controller_for
+
+    viewer = make_napari_viewer(show=True)
+    added = viewer.open_sample("topoviewer", "default_model")
+    assert [layer.name for layer in added] == ["layout · cells"]
+    ctrl = controller_for(viewer)
+    ctrl.wait(120)
+    assert ctrl.state.model is not None and ctrl.state.source == "sample"
+    assert ctrl.state.analysis is not None
+    keys = ctrl.book.keys()
+    assert keys.count("layout/cells") == 1  # the sample's frames were adopted, not duplicated
+    assert "fc6/dprime" in keys
+    assert "ModelDock" in ctrl.docks  # the sample opens the plugin's docks too
+    ctrl.close()
