@@ -189,7 +189,8 @@ def test_tdann_without_positions_is_a_clear_error(tdann_files, tmp_path):
 def test_llcnn_state_dict_with_one_coordinates_file(r18_state, tdann_files, tmp_path):
     path = tmp_path / "llcnn_resnet18.pth"
     fc = {"fc.weight": torch.zeros(10, 512), "fc.bias": torch.zeros(10)}
-    torch.save({"epoch": 5, "state_dict": {f"module.{k}": v for k, v in {**r18_state, **fc}.items()}}, path)
+    torch.save({"epoch": 5, "best_acc1": np.float64(71.3), "val_history": np.array([60.0, 71.3]),  # numpy is allowed
+                "state_dict": {f"module.{k}": v for k, v in {**r18_state, **fc}.items()}}, path)
     coords = tmp_path / "coords.npz"
     np.savez(coords, **{layer: tdann_files["coords"][layer] for layer in LAYERS})
     m = tv.load(path, positions=coords, scale="paper")  # user coordinates are used as given
@@ -197,6 +198,17 @@ def test_llcnn_state_dict_with_one_coordinates_file(r18_state, tdann_files, tmp_
     assert m.sheet("layer2.0").label == ""
     np.testing.assert_allclose(m.sheet("layer2.0").positions, tdann_files["coords"]["layer2.0"], rtol=1e-6)
     assert m.logits(_image()).shape == (1, 10)
+
+
+@pytest.mark.parametrize("wrap", ["bare", "model", "state_dict"])
+def test_plain_resnet18_wrappers_with_a_positions_folder(r18_state, tdann_files, wrap):
+    from topoviewer.foreign import load_foreign
+
+    sd = {f"module.{k}": v for k, v in r18_state.items()} if wrap == "state_dict" else r18_state
+    obj = sd if wrap == "bare" else {wrap: sd, "epoch": 1}
+    m = load_foreign(obj, tdann_files["root"] / "resnet18.pth", positions=tdann_files["positions"], scale="training")
+    assert m.meta["family"] == "tdann" and m.sheet("layer1.1").label == "retina, training mm"
+    torch.testing.assert_close(m.net.layer3[1].conv2.weight, r18_state["layer3.1.conv2.weight"])
 
 
 def test_cli_info_accepts_positions_and_scale(tdann_files, capsys):
@@ -222,12 +234,17 @@ def toponet18_file(tmp_path_factory):
     return path
 
 
-def test_toponets_resnet18_blurpool(toponet18_file):
+@pytest.fixture(scope="module")
+def toponet18(toponet18_file):
+    return tv.load(toponet18_file)
+
+
+def test_toponets_resnet18_blurpool(toponet18_file, toponet18):
     sd = torch.load(toponet18_file, weights_only=True)
     assert "layer2.0.conv1.blur_filter" in sd and "layer2.0.conv1.conv.weight" in sd
     assert sorted(k[: -len(".blur_filter")] for k in sd if k.endswith("blur_filter")) == [
         f"layer{i}.0.{c}" for i in (2, 3, 4) for c in ("conv1", "downsample.0")]
-    m = tv.load(toponet18_file)
+    m = toponet18
     assert m.meta["family"] == "toponets-resnet18" and len(m.meta["topoloss_layers"]) == 19
     assert [s.grid_shape for s in m.sheets[::2]] == [(8, 8), (8, 16), (16, 16), (16, 32)]
     assert all(s.unit == "cell" for s in m.sheets)
@@ -242,8 +259,8 @@ def test_toponets_resnet18_blurpool(toponet18_file):
     assert tuple(m.preprocess(_image()).shape) == (1, 3, 256, 256)  # ffcv validation resolution
 
 
-def test_blurpool_wrapper_blurs_then_runs_the_strided_conv(toponet18_file):
-    m = tv.load(toponet18_file)
+def test_blurpool_wrapper_blurs_then_runs_the_strided_conv(toponet18):
+    m = toponet18
     wrapper = m.net.layer2[0].conv1
     assert isinstance(wrapper, BlurPoolConv2d) and wrapper.conv.stride == (2, 2)
     x = torch.randn(1, 64, 16, 16)
@@ -334,7 +351,8 @@ def nanogpt_file(tmp_path_factory):
     torch.manual_seed(5)
     net = NanoGPTSheets(n_layer=2, n_head=2, n_embd=32, vocab_size=100, block_size=16, bias=False)
     path = tmp_path_factory.mktemp("nanogpt") / "tau_50.0.pt"
-    model_args = dict(n_layer=2, n_head=2, n_embd=32, block_size=16, bias=False, vocab_size=100, dropout=0.0)
+    model_args = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 16, "bias": False, "vocab_size": 100,
+                  "dropout": 0.0}
     torch.save({"model": {f"_orig_mod.{k}": v for k, v in net.state_dict().items()}, "model_args": model_args,
                 "iter_num": 19000, "best_val_loss": torch.tensor(3.1), "config": {"tau": 50.0}}, path)
     return path

@@ -33,7 +33,7 @@ def _fake_spacetorch(monkeypatch, module="spacetorch.models.positions"):
         monkeypatch.setitem(sys.modules, ".".join(parts[:i]), types.ModuleType(".".join(parts[:i])))
 
     @dataclasses.dataclass
-    class LayerPositions:  # noqa: F811 - the foreign class, same name on purpose
+    class LayerPositions:
         name: str
         dims: tuple
         coordinates: np.ndarray

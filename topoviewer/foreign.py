@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .errors import TopoviewerError
 
-__all__ = ["load_foreign", "DETECTORS", "SAFE_GLOBALS"]
+__all__ = ["DETECTORS", "SAFE_GLOBALS", "load_foreign"]
 
 #: (name, detect(obj) -> bool, load(obj, path, device, **options) -> TopoModel), tried in order.
 DETECTORS: list = []
@@ -21,8 +21,9 @@ def _register_published():
     """The published families (FORMATS.md §1–3). They import torch, so this module is only
     imported lazily (by :func:`topoviewer.io.load` when it meets a pickle)."""
     from .families import tdann, toponets
+    from .positions import numpy_safe_globals
 
-    SAFE_GLOBALS.extend(toponets.SAFE_GLOBALS)
+    SAFE_GLOBALS.extend(toponets.SAFE_GLOBALS + numpy_safe_globals())
     DETECTORS.extend([
         ("toponets-resnet", toponets.detect_resnet, toponets.load_resnet),
         ("toponets-vit", toponets.detect_vit, toponets.load_vit),

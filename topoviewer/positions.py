@@ -32,10 +32,11 @@ from .errors import TopoviewerError
 __all__ = [
     "LayerPositions",
     "RestrictedUnpickler",
-    "load_layer_positions",
-    "load_positions_folder",
-    "load_positions",
     "is_positions_folder",
+    "load_layer_positions",
+    "load_positions",
+    "load_positions_folder",
+    "numpy_safe_globals",
     "retinotopic_positions",
     "safe_unpickle",
 ]
@@ -145,6 +146,12 @@ def _numpy_globals() -> dict:
     return table
 
 
+def numpy_safe_globals() -> list:
+    """numpy's array/scalar reconstruction globals as ``(object, "module.name")`` pairs, for
+    ``torch.serialization.safe_globals`` (training checkpoints often hold numpy scalars)."""
+    return [(obj, f"{mod}.{name}") for (mod, name), obj in _numpy_globals().items()]
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """An unpickler that builds position objects and numpy arrays, and nothing else."""
 
@@ -225,7 +232,7 @@ def _read_key(npz, key, path):
         return npz[key]
     except ValueError as exc:  # object arrays need pickle: refused
         raise TopoviewerError(f"{path}: array {key!r} needs pickle to load ({exc}); refused") from None
-    except Exception as exc:  # zipfile.BadZipFile, zlib.error, EOFError on truncated members
+    except Exception as exc:  # noqa: BLE001 - zipfile.BadZipFile, zlib.error, EOFError on truncated members
         raise TopoviewerError(f"{path}: array {key!r} is unreadable ({type(exc).__name__}: {exc}); "
                               "the file may be truncated") from None
 

@@ -28,8 +28,14 @@ from .errors import TopoviewerError
 from .sheet import cortical_sheet_shape
 
 __all__ = [
-    "MAP_KINDS", "weight_vectors", "weight_norm_map", "local_topoloss_map", "pca_rgb_map", "sheet_weight_maps",
-    "layer_weight_maps", "rasterise_rgb",
+    "MAP_KINDS",
+    "layer_weight_maps",
+    "local_topoloss_map",
+    "pca_rgb_map",
+    "rasterise_rgb",
+    "sheet_weight_maps",
+    "weight_norm_map",
+    "weight_vectors",
 ]
 
 MAP_KINDS = ("norm", "topoloss", "pca")

@@ -73,3 +73,11 @@ def notes():
 
 def nearest_unit_value(sheet, values, xy):
     return float(np.asarray(values)[int(np.argmin(sheet.distances_to(xy)))])
+
+
+def pytest_configure(config):
+    # third-party deprecation chatter (pydantic via npe2/napari) drowns the report
+    for line in ("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning",
+                 "ignore:.*json_encoders.*", "ignore:.*extra keyword arguments on `Field`.*",
+                 "ignore:.*allow_mutation.*"):
+        config.addinivalue_line("filterwarnings", line)

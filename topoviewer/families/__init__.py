@@ -23,11 +23,26 @@ def _toponet():
     return toponet_small
 
 
+def _resnet():
+    from . import resnet
+
+    return resnet
+
+
+def _toponets():
+    from . import toponets
+
+    return toponets
+
+
 # name → (module loader, builder attribute); modules import torch lazily.
 ARCHITECTURES = {
     "lee2020": (_alexnet, "build_lee2020"),
     "tdann_small": (_alexnet, "build_tdann_small"),
     "toponet_small": (_toponet, "build_toponet_small"),
+    "resnet": (_resnet, "build_resnet"),
+    "vit": (_toponets, "build_vit"),
+    "nanogpt": (_toponets, "build_nanogpt"),
 }
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -45,8 +46,16 @@ DEPTHS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 WIDTHS = (64, 128, 256, 512)
 
 __all__ = [
-    "ResNetSheets", "BlurPoolConv2d", "ImageNetTopoModel", "build_resnet", "block_names", "block_dims",
-    "strip_prefixes", "load_weights", "resnet_depth_from_keys", "head_from_state",
+    "BlurPoolConv2d",
+    "ImageNetTopoModel",
+    "ResNetSheets",
+    "block_dims",
+    "block_names",
+    "build_resnet",
+    "head_from_state",
+    "load_weights",
+    "resnet_depth_from_keys",
+    "strip_prefixes",
 ]
 
 
@@ -215,7 +224,7 @@ class ResNetSheets(SheetNet):
             self.fc = nn.Linear(head[0], head[1])
         elif len(head) > 2:
             layers = []
-            for a, b in zip(head[:-1], head[1:]):
+            for a, b in pairwise(head):
                 layers += [nn.Linear(a, b), nn.ReLU(inplace=True)]
             self.head_mlp = nn.Sequential(*layers[:-1])
         self.head_dims = head
@@ -308,7 +317,7 @@ def _resize_crop(images, resize: float, crop: int) -> np.ndarray:
     x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
     h, w = x.shape[-2:]
     scale = resize / min(h, w)
-    nh, nw = max(crop, int(round(h * scale))), max(crop, int(round(w * scale)))
+    nh, nw = max(crop, round(h * scale)), max(crop, round(w * scale))
     if (nh, nw) != (h, w):
         x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
     top, left = (nh - crop) // 2, (nw - crop) // 2
@@ -358,17 +367,15 @@ def strip_prefixes(state: dict, prefixes=("module.", "_orig_mod.")) -> dict:
             changed = False
             for p in prefixes:
                 if key.startswith(p):
-                    key, changed = key[len(p):], True
+                    key, changed = key.removeprefix(p), True
         out[key] = value
     return out
 
 
 def tensor_dict(obj) -> dict | None:
     """``obj`` if it is a non-empty ``{str: Tensor}`` dict (a state dict), else None."""
-    if isinstance(obj, dict) and obj and all(isinstance(k, str) for k in obj):
-        if all(isinstance(v, torch.Tensor) for v in obj.values()):
-            return obj
-    return None
+    ok = isinstance(obj, dict) and obj and all(isinstance(k, str) for k in obj)
+    return obj if ok and all(isinstance(v, torch.Tensor) for v in obj.values()) else None
 
 
 def find_state_dict(obj) -> dict | None:

@@ -44,7 +44,7 @@ from .resnet import (
     strip_prefixes,
 )
 
-__all__ = ["detect", "load", "AREAS", "PAPER_SCALE", "guess_positions_folder", "sheets_from_positions"]
+__all__ = ["AREAS", "PAPER_SCALE", "detect", "guess_positions_folder", "load", "sheets_from_positions"]
 
 #: ResNet-18 block → cortical area (spacetorch ``BRAIN_MAPPING["resnet18"]``).
 AREAS = {
@@ -78,8 +78,7 @@ def clean_trunk(trunk: dict) -> dict:
     for key, value in strip_prefixes(trunk).items():
         if key.startswith("_feature_blocks."):
             continue
-        if key.startswith("base_model."):
-            key = key[len("base_model."):]
+        key = key.removeprefix("base_model.")
         out[key] = value
     return out
 

@@ -60,8 +60,17 @@ from .resnet import (
 )
 
 __all__ = [
-    "SAFE_GLOBALS", "detect_resnet", "load_resnet", "detect_vit", "load_vit", "detect_nanogpt", "load_nanogpt",
-    "VisionTransformerSheets", "NanoGPTSheets", "token_responses", "read_topoloss_config",
+    "SAFE_GLOBALS",
+    "NanoGPTSheets",
+    "VisionTransformerSheets",
+    "detect_nanogpt",
+    "detect_resnet",
+    "detect_vit",
+    "load_nanogpt",
+    "load_resnet",
+    "load_vit",
+    "read_topoloss_config",
+    "token_responses",
 ]
 
 #: Harmless classes that TopoNets training checkpoints pickle (``args``); allowed by io.load.
@@ -425,13 +434,13 @@ class NanoGPTSheets(SheetNet):
 
     def __init__(self, n_layer=12, n_head=12, n_embd=768, vocab_size=50304, block_size=1024, bias=False):
         super().__init__()
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(vocab_size, n_embd),
-            wpe=nn.Embedding(block_size, n_embd),
-            drop=nn.Dropout(0.0),
-            h=nn.ModuleList([_Block(n_embd, n_head, bias) for _ in range(n_layer)]),
-            ln_f=_LayerNorm(n_embd, bias),
-        ))
+        self.transformer = nn.ModuleDict({
+            "wte": nn.Embedding(vocab_size, n_embd),
+            "wpe": nn.Embedding(block_size, n_embd),
+            "drop": nn.Dropout(0.0),
+            "h": nn.ModuleList([_Block(n_embd, n_head, bias) for _ in range(n_layer)]),
+            "ln_f": _LayerNorm(n_embd, bias),
+        })
         # nanoGPT's lm_head is tied to wte and only makes next-token logits, which no sheet needs:
         # it is left out (so the own format, which refuses shared tensors, can save the model)
         self.block_size = block_size
