@@ -90,3 +90,12 @@ def test_train_then_analyze_fresh_file(capsys, tmp_path):
     assert code == 0 and path.exists() and "saved" in out
     code, out, _ = run(capsys, "info", str(path), "--json")
     assert code == 0 and json.loads(out)["sheets"][0]["units"] == 1024
+
+
+def test_calibrate_json(capsys, tiny_model_file):
+    code, out, _ = run(capsys, "calibrate", str(tiny_model_file), "--json", "--gain", "20")
+    assert code == 0
+    r = json.loads(out)
+    # the threshold is the inversion of the fitted line at the neural threshold
+    assert r["model_threshold"] == pytest.approx((0.65 - r["intercept"]) / r["slope"])
+    assert r["layer"] == "fc6" and r["slope"] > 0

@@ -195,6 +195,24 @@ def cmd_figure(args):
     print(f"wrote {path}")
 
 
+def cmd_calibrate(args):
+    from .analysis import calibrate_threshold
+
+    model = _load(args)
+    stimuli = _stimuli(args, model)
+    layer = model.sheet(args.layer).name if args.layer else model.sheet_names[0]
+    resp = model.responses(stimuli.images, [layer])[layer]
+    cal = calibrate_threshold(resp, stimuli.labels, stimuli.categories, args.category, gain=args.gain,
+                              neural_threshold=args.neural_threshold, seed=args.seed)
+    result = {"layer": layer, "category": args.category, "gain": args.gain, "neural_threshold": args.neural_threshold,
+              "model_threshold": cal.threshold, "slope": cal.slope, "intercept": cal.intercept}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{layer}: d′_noisy = {cal.slope:.3f}·d′ + {cal.intercept:.3f}; the neural threshold "
+              f"{args.neural_threshold} corresponds to model d′ > {cal.threshold:.3f} (default {defaults.DPRIME_THRESHOLD})")
+
+
 def cmd_hallmarks(args):
     from .hallmarks import load_recipe
     from .report import run_hallmarks, summarise
@@ -276,6 +294,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true")
     sp.add_argument("--out", required=True, help="model file to write (.safetensors)")
     sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("calibrate", help="Poisson-noise calibration of the model d′ threshold (Lee 2020)")
+    model_arg(sp)
+    stimuli_arg(sp)
+    sp.add_argument("--layer", help="sheet (default: the first)")
+    sp.add_argument("--category", default="faces")
+    sp.add_argument("--gain", type=float, default=1.0, help="Poisson counts per unit of response")
+    sp.add_argument("--neural-threshold", type=float, default=defaults.NEURAL_DPRIME_THRESHOLD)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_calibrate)
 
     sp = sub.add_parser("hallmarks", help="train seeds and controls with a recipe and write the hallmark report")
     sp.add_argument("--recipe", default=str(Path(__file__).resolve().parent.parent / "sample_data" / "recipe.json"))

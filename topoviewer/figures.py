@@ -361,7 +361,10 @@ def map_figure(analysis, model, out, category="faces", dpi=200, *, threshold=def
     if not names:
         raise TopoviewerError("the analysis holds no sheet to draw")
     fig = _new_figure(4 * PANEL_W + 0.2, len(names) * PANEL_H + 0.45)
-    fig.suptitle(f"{model.name}: {category} selectivity  ·  stimuli: {analysis.stimuli_name}", fontweight="bold")
+    title = f"{model.name}: {category} selectivity"
+    stim = f"stimuli: {analysis.stimuli_name}"
+    sep = "\n" if len(title) + len(stim) > 100 else "  ·  "  # long names: two lines, never clipped
+    fig.suptitle(f"{title}{sep}{stim}", fontweight="bold")
     subfigs = np.atleast_1d(fig.subfigures(len(names), 1, hspace=0.02))
     legend_axes = None
     for sub, name in zip(subfigs, names):

@@ -41,6 +41,7 @@ class Recipe:
     per_category: int = 500
     correlation_length_mm: float = defaults.CORRELATION_LENGTH_MM
     arch_config: dict = field(default_factory=dict)
+    category_frequency: dict = field(default_factory=dict)
 
     def train_config(self, seed: int, control: bool = False, device: str = "cpu"):
         from .training import TrainConfig
@@ -49,6 +50,7 @@ class Recipe:
             arch=self.arch, loss=self.loss, weight=0.0 if control else self.weight, steps=self.steps,
             batch_size=self.batch_size, lr=self.lr, per_category=self.per_category, seed=seed, device=device,
             correlation_length_mm=self.correlation_length_mm, arch_config=dict(self.arch_config),
+            category_frequency=dict(self.category_frequency),
             checkpoint_every=max(1, self.steps // 4),
         )
 

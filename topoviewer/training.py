@@ -48,6 +48,9 @@ class TrainConfig:
     per_category: int = 500
     val_per_category: int = 50
     arch_config: dict = field(default_factory=dict)
+    #: Relative sampling frequency per diet category (default 1), e.g. {"faces": 3.0}:
+    #: faces are frequent in primate visual experience (a recipe choice, documented).
+    category_frequency: dict = field(default_factory=dict)
 
     def resolved_weight(self) -> float:
         return DEFAULT_WEIGHT[self.loss] if self.weight is None else float(self.weight)
@@ -207,6 +210,12 @@ def train(config: TrainConfig, out, *, resume: bool = False) -> Generator[Progre
         raise TopoviewerError(f"{out} was trained on {len(model.classes)} categories; the diet has {len(classes)}")
 
     weight = cfg.resolved_weight()
+    unknown = set(cfg.category_frequency) - set(classes)
+    if unknown:
+        raise TopoviewerError(f"category_frequency names unknown categories {sorted(unknown)}; the diet has {classes}")
+    freq = np.array([cfg.category_frequency.get(c, 1.0) for c in classes], dtype=np.float64)
+    sample_p = freq[y_train.cpu().numpy()]
+    sample_p /= sample_p.sum()
     losses = []
     if cfg.loss != "none":
         losses = [
@@ -242,7 +251,7 @@ def train(config: TrainConfig, out, *, resume: bool = False) -> Generator[Progre
         rng = np.random.default_rng([cfg.seed, step])
         torch.manual_seed(cfg.seed * 1_000_003 + step)
         gen.manual_seed(cfg.seed * 7_919 + step)
-        idx = torch.as_tensor(rng.integers(0, len(x_train), size=cfg.batch_size), device=device)
+        idx = torch.as_tensor(rng.choice(len(x_train), size=cfg.batch_size, p=sample_p), device=device)
         xb, yb = _augment(x_train[idx], rng), y_train[idx]
         lr = _learning_rate(cfg, step)
         for group in opt.param_groups:

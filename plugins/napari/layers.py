@@ -152,8 +152,9 @@ class LayerBook:
             return layer
         if tuple(layer.scale) != place.scale or tuple(layer.translate) != place.translate:
             layer.scale, layer.translate = place.scale, place.translate
-        layer.data = data
-        layer.contrast_limits = limits
+        _set_data(layer, data)
+        if tuple(layer.contrast_limits) != tuple(limits):
+            layer.contrast_limits = limits
         if layer.name != name:
             layer.name = name
         return layer
@@ -175,8 +176,10 @@ class LayerBook:
             layer.contour = 1
             self._refs[key] = layer
             return layer
-        layer.scale, layer.translate = place.scale, place.translate
-        layer.data = data
+        if tuple(layer.scale) != place.scale or tuple(layer.translate) != place.translate:
+            layer.scale, layer.translate = place.scale, place.translate
+        if layer.data.shape != data.shape or not np.array_equal(layer.data, data):
+            _set_data(layer, data)
         if layer.name != name:
             layer.name = name
         return layer
@@ -188,9 +191,10 @@ class LayerBook:
             layer = self.viewer.add_points(world, name=name, units=self._unit(), metadata={KEY: key}, **kwargs)
             self._refs[key] = layer
             return layer
-        layer.data = world
-        for k in ("size", "symbol"):
-            if k in kwargs:
+        if layer.data.shape != world.shape or not np.allclose(layer.data, world):
+            layer.data = world
+        for k in ("size",):
+            if k in kwargs and not np.all(np.asarray(getattr(layer, k)) == kwargs[k]):
                 setattr(layer, k, kwargs[k])
         if layer.name != name:
             layer.name = name
@@ -309,7 +313,8 @@ class LayerBook:
             )
             self._refs[key] = layer
             return
-        layer.data = world
+        if layer.data.shape != world.shape or not np.allclose(layer.data, world):
+            layer.data = world
         layer.features = feats
         layer.face_contrast_limits = (-lim, lim)
         layer.refresh_colors(True)
@@ -482,6 +487,16 @@ class LayerBook:
             elif s.name == r["next_layer"]:
                 parts.append(f"propagated {r['propagated'][i]:.3f}")
         return "  ·  ".join(parts)
+
+
+def _set_data(layer, data):
+    """Replace a layer's array: in place when the shape and dtype allow (no extent/dims recomputation)."""
+    old = layer.data
+    if isinstance(old, np.ndarray) and old.shape == data.shape and old.dtype == data.dtype and old.flags.writeable:
+        old[...] = data
+        layer.refresh(extent=False)
+    else:
+        layer.data = data
 
 
 def _overlay(viewer, name):

@@ -241,8 +241,9 @@ class TopoState:
     def has_stimulator(self, layer: str) -> bool:
         return layer in self._stimulators
 
-    def stimulate(self, layer: str, center_mm, radius_mm: float | None = None, site: str = "click") -> dict:
-        """Stimulate a disc of ``layer`` and propagate; logs the result and emits ``stimulated``."""
+    def stimulate(self, layer: str, center_mm, radius_mm: float | None = None, site: str = "click",
+                  log: bool = True) -> dict:
+        """Stimulate a disc of ``layer`` and propagate; emits ``stimulated`` and (``log``) logs the result."""
         t0 = time.perf_counter()
         stim = self.stimulator(layer)
         radius = self.stim_radius_mm if radius_mm is None else float(radius_mm)
@@ -253,10 +254,12 @@ class TopoState:
         result["next_patch_index"] = stim.next_patch_units
         self.stimulation = result
         self.events.stimulated.emit(self, result)
-        self._log(result)
+        if log:
+            self.log_result(result)
         return result
 
-    def _log(self, r: dict):
+    def log_result(self, r: dict):
+        """Append a stimulation result to the log (emits ``log_changed``)."""
         base = r["next_patch_baseline"]
         row = {
             "n": len(self.log) + 1,
@@ -278,12 +281,6 @@ class TopoState:
         }
         self.log.append(row)
         self.events.log_changed.emit(self)
-
-    def update_last_latency(self, ms: float):
-        """Record the click-to-updated-layer time of the last stimulation in the log."""
-        if self.log:
-            self.log[-1]["latency_ms"] = round(float(ms), 3)
-            self.events.log_changed.emit(self)
 
     def clear_log(self):
         self.log.clear()

@@ -196,6 +196,7 @@ class Controller:
                 yield ("load", 1, 1)
             else:
                 model = source.to(device)
+            warm_rasters(model)
             return model
 
         def done(model):
@@ -240,6 +241,9 @@ class Controller:
             if self.state.model is not model:
                 return  # a newer model replaced it meanwhile
             self.state.set_analysis(analysis, stim)
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, self.prepare_stimulation)
             if self.first_picture_at is None:
                 self.first_picture_at = time.time()
 
@@ -377,15 +381,25 @@ class Controller:
         """Stimulate ``sheet`` at ``xy`` (sheet units); updates layers and the log. Returns the result or None."""
         t0 = time.perf_counter()
         try:
-            result = self.state.stimulate(sheet, xy, site=site)
+            result = self.state.stimulate(sheet, xy, site=site, log=False)
         except TopoviewerError as exc:
             notify_error(str(exc))
             return None
-        ms = 1000.0 * (time.perf_counter() - t0)
-        result["latency_ms"] = ms
+        ms = 1000.0 * (time.perf_counter() - t0)  # stimulation computed, layers and read-out updated
+        result["latency_ms"] = round(ms, 3)
         self.last_latency = {"compute_ms": result["compute_ms"], "click_to_layers_ms": ms}
-        self.state.update_last_latency(ms)
+        self.state.log_result(result)
         return result
+
+    def prepare_stimulation(self):
+        """Build the microstimulation experiment of the first sheet ahead of the first click."""
+        st = self.state
+        if st.model is None or st.analysis is None or len(st.model.sheets) < 2:
+            return
+        try:
+            st.stimulator(st.model.sheets[0].name)
+        except TopoviewerError:
+            pass
 
     def stimulate_inside_outside(self, layer: str, seed: int = 0):
         """Stimulate the patch centre and a random site outside every patch: two log rows, one click."""
@@ -434,6 +448,7 @@ class Controller:
                 yield ("progress", p)
                 if p.checkpoint and (time.monotonic() - last >= refresh_s or p.done):
                     model = load_model(p.checkpoint)
+                    warm_rasters(model)
                     if probe is None:
                         probe = localizer(size=max(32, model.input_size), per_category=probe_per_category, seed=99)
                     analysis = yield from _silent(iter_analysis(model, probe))
@@ -504,6 +519,12 @@ class Controller:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.viewer.screenshot(str(path), canvas_only=canvas_only, scale=scale)
         return path
+
+
+def warm_rasters(model):
+    """Build each sheet's nearest-unit raster map off the GUI thread (the layer book then only indexes)."""
+    for s in model.sheets:
+        s.rasterise(np.zeros(s.n_units, np.float32), s.default_pixel_mm())
 
 
 def _silent(gen):

@@ -1,0 +1,55 @@
+"""7. Export: publication figure (PNG at a chosen DPI, SVG, PDF), screenshot, maps as NPZ/CSV."""
+
+import csv
+
+import numpy as np
+from PIL import Image
+
+
+def test_figure_in_three_formats(topo, tmp_path):
+    dock = topo.docks["ExportDock"]
+    small = dock.save_figure(tmp_path / "fig-100.png", dpi=100)
+    big = dock.save_figure(tmp_path / "fig-200.png", dpi=200)
+    with Image.open(small) as a, Image.open(big) as b:
+        assert a.format == "PNG" and abs(b.size[0] / a.size[0] - 2.0) < 0.05  # the DPI choice is honoured
+        pixels = np.asarray(a.convert("L"))
+    assert pixels.std() > 10 and (pixels < 128).mean() > 0.01  # maps drawn, not a blank page
+    svg = dock.save_figure(tmp_path / "fig.svg")
+    text = svg.read_text()
+    assert text.lstrip().startswith("<?xml") and "<svg" in text and "d′" in text
+    pdf = dock.save_figure(tmp_path / "fig.pdf")
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5000
+    assert "wrote" in dock.last.text()
+
+
+def test_figure_bad_suffix_is_a_notification(topo, tmp_path, notes):
+    assert topo.docks["ExportDock"].save_figure(tmp_path / "fig.gif") is None
+    assert any("unknown file type" in m for m in notes())
+
+
+def test_screenshot(topo, tmp_path):
+    path = topo.docks["ExportDock"].save_screenshot(tmp_path / "view.png", scale=1.0)
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"))
+    assert arr.shape[0] > 100 and arr.std() > 5
+
+
+def test_maps_as_npz_and_csv(topo, tmp_path):
+    st, dock = topo.state, topo.docks["ExportDock"]
+    topo.ctrl.stimulate_at("fc6", (5.0, 5.0))
+    npz = dock.save_maps(tmp_path / "maps.npz")
+    with np.load(npz) as z:
+        np.testing.assert_allclose(z["fc6/dprime_faces"], st.dprime("fc6", "faces"))
+        np.testing.assert_allclose(z["fc7/x_mm"], st.model.sheet("fc7").positions[:, 0])
+        np.testing.assert_allclose(z["fc6/voxel_t_faces"], st.t_map("fc6", "faces"), equal_nan=True)
+        np.testing.assert_allclose(z["fc6/stimulation"], st.stimulation["activity"])
+        np.testing.assert_allclose(z["fc7/propagated"], st.stimulation["propagated"])
+        assert "fc6/purity_faces" in z and float(z["fc6/fwhm_mm"]) == st.fwhm_mm
+    path = dock.save_maps(tmp_path / "maps.csv")
+    rows = list(csv.DictReader(path.open()))
+    assert len(rows) == sum(s.n_units for s in st.model.sheets)
+    first = rows[0]
+    assert first["sheet"] == "fc6" and first["unit"] == "0"
+    assert np.isclose(float(first["dprime_faces"]), st.dprime("fc6", "faces")[0], rtol=1e-5, atol=1e-6)
+    log = dock.save_log(tmp_path / "log.csv")
+    assert len(list(csv.DictReader(log.open()))) == 1

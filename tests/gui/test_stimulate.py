@@ -1,0 +1,109 @@
+"""5. Microstimulation by clicking: the tool, the layers updated in place, the read-out, the log."""
+
+import csv
+import time
+
+import numpy as np
+
+from topoviewer.pipeline import Stimulator
+
+
+def _click(topo, fake_event, sheet, column, xy, **kw):
+    world = topo.book.layout.to_world(sheet, column, xy)
+    topo.ctrl.tool.on_mouse(topo.viewer, fake_event(world, **kw))
+    return world
+
+
+def test_tool_adds_and_removes_its_callback(topo):
+    v, dock, tool = topo.viewer, topo.docks["StimulateDock"], topo.ctrl.tool
+    n = len(v.mouse_drag_callbacks)
+    dock.tool_button.click()
+    assert tool.enabled and len(v.mouse_drag_callbacks) == n + 1
+    dock.tool_button.click()
+    assert not tool.enabled and len(v.mouse_drag_callbacks) == n
+
+
+def test_click_stimulates_and_updates_layers_in_place(topo, fake_event):
+    st, book, v = topo.state, topo.book, topo.viewer
+    topo.docks["StimulateDock"].tool_button.click()
+    dock = topo.docks["StimulateDock"]
+    dock.radius.setValue(1.5)
+    xy = (4.0, 6.0)
+    world = book.layout.to_world("fc6", "dprime", xy)
+    # through napari's own dispatch of viewer callbacks, as a real click
+    for cb in list(v.mouse_drag_callbacks):
+        cb(v, fake_event(world))
+    r = st.stimulation
+    assert r is not None and r["layer"] == "fc6" and r["next_layer"] == "fc7"
+    np.testing.assert_allclose(r["site_mm"], xy)
+    # same numbers as the core's experiment on the same responses
+    ref = Stimulator(st.model, "fc6", st.stimuli, responses=st.analysis.responses).stimulate(xy, radius_mm=1.5)
+    assert np.isclose(r["next_patch_mean"], ref["next_patch_mean"])
+    np.testing.assert_allclose(r["propagated"], ref["propagated"], rtol=1e-5)
+    stim_layer, prop_layer = book.get("fc6/stimulation"), book.get("fc7/propagated")
+    s6, s7 = st.model.sheet("fc6"), st.model.sheet("fc7")
+    np.testing.assert_allclose(stim_layer.data, book.layout.display(s6.rasterise(r["activity"])))
+    np.testing.assert_allclose(prop_layer.data, book.layout.display(s7.rasterise(r["propagated"])))
+    # the ring marker: on the clicked maps and in the stimulation cell, diameter = 2 × radius
+    sites = book.get("stimulation/sites")
+    assert any(np.allclose(p, world) for p in sites.data)
+    assert np.allclose(sites.size, 3.0)
+    # read-out and log
+    text = dock.readout.text()
+    assert f"{r['next_patch_mean']:.3f}" in text and f"{r['next_patch_baseline']:.3f}" in text
+    assert dock.table.rowCount() == 1 and dock.table.item(0, 2).text() == "fc6"
+    # a second click updates the same layers
+    _click(topo, fake_event, "fc6", "voxel_t", (7.0, 2.0))
+    assert book.get("fc6/stimulation") is stim_layer and book.get("fc7/propagated") is prop_layer
+    assert [k for k in book.keys() if k.endswith("/stimulation")] == ["fc6/stimulation"]
+    np.testing.assert_allclose(st.stimulation["site_mm"], (7.0, 2.0))
+    assert len(st.log) == 2 and dock.table.rowCount() == 2
+
+
+def test_clicks_that_must_not_stimulate(topo, fake_event, notes):
+    st, tool = topo.state, topo.ctrl.tool
+    tool.enabled = True
+    _click(topo, fake_event, "fc6", "dprime", (5, 5), modifiers=("Shift",))  # left to napari
+    _click(topo, fake_event, "fc6", "dprime", (5, 5), button=2)
+    _click(topo, fake_event, "fc6", "dprime", (5, 5), type="mouse_release")
+    assert st.stimulation is None
+    tool.on_mouse(topo.viewer, fake_event((-100.0, -100.0)))  # outside every cell
+    assert st.stimulation is None
+    _click(topo, fake_event, "fc7", "dprime", (5, 5))  # last sheet: nothing downstream
+    assert st.stimulation is None and any("last sheet" in m for m in notes())
+    _click(topo, fake_event, "fc6", "dprime", (5, 5))  # and the tool still works
+    assert st.stimulation is not None
+
+
+def test_inside_vs_outside_and_csv(topo, tmp_path):
+    st, dock = topo.state, topo.docks["StimulateDock"]
+    assert dock.sheet_combo.currentText() == "fc6"
+    dock.io_button.click()
+    assert [row["site"] for row in st.log] == ["inside", "outside"]
+    stim = st.stimulator("fc6")
+    np.testing.assert_allclose((st.log[0]["x_mm"], st.log[0]["y_mm"]), stim.site("inside"), atol=1e-4)
+    assert "inside / outside" in dock.readout.text()
+    path = tmp_path / "log.csv"
+    assert dock.save_csv(path) == path
+    rows = list(csv.DictReader(path.open()))
+    assert len(rows) == 2 and rows[0]["site"] == "inside" and float(rows[0]["next_patch_mean"]) >= 0
+    assert set(rows[0]) >= {"layer", "x_mm", "y_mm", "radius_mm", "next_patch_mean", "next_patch_baseline", "ratio"}
+
+
+def test_click_to_updated_layer_latency(topo, fake_event):
+    """Click → stimulation → layers updated; the first click also prepares the experiment."""
+    from qtpy.QtWidgets import QApplication
+
+    topo.ctrl.tool.enabled = True
+    _click(topo, fake_event, "fc6", "dprime", (5, 5))
+    QApplication.processEvents()
+    times = []
+    for i in range(15):
+        t0 = time.perf_counter()
+        _click(topo, fake_event, "fc6", "dprime", (2 + 0.4 * i, 5))
+        times.append(1000 * (time.perf_counter() - t0))
+        QApplication.processEvents()
+    median = float(np.median(times))
+    print(f"click-to-updated-layer latency: median {median:.1f} ms, max {max(times):.1f} ms")
+    assert median < 250  # generous for loaded CI machines; the docs report the measured value
+    assert topo.state.log[-1]["latency_ms"] > 0

@@ -1,0 +1,69 @@
+"""6. Train on the fly: live losses, maps refreshed from checkpoints, stop keeps the last checkpoint."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+TINY = {"arch_config": {"fc_units": [256, 256]}, "per_category": 4, "val_per_category": 2, "batch_size": 16}
+
+
+def _wait(qtbot, cond, timeout_s):
+    qtbot.waitUntil(cond, timeout=int(timeout_s * 1000))
+
+
+def test_short_training_run_updates_maps_and_becomes_current(topo, qtbot, tmp_path):
+    st, dock, book = topo.state, topo.docks["TrainDock"], topo.book
+    out = tmp_path / "run.safetensors"
+    dock.out.setText(str(out))
+    dock.steps.setValue(20)
+    dock.device.setCurrentText("cpu")
+    dock.refresh.setValue(0.5)
+    dprime_layer = book.get("fc6/dprime")
+    live = []
+    st.events.model_changed.connect(lambda s: live.append(s.training_step))
+    assert dock.start(**TINY) is not None
+    assert not dock.start_button.isEnabled() and dock.stop_button.isEnabled()
+    _wait(qtbot, lambda: dock.finish_reason is not None, 240)
+    topo.ctrl.wait(120)
+    assert dock.finish_reason == "done"
+    assert dock.history["step"] == list(range(1, 21))
+    assert all(np.isfinite(dock.history["task"])) and dock.task_curve.getData()[0] is not None
+    assert any(step is not None for step in live), "no live map refresh during training"
+    assert book.get("fc6/dprime") is dprime_layer  # refreshed in place
+    # the result is saved and is the current model, analysed on the full localizer
+    assert out.exists() and st.source == str(out) and st.training_step is None
+    assert st.model.meta["training"]["steps"] == 20
+    assert st.analysis is not None and "localizer" in st.analysis.stimuli_name
+    # the GUI kept ticking while training ran in its worker
+    ticks = dock.ticks.stats()
+    print(f"event-loop ticks while training: {ticks}")
+    assert ticks["ticks"] > 10 and ticks["median_ms"] < 100
+    assert dock.start_button.isEnabled() and not dock.stop_button.isEnabled()
+
+
+def test_pause_and_stop_keep_the_last_checkpoint(topo, qtbot, tmp_path):
+    st, dock = topo.state, topo.docks["TrainDock"]
+    out = tmp_path / "stopped.safetensors"
+    dock.out.setText(str(out))
+    dock.steps.setValue(100000)
+    dock.device.setCurrentText("cpu")
+    dock.refresh.setValue(60)
+    dock.start(checkpoint_every=3, **TINY)
+    _wait(qtbot, lambda: len(dock.history["step"]) >= 4 and out.exists(), 240)
+    dock.pause_button.click()
+    _wait(qtbot, lambda: dock.worker is not None and dock.worker.is_paused, 30)
+    n = len(dock.history["step"])
+    time.sleep(0.3)
+    qtbot.wait(200)
+    assert len(dock.history["step"]) == n  # paused: no more steps
+    dock.pause_button.click()
+    _wait(qtbot, lambda: len(dock.history["step"]) > n, 60)
+    dock.stop_button.click()
+    _wait(qtbot, lambda: dock.finish_reason is not None, 60)
+    topo.ctrl.wait(120)
+    assert dock.finish_reason == "stopped"
+    assert Path(st.source) == out and st.model is not None
+    saved = st.model.meta["training"]["steps"]
+    assert saved % 3 == 0 and saved <= dock.history["step"][-1]
+    assert st.analysis is not None
