@@ -204,6 +204,16 @@ def test_scale_bar_has_the_right_length_in_data_units(extent, length, label):
     assert drawn == pytest.approx(expected, rel=0.02)
 
 
+def test_scale_bar_moves_away_from_a_mark():
+    sheet = Sheet.uniform("s", 100, (10.0, 10.0))
+    fig, ax = _axes()
+    _, _, bar = sheet_map_axes(ax, sheet, np.zeros((10, 10)), pixel_mm=1.0)
+    assert bar.loc == 4  # lower right
+    fig, ax = _axes()
+    _, _, bar = sheet_map_axes(ax, sheet, np.zeros((10, 10)), pixel_mm=1.0, marks=[(9.0, 1.0)])
+    assert bar.loc == 3  # lower left: the mark stays visible
+
+
 def test_scale_bar_on_a_grid_sheet_counts_cells():
     sheet = Sheet.channel_grid("g", 128)  # 8 × 16 cells
     fig, ax = _axes()

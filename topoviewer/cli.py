@@ -130,12 +130,18 @@ def cmd_stimulate(args):
 def cmd_train(args):
     from .training import TrainConfig, train
 
-    cfg = TrainConfig(
-        arch=args.arch, loss=args.loss, weight=args.weight, steps=args.steps, batch_size=args.batch_size,
-        lr=args.lr, optimizer=args.optimizer, device=args.device, seed=args.seed,
-        checkpoint_every=args.checkpoint_every, correlation_length_mm=args.correlation_length,
-        per_category=args.per_category,
-    )
+    if args.recipe:
+        from .hallmarks import load_recipe
+
+        cfg = load_recipe(args.recipe).train_config(args.seed, device=args.device)
+        cfg.checkpoint_every = args.checkpoint_every
+    else:
+        cfg = TrainConfig(
+            arch=args.arch, loss=args.loss, weight=args.weight, steps=args.steps, batch_size=args.batch_size,
+            lr=args.lr, optimizer=args.optimizer, device=args.device, seed=args.seed,
+            checkpoint_every=args.checkpoint_every, correlation_length_mm=args.correlation_length,
+            per_category=args.per_category,
+        )
     gen = train(cfg, args.out, resume=args.resume)
     try:
         model = _run_training(gen, quiet=args.quiet)
@@ -290,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--correlation-length", type=float, default=defaults.CORRELATION_LENGTH_MM,
                     help="λ of the target 1/(d/λ + 1), mm")
     sp.add_argument("--per-category", type=int, default=500, help="training images per category")
+    sp.add_argument("--recipe", help="a recipe JSON (e.g. sample_data/recipe.json); replaces the options above "
+                    "except --seed, --device and --checkpoint-every")
     sp.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is --out")
     sp.add_argument("--quiet", action="store_true")
     sp.add_argument("--out", required=True, help="model file to write (.safetensors)")

@@ -133,8 +133,8 @@ def _unit_label(sheet) -> str:
     return "mm" if sheet.unit == "mm" else "cells"
 
 
-def _add_scale_bar(ax, sheet, length=None):
-    """A labelled scale bar (length in sheet units) at the lower right of a map."""
+def _add_scale_bar(ax, sheet, length=None, loc="lower right"):
+    """A labelled scale bar (length in sheet units) in a lower corner of a map."""
     from matplotlib.font_manager import FontProperties
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
@@ -142,7 +142,7 @@ def _add_scale_bar(ax, sheet, length=None):
     unit = _unit_label(sheet)
     label = f"{length:g} {unit[:-1] if unit == 'cells' and length == 1 else unit}"
     bar = AnchoredSizeBar(
-        ax.transData, length, label, "lower right", pad=0.25, borderpad=0.35, sep=2, color="black",
+        ax.transData, length, label, loc, pad=0.25, borderpad=0.35, sep=2, color="black",
         frameon=True, size_vertical=min(sheet.extent_mm) / 120.0, fontproperties=FontProperties(size=7),
     )
     bar.patch.set_facecolor("white")
@@ -222,8 +222,17 @@ def sheet_map_axes(
         cbar.set_label(colorbar_label)
         cbar.ax.tick_params(labelsize=7)
         cbar.outline.set_linewidth(0.5)
-    bar = _add_scale_bar(ax, sheet) if scale_bar else None
+    bar = _add_scale_bar(ax, sheet, loc=_free_corner(sheet, marks)) if scale_bar else None
     return im, cbar, bar
+
+
+def _free_corner(sheet, marks) -> str:
+    """"lower right" unless a mark sits there (then "lower left"): the bar never hides a mark."""
+    (x0, y0), (w, h) = sheet.origin_mm, sheet.extent_mm
+    for x, y in marks or ():
+        if x > x0 + 0.55 * w and y < y0 + 0.3 * h:
+            return "lower left"
+    return "lower right"
 
 
 def _draw_outline(ax, mask, x0, y0, pixel_mm, color, upsample=8):

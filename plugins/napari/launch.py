@@ -59,7 +59,66 @@ def write_default_figures(model_source="sample", out="topoviewer-figures", devic
     return written
 
 
-def open_viewer(model="sample", device="cpu", docks=None, show=True, viewer=None):
+class Preload:
+    """Load and analyse a model in a plain thread while napari starts (time to first picture).
+
+    ``result`` becomes ``(model, stimuli, analysis)`` or ``error`` a message; ``done`` is set last.
+    """
+
+    def __init__(self, source, device="cpu"):
+        import threading
+
+        self.source, self.device = source, device
+        self.result = None
+        self.error = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="topoviewer-preload", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        from topoviewer.errors import TopoviewerError
+
+        try:
+            from topoviewer.io import load
+            from topoviewer.pipeline import analyze, default_stimuli
+
+            from ._qt.controller import warm_rasters
+
+            model = load(self.source, device=self.device)
+            warm_rasters(model)
+            stimuli = default_stimuli(model)
+            self.result = (model, stimuli, analyze(model, stimuli))
+        except TopoviewerError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - shown in the viewer, not lost in a thread
+            self.error = f"could not open {self.source}: {type(exc).__name__}: {exc}"
+        finally:
+            self.done.set()
+
+    def hand_over(self, ctrl, then=None):
+        """Poll from the GUI thread; when done, give the result to the controller's state."""
+        from qtpy.QtCore import QTimer
+
+        from ._qt.controller import notify_error
+
+        def poll():
+            if not self.done.is_set():
+                QTimer.singleShot(20, poll)
+                return
+            if self.error:
+                notify_error(self.error)
+            else:
+                model, stimuli, analysis = self.result
+                ctrl.state.set_model(model, str(self.source), stimuli=stimuli, analysis=analysis)
+                ctrl.first_picture_at = time.time()
+                QTimer.singleShot(0, ctrl.prepare_stimulation)
+            if then is not None:
+                then()
+
+        QTimer.singleShot(0, poll)
+
+
+def open_viewer(model="sample", device="cpu", docks=None, show=True, viewer=None, preload=None):
     """A napari viewer with the plugin's docks and ``model`` loading. Returns (viewer, controller)."""
     import napari
 
@@ -76,7 +135,9 @@ def open_viewer(model="sample", device="cpu", docks=None, show=True, viewer=None
         viewer.window.add_plugin_dock_widget("topoviewer", name, tabify=name in tabbed[1:])
     if "Purity" in names:
         viewer.window.add_plugin_dock_widget("topoviewer", "Purity")
-    if model:
+    if preload is not None:
+        preload.hand_over(ctrl)
+    elif model:
         ctrl.open_model(model)
     return viewer, ctrl
 
@@ -111,10 +172,11 @@ def main(argv=None) -> int:
               f"{len(written)} figures to {Path(args.figures).resolve()}")
         return 0
 
+    t0 = _process_start()
+    preload = Preload(args.model, args.device)  # model + analysis in parallel with napari's start
     import napari
 
-    t0 = _process_start()
-    viewer, ctrl = open_viewer(args.model, args.device)
+    viewer, ctrl = open_viewer(args.model, args.device, preload=preload)
     if args.report_startup or args.quit_after_first_picture:
         from qtpy.QtCore import QTimer
 

@@ -98,6 +98,9 @@ class LayerBook:
         ev.stimulated.connect(self._on_stimulated)
         self.viewer.mouse_move_callbacks.append(self._on_hover)
         self._closed = False
+        #: How secondary maps are scheduled after the d′ maps: immediately here; the Qt controller
+        #: defers them to the next event-loop turn so the first picture appears sooner.
+        self.defer = lambda fn: fn()
 
     def close(self):
         """Disconnect from the state and the viewer (the layers stay)."""
@@ -271,9 +274,17 @@ class LayerBook:
     # ------------------------------------------------------------------ analysis maps
     def _on_analysis(self, state):
         self._draw_selectivity()
-        self._draw_voxel_t()
-        self._draw_purity()
         self._retitle()
+        analysis = state.analysis
+
+        def rest():
+            if self._closed or state.analysis is not analysis:
+                return
+            self._draw_voxel_t()
+            self._draw_purity()
+            self._draw_units()
+
+        self.defer(rest)
 
     def _on_category(self, state):
         self._on_analysis(state)
@@ -296,7 +307,13 @@ class LayerBook:
             lim = symmetric_limit(dp, floor=1.5 * st.threshold)
             self._image(f"{s.name}/dprime", s.name, "dprime", s.rasterise(dp, px), px,
                         name=f"{s.name} · d′ {st.category}", cmap=CMAP["dprime"], limits=(-lim, lim))
-            self._units(s, dp, lim)
+
+    def _draw_units(self):
+        st = self.state
+        for s in st.model.sheets:
+            if s.name in st.analysis.sheets:
+                dp = st.dprime(s.name)
+                self._units(s, dp, symmetric_limit(dp, floor=1.5 * st.threshold))
 
     def _units(self, sheet, values, lim):
         world = self.layout.to_world(sheet.name, "dprime", sheet.positions)

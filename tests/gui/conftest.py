@@ -23,16 +23,33 @@ else:
         collect_ignore_glob = ["test_*.py"]  # pragma: no cover - no X server: nothing can render
 
 
+@pytest.fixture(scope="session")
+def tiny_analysed(tiny_model_file):
+    """The tiny model loaded from its file, the localizer and the analysis: computed once per session."""
+    from topoviewer.io import load
+    from topoviewer.pipeline import analyze, default_stimuli
+
+    model = load(str(tiny_model_file))
+    stimuli = default_stimuli(model)
+    return model, stimuli, analyze(model, stimuli)
+
+
 @pytest.fixture
-def topo(make_napari_viewer, tiny_model_file):
-    """A shown viewer with every dock of the plugin and the tiny model analysed."""
+def topo(make_napari_viewer, tiny_model_file, tiny_analysed):
+    """A shown viewer with every dock of the plugin and the tiny model analysed.
+
+    The analysis is the session's (the real open-and-analyse path is exercised in
+    ``test_start.py``); handing it to the state is exactly what the analysis worker does.
+    """
     from topoviewer_napari.launch import open_viewer
 
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1400, 900)
-    viewer, ctrl = open_viewer(str(tiny_model_file), viewer=viewer)
-    ctrl.wait(120)
-    assert ctrl.state.analysis is not None, "the analysis of the tiny model did not finish"
+    viewer, ctrl = open_viewer(None, viewer=viewer)
+    model, stimuli, analysis = tiny_analysed
+    ctrl.state.set_model(model, str(tiny_model_file), stimuli=stimuli, analysis=analysis)
+    ctrl.wait(10)  # the secondary maps are drawn on the next event-loop turn
+    ctrl.book.fit()
     yield SimpleNamespace(viewer=viewer, ctrl=ctrl, state=ctrl.state, book=ctrl.book, docks=ctrl.docks,
                           model_file=tiny_model_file)
     ctrl.close()

@@ -28,12 +28,13 @@ def test_get_reader_is_cheap_and_never_raises(tmp_path):
         assert get_reader(weird) is None or callable(get_reader(weird))
 
 
-def test_drop_model_file_opens_it(topo, tmp_path, tiny_model):
-    from topoviewer.io import save_model
+def test_drop_model_file_opens_it(topo, tmp_path, tiny_model_file):
+    from topoviewer.io import load, save_model
 
     other = tmp_path / "other.safetensors"
-    tiny_model.name = "other-model"
-    save_model(tiny_model, other)
+    model = load(str(tiny_model_file))
+    model.name = "other-model"
+    save_model(model, other)
     assert topo.viewer.open(str(other), plugin="topoviewer") == []
     topo.ctrl.wait(120)
     assert topo.state.model.name == "other-model" and topo.state.source == str(other)

@@ -50,8 +50,17 @@ def test_no_display_writes_figures_instead(monkeypatch, tmp_path, capsys, tiny_m
     assert pixels.shape[0] > 300 and pixels.std() > 10  # a real picture, not a blank page
 
 
-def test_start_opens_docks_and_maps(topo):
+def test_start_opens_docks_and_maps(make_napari_viewer, tiny_model_file):
+    from types import SimpleNamespace
+
+    from topoviewer_napari.launch import open_viewer
+
+    viewer = make_napari_viewer(show=True)
+    viewer, ctrl = open_viewer(str(tiny_model_file), viewer=viewer)  # the start command's path
+    ctrl.wait(120)
+    topo = SimpleNamespace(viewer=viewer, state=ctrl.state, docks=ctrl.docks)
     v, st = topo.viewer, topo.state
+    assert st.analysis is not None and st.source == str(tiny_model_file)
     assert set(topo.docks) >= {"ModelDock", "PurityDock", "ImagesDock", "StimulateDock", "TrainDock", "ExportDock"}
     assert len(DOCKS) == 6
     names = [layer.name for layer in v.layers]
@@ -67,6 +76,7 @@ def test_start_opens_docks_and_maps(topo):
     # the picture is on screen: the canvas is not blank
     shot = v.screenshot(canvas_only=True)
     assert shot[..., :3].std() > 5
+    ctrl.close()
 
 
 def test_sample_menu_opens_the_default_model(make_napari_viewer, monkeypatch, tiny_model_file, qtbot):

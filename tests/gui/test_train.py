@@ -53,6 +53,7 @@ def test_pause_and_stop_keep_the_last_checkpoint(topo, qtbot, tmp_path):
     _wait(qtbot, lambda: len(dock.history["step"]) >= 4 and out.exists(), 240)
     dock.pause_button.click()
     _wait(qtbot, lambda: dock.worker is not None and dock.worker.is_paused, 30)
+    qtbot.wait(200)  # steps yielded just before the pause are still queued for the GUI thread
     n = len(dock.history["step"])
     time.sleep(0.3)
     qtbot.wait(200)

@@ -80,6 +80,7 @@ class Controller:
         self.state = TopoState()
         self.book = LayerBook(viewer, self.state)
         self.book.controller = self  # the viewer's callbacks keep the controller alive, nothing global does
+        self.book.defer = _next_turn
         self.tool = StimulateTool(viewer, self.book, self.stimulate_at)
         self.device = "cpu"
         self.closed = False
@@ -519,6 +520,12 @@ class Controller:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.viewer.screenshot(str(path), canvas_only=canvas_only, scale=scale)
         return path
+
+
+def _next_turn(fn):
+    from qtpy.QtCore import QTimer
+
+    QTimer.singleShot(0, fn)
 
 
 def warm_rasters(model):

@@ -164,6 +164,8 @@ class TrainDock(Dock):
         self._plot_timer.setInterval(250)
         self._plot_timer.timeout.connect(self._redraw)
         self._last = None
+        ctrl = self.ctrl
+        self.destroyed.connect(lambda *_: ctrl.stop("training"))  # closing the viewer stops the run
 
     # ------------------------------------------------------------------ config
     def _loss_changed(self, loss):
