@@ -101,6 +101,7 @@ class LayerBook:
         #: How secondary maps are scheduled after the d′ maps: immediately here; the Qt controller
         #: defers them to the next event-loop turn so the first picture appears sooner.
         self.defer = lambda fn: fn()
+        self._stim_roles = None
 
     def close(self):
         """Disconnect from the state and the viewer (the layers stay)."""
@@ -214,6 +215,7 @@ class LayerBook:
         self.layout = new_layout
         # layers of sheets that no longer exist, and everything derived from the previous model's activity
         stale = {"activation", "contrast", "stimulation", "propagated", "readout_patch"}
+        self._stim_roles = None
         self.remove(lambda key: key.split("/")[0] not in names + ["layout", "stimulation", "input"]
                     or key.split("/")[-1] in stale or key in ("stimulation/sites",)
                     or (not same and key.startswith("input/")))
@@ -249,17 +251,22 @@ class LayerBook:
         st = self.state
         cat = st.category
         t = {}
+        stim = st.stimulation
         for s in self.state.model.sheets:
             t[(s.name, "dprime")] = f"{s.title} · d′ {cat}"
-            t[(s.name, "voxel_t")] = f"{s.title} · voxel t {cat} (FWHM {st.fwhm_mm:g} mm, t > {st.t_threshold:g})"
-            t[(s.name, "purity")] = f"{s.title} · {cat} purity rings"
+            t[(s.name, "voxel_t")] = f"voxel t {cat} · FWHM {st.fwhm_mm:g} mm"
+            t[(s.name, "purity")] = f"{cat} purity rings"
             t[(s.name, "input")] = "input image" if st.activations else "input (drop an image)"
-            t[(s.name, "activation")] = f"{s.title} · activation"
-            t[(s.name, "stimulation")] = f"{s.title} · stimulation (Stimulate tool: click a map)"
+            t[(s.name, "activation")] = "activation" if st.activations is None or st.activations.n_images == 1 \
+                else f"mean activation · {st.activations.n_images} images"
+            role = "stimulation / propagation"
+            if stim is not None:
+                role = {stim["layer"]: "stimulation", stim["next_layer"]: "propagated"}.get(s.name, "—")
+            t[(s.name, "stimulation")] = role
         if st.training_step is not None:
             for k in list(t):
                 if k[1] == "dprime":
-                    t[k] += f"  [training step {st.training_step}]"
+                    t[k] += f" · step {st.training_step}"
         return t
 
     def _retitle(self):
@@ -455,8 +462,12 @@ class LayerBook:
         site = result["site_mm"]
         cols = ("dprime", "voxel_t", "purity", "stimulation")
         world = np.vstack([self.layout.to_world(layer, c, site) for c in cols])
-        self._points("stimulation/sites", world, name="stimulation · site", symbol="ring",
-                     size=2.0 * result["radius_mm"], face_color=SITE_COLOR, border_width=0, opacity=0.9)
+        self._points("stimulation/sites", world, name="stimulation · site", symbol="disc",
+                     size=2.0 * result["radius_mm"], face_color="transparent", border_color=SITE_COLOR,
+                     border_width=0.07, border_width_is_relative=True)
+        if self._stim_roles != (layer, nxt):
+            self._stim_roles = (layer, nxt)
+            self._retitle()
 
     # ------------------------------------------------------------------ hover
     def _on_hover(self, viewer, event):

@@ -1,8 +1,9 @@
 """Where every sheet map sits in napari's world: the one place for sheet ↔ world offsets.
 
 The viewer shows a grid of *cells*: one **row per sheet** (in network order, the first
-sheet on top) and one **column per kind of map** (d′, voxel t, purity, input image,
-activation, stimulation). Every cell is the sheet drawn at its true size in its own
+sheet on top) and one **column per kind of map** (d′, voxel t, purity | input image,
+activation, stimulation). With up to three sheets the two groups of three columns are
+stacked (maps above activity) so the grid fits a screen; with more they sit in one row. Every cell is the sheet drawn at its true size in its own
 unit (mm, or channel-grid cells), so sheets sit side by side and one scale bar fits all.
 
 World coordinates are napari's ``(row, col)`` = ``(Y, X)``, Y growing downwards on the
@@ -69,7 +70,7 @@ class SheetLayout:
         which leaves room for the cell titles).
     """
 
-    def __init__(self, sheets, gap: float | None = None):
+    def __init__(self, sheets, gap: float | None = None, stacked: bool | None = None):
         if not sheets:
             raise ValueError("a layout needs at least one sheet")
         self.sheets = list(sheets)
@@ -79,23 +80,32 @@ class SheetLayout:
         self.gap = 0.18 * max(self.cell_w, self.cell_h) if gap is None else float(gap)
         self.unit = napari_unit(self.sheets[0].unit)
         self._by_name = {s.name: s for s in self.sheets}
+        #: Few sheets: the "maps" columns (d′, voxel t, purity) above the "activity" columns
+        #: (input, activation, stimulation), which keeps the grid about as tall as wide.
+        self.stacked = len(self.sheets) <= 3 if stacked is None else bool(stacked)
 
     # ------------------------------------------------------------------ cells
     def sheet(self, name):
         return self._by_name[name]
 
-    def top(self, sheet_name: str) -> float:
-        """World Y of the top edge of a sheet's row."""
-        return self.names.index(sheet_name) * (self.cell_h + self.gap)
+    def _block(self, column: str):
+        i = COLUMNS.index(column)
+        return (i // 3, i % 3) if self.stacked else (0, i)
+
+    def top(self, sheet_name: str, column: str = "dprime") -> float:
+        """World Y of the top edge of a sheet's row (in the block of ``column``)."""
+        block, _ = self._block(column)
+        rows = len(self.names) * (self.cell_h + self.gap)
+        return block * (rows + self.gap) + self.names.index(sheet_name) * (self.cell_h + self.gap)
 
     def left(self, column: str) -> float:
         """World X of the left edge of a column."""
-        return COLUMNS.index(column) * (self.cell_w + self.gap)
+        return self._block(column)[1] * (self.cell_w + self.gap)
 
     def cell_box(self, sheet_name: str, column: str):
         """(Y0, X0, Y1, X1) world box of a sheet as drawn in a column (its own extent)."""
         s = self.sheet(sheet_name)
-        y0, x0 = self.top(sheet_name), self.left(column)
+        y0, x0 = self.top(sheet_name, column), self.left(column)
         return y0, x0, y0 + s.extent_mm[1], x0 + s.extent_mm[0]
 
     # ------------------------------------------------------------------ points
@@ -107,7 +117,7 @@ class SheetLayout:
         p = p.reshape(-1, 2)
         x0, y0 = s.origin_mm
         world = np.column_stack([
-            self.top(sheet_name) + (y0 + s.extent_mm[1] - p[:, 1]),
+            self.top(sheet_name, column) + (y0 + s.extent_mm[1] - p[:, 1]),
             self.left(column) + (p[:, 0] - x0),
         ])
         return world[0] if single else world
@@ -117,12 +127,10 @@ class SheetLayout:
         Y, X = float(world_position[-2]), float(world_position[-1])
         for name in self.names:
             s = self.sheet(name)
-            dy = Y - self.top(name)
-            if not 0.0 <= dy <= s.extent_mm[1]:
-                continue
             for column in COLUMNS:
-                dx = X - self.left(column)
-                if 0.0 <= dx <= s.extent_mm[0]:
+                top, left = self.top(name, column), self.left(column)
+                dy, dx = Y - top, X - left
+                if 0.0 <= dy <= s.extent_mm[1] and 0.0 <= dx <= s.extent_mm[0]:
                     x0, y0 = s.origin_mm
                     return Location(name, column, (x0 + dx, y0 + s.extent_mm[1] - dy))
         return None
@@ -139,7 +147,7 @@ class SheetLayout:
         s = self.sheet(sheet_name)
         rows = int(shape[-2])
         top_y = s.origin_mm[1] + rows * pixel  # sheet y of the grid's top edge
-        world_top = self.top(sheet_name) + (s.origin_mm[1] + s.extent_mm[1] - top_y)
+        world_top = self.top(sheet_name, column) + (s.origin_mm[1] + s.extent_mm[1] - top_y)
         return Placement(
             scale=(float(pixel), float(pixel)),
             translate=(world_top + 0.5 * pixel, self.left(column) + 0.5 * pixel),
@@ -155,9 +163,10 @@ class SheetLayout:
         h, w = int(image_shape[0]), int(image_shape[1])
         s = self.sheet(sheet_name)
         k = min(s.extent_mm[1] / h, s.extent_mm[0] / w)
-        return Placement(scale=(k, k), translate=(self.top(sheet_name) + 0.5 * k, self.left(column) + 0.5 * k))
+        return Placement(scale=(k, k), translate=(self.top(sheet_name, column) + 0.5 * k,
+                                                  self.left(column) + 0.5 * k))
 
     def extent(self, columns=COLUMNS):
         """World (Y0, X0, Y1, X1) covering the given columns of every row."""
-        xs = [self.left(c) for c in columns]
-        return 0.0, min(xs), len(self.names) * (self.cell_h + self.gap) - self.gap, max(xs) + self.cell_w
+        boxes = np.array([self.cell_box(n, c) for n in self.names for c in columns])
+        return float(boxes[:, 0].min()), float(boxes[:, 1].min()), float(boxes[:, 2].max()), float(boxes[:, 3].max())

@@ -19,7 +19,7 @@ class PurityDock(Dock):
 
         pg.setConfigOptions(antialias=True)
         self.plot = pg.PlotWidget()
-        self.plot.setMinimumHeight(180)
+        self.plot.setMinimumHeight(130)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setLabel("bottom", "distance from patch centre", units=None)
         self.plot.setLabel("left", "purity (fraction selective)")

@@ -80,7 +80,7 @@ class StimulateDock(Dock):
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setMinimumHeight(140)
+        self.table.setMinimumHeight(110)
         blay.addWidget(self.table)
         row = QHBoxLayout()
         self.export_button = QPushButton("Export CSV…")

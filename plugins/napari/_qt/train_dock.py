@@ -143,7 +143,7 @@ class TrainDock(Dock):
         import pyqtgraph as pg
 
         self.plot = pg.PlotWidget()
-        self.plot.setMinimumHeight(170)
+        self.plot.setMinimumHeight(140)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "loss")

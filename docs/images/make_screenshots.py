@@ -1,0 +1,149 @@
+"""Regenerate the screenshots of docs/gui.md from the running plugin (and print the measured numbers).
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/images/make_screenshots.py [MODEL]
+
+MODEL defaults to the embedded default model ("sample"). Every picture is a grab of the
+real napari window driven through the plugin's own widgets and callbacks.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+
+
+def pump(seconds=0.3):
+    from qtpy.QtWidgets import QApplication
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.01)
+
+
+def grab(viewer, name, crop=None):
+    pump(0.5)
+    img = viewer.window._qt_window.grab().toImage()
+    path = HERE / name
+    img.save(str(path))
+    if crop:
+        with Image.open(path) as im:
+            im.crop(crop).save(path)
+    print(f"wrote {path}")
+
+
+def show_dock(ctrl, name):
+    widget = ctrl.docks[name]
+    w = widget
+    while w is not None and type(w).__name__ != "QtViewerDockWidget":
+        w = w.parent()
+    if w is not None:
+        w.raise_()
+    pump(0.2)
+
+
+def main(model="sample"):
+    from topoviewer_napari.launch import open_viewer
+
+    viewer, ctrl = open_viewer(model)
+    viewer.window._qt_window.resize(1600, 1000)
+    viewer.window._qt_window.move(0, 0)
+    ctrl.wait(180)
+    pump(1.0)
+    ctrl.book.fit()
+    st, book = ctrl.state, ctrl.book
+    grab(viewer, "start.png")
+
+    # hover read-out + unit points, zoomed on the first sheet's maps
+    first = st.model.sheets[0]
+    book.get(f"{first.name}/units").visible = True
+    y0, x0, y1, x1 = book.layout.extent(("dprime", "voxel_t", "purity"))
+    viewer.scene.camera.center = ((y0 + y1) / 2, (x0 + x1) / 2)
+    viewer.scene.camera.zoom = 0.9 * min(viewer.canvas.size[0] / (y1 - y0 + 4), viewer.canvas.size[1] / (x1 - x0 + 4))
+    curve = st.purity(first.name)
+    event = SimpleNamespace(position=book.layout.to_world(first.name, "voxel_t", curve.centre), type="mouse_move")
+    book._on_hover(viewer, event)
+    grab(viewer, "maps.png")
+    book.get(f"{first.name}/units").visible = False
+
+    # a user picture, then a folder with two categories
+    from topoviewer.stimuli import localizer
+
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="topoviewer-shots-"))
+    loc = localizer(size=96, per_category=6, seed=7)
+    Image.fromarray((loc.images[0] * 255).astype(np.uint8)).save(tmp / "face.png")
+    for c in ("faces", "places"):
+        (tmp / "folder" / c).mkdir(parents=True, exist_ok=True)
+        for i, img in enumerate(loc.images[loc.mask(c)]):
+            Image.fromarray((img * 255).astype(np.uint8)).save(tmp / "folder" / c / f"{i}.png")
+    ctrl.book.fit()
+    show_dock(ctrl, "ImagesDock")
+    viewer.open(str(tmp / "face.png"), plugin="topoviewer")
+    ctrl.wait(60)
+    grab(viewer, "images.png")
+    viewer.open(str(tmp / "folder"), plugin="topoviewer")
+    ctrl.wait(60)
+    grab(viewer, "folder.png")
+
+    # stimulation: one click inside the patch, then inside vs outside
+    show_dock(ctrl, "StimulateDock")
+    dock = ctrl.docks["StimulateDock"]
+    dock.tool_button.click()
+    stim = st.stimulator(first.name)
+    world = book.layout.to_world(first.name, "dprime", stim.site("inside"))
+    ctrl.tool.on_mouse(viewer, SimpleNamespace(position=world, type="mouse_press", button=1, modifiers=()))
+    lat = []
+    for i in range(20):
+        xy = (first.origin_mm[0] + first.extent_mm[0] * (0.2 + 0.03 * i), first.origin_mm[1] + first.extent_mm[1] / 2)
+        t0 = time.perf_counter()
+        ctrl.tool.on_mouse(viewer, SimpleNamespace(position=book.layout.to_world(first.name, "dprime", xy),
+                                                   type="mouse_press", button=1, modifiers=()))
+        lat.append(1000 * (time.perf_counter() - t0))
+        pump(0.05)
+    ctrl.tool.on_mouse(viewer, SimpleNamespace(position=world, type="mouse_press", button=1, modifiers=()))
+    grab(viewer, "stimulate.png")
+    dock.io_button.click()
+    grab(viewer, "inside_outside.png")
+    print(f"click-to-updated-layer latency: median {np.median(lat):.1f} ms, p95 {np.percentile(lat, 95):.1f} ms, "
+          f"max {np.max(lat):.1f} ms over {len(lat)} clicks")
+    dock.tool_button.click()
+
+    # export
+    show_dock(ctrl, "ExportDock")
+    edock = ctrl.docks["ExportDock"]
+    edock.save_figure(HERE / "figure-example.png", dpi=110)
+    grab(viewer, "export.png")
+
+    # training on the fly
+    show_dock(ctrl, "TrainDock")
+    tdock = ctrl.docks["TrainDock"]
+    tdock.out.setText(str(tmp / "run.safetensors"))
+    tdock.steps.setValue(120)
+    tdock.batch.setValue(32)
+    tdock.per_category.setValue(20)
+    tdock.device.setCurrentText("cpu")
+    tdock.refresh.setValue(3.0)
+    tdock.start()
+    t0 = time.monotonic()
+    while tdock.finish_reason is None and len(tdock.history["step"]) < 80 and time.monotonic() - t0 < 400:
+        pump(0.2)
+    grab(viewer, "train.png")
+    while tdock.finish_reason is None and time.monotonic() - t0 < 600:
+        pump(0.2)
+    ctrl.wait(120)
+    print(f"event-loop ticks while training: {tdock.ticks.stats()}")
+
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main(*(sys.argv[1:2] or ["sample"]))
