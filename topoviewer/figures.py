@@ -31,13 +31,13 @@ from .errors import TopoviewerError
 
 __all__ = [
     "FORMATS",
-    "sheet_map_axes",
     "map_figure",
-    "purity_figure",
     "model_figure",
     "monkey_reference_purity",
     "nice_scale_length",
+    "purity_figure",
     "save_figure",
+    "sheet_map_axes",
 ]
 
 #: Output formats by file suffix.
@@ -412,7 +412,7 @@ def map_figure(analysis, model, out, category="faces", dpi=200, *, threshold=def
                     tbar.ax.axhline(v, color="black", lw=0.6)
             axes[1].text(0.02, 0.98, f"t > {t_threshold:g}: {n_sel} vox", transform=axes[1].transAxes,
                          va="top", ha="left", fontsize=7,
-                         bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.75))
+                         bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.75})
 
         # purity rings and curve
         try:
@@ -479,7 +479,7 @@ def purity_figure(curves, out, labels=None, dpi=200, *, title="Purity around the
     max_d = 0.0
     for i, (label, members) in enumerate(groups):
         d, stack = _stack_curves(members)
-        mean, sem, n = _mean_sem(stack)
+        mean, sem, _ = _mean_sem(stack)
         color = f"C{(i + 3) % 10}"
         if len(members) > 1:
             for row in stack:

@@ -92,6 +92,9 @@ class TopoModel:
         Per-channel normalisation applied after scaling images to [0, 1].
     classes : list of str
         Names of the training categories (the head's outputs), if known.
+    resize_size : float
+        Shorter side the image is resized to before the centre crop of ``input_size``
+        (e.g. 256 for ImageNet's Resize(256) + CenterCrop(224)); 0 → ``input_size``.
     meta : dict
         Provenance: losses and weights used, training data, steps, seed, version.
     """
@@ -108,6 +111,7 @@ class TopoModel:
     meta: dict = field(default_factory=dict)
     name: str = ""
     device: str = "cpu"
+    resize_size: float = 0.0
     _unit_shapes: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -180,12 +184,12 @@ class TopoModel:
         x = x.to(self.device)
         h, w = x.shape[-2:]
         s = self.input_size
-        if (h, w) != (s, s):
-            scale = s / min(h, w)
-            nh, nw = max(s, round(h * scale)), max(s, round(w * scale))
+        scale = float(self.resize_size or s) / min(h, w)
+        nh, nw = max(s, round(h * scale)), max(s, round(w * scale))
+        if (nh, nw) != (h, w):
             x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
-            top, left = (nh - s) // 2, (nw - s) // 2
-            x = x[..., top : top + s, left : left + s]
+        top, left = (nh - s) // 2, (nw - s) // 2
+        x = x[..., top : top + s, left : left + s]
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
         return ((x - mean) / std).contiguous()

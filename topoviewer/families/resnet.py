@@ -26,16 +26,14 @@ published state dicts load with ``strict=True``; torchvision itself is not neede
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from itertools import pairwise
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import TopoviewerError
-from ..model import SheetNet, TopoModel, images_is_single_rgb
+from ..model import SheetNet, TopoModel
 from ..sheet import Sheet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -285,44 +283,9 @@ def layer_weight(net: nn.Module, name: str):
 
 
 # ---------------------------------------------------------------------------- the model wrapper
-@dataclass(eq=False)
-class ImageNetTopoModel(TopoModel):
-    """A :class:`TopoModel` with torchvision's evaluation transform.
-
-    ``resize_size``: the shorter side is resized to it (bilinear, antialiased) and the centre
-    ``input_size`` square cropped — 256 → 224 for TDANN and torchvision recipes; 0 means
-    ``input_size`` (the base class's behaviour). Always applied, also to images that are
-    already ``input_size`` square, exactly like ``Resize(256) + CenterCrop(224)``.
-    """
-
-    resize_size: float = 0.0
-
-    def preprocess(self, images):
-        r = float(self.resize_size or 0.0)
-        if r > 0 and abs(r - self.input_size) > 1e-6:
-            images = _resize_crop(images, r, self.input_size)
-        return super().preprocess(images)
-
-
-def _resize_crop(images, resize: float, crop: int) -> np.ndarray:
-    arr = np.asarray(images, dtype=np.float32)
-    if arr.ndim == 2 or images_is_single_rgb(arr):
-        arr = arr[None]
-    if arr.ndim == 3:
-        arr = arr[..., None]
-    if arr.ndim != 4 or arr.shape[-1] not in (1, 3):
-        raise TopoviewerError(f"expected images as (B, H, W) or (B, H, W, 3) arrays, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise TopoviewerError("images contain NaN or infinity")
-    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
-    h, w = x.shape[-2:]
-    scale = resize / min(h, w)
-    nh, nw = max(crop, round(h * scale)), max(crop, round(w * scale))
-    if (nh, nw) != (h, w):
-        x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
-    top, left = (nh - crop) // 2, (nw - crop) // 2
-    x = x[..., top : top + crop, left : left + crop]
-    return x.permute(0, 2, 3, 1).contiguous().numpy()
+#: ImageNet-family models are plain TopoModels with ``resize_size`` set (256 → crop 224),
+#: torchvision's evaluation transform; the name documents intent at the call sites.
+ImageNetTopoModel = TopoModel
 
 
 # ---------------------------------------------------------------------------- registry builder
