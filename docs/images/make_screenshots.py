@@ -56,9 +56,21 @@ def main(model="sample"):
     viewer.window._qt_window.resize(1600, 1000)
     viewer.window._qt_window.move(0, 0)
     ctrl.wait(180)
+    from qtpy.QtCore import Qt
+
+    win = viewer.window._qt_window
+    model_dock = ctrl.docks["ModelDock"].parent()
+    while model_dock is not None and type(model_dock).__name__ != "QtViewerDockWidget":
+        model_dock = model_dock.parent()
+    tab_dock = ctrl.docks["PurityDock"].parent()
+    while tab_dock is not None and type(tab_dock).__name__ != "QtViewerDockWidget":
+        tab_dock = tab_dock.parent()
+    win.resizeDocks([model_dock], [450], Qt.Orientation.Horizontal)
+    win.resizeDocks([model_dock, tab_dock], [330, 600], Qt.Orientation.Vertical)
     pump(1.0)
     ctrl.book.fit()
     st, book = ctrl.state, ctrl.book
+    show_dock(ctrl, "PurityDock")
     grab(viewer, "start.png")
 
     # hover read-out + unit points, zoomed on the first sheet's maps
