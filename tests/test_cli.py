@@ -99,3 +99,16 @@ def test_calibrate_json(capsys, tiny_model_file):
     # the threshold is the inversion of the fitted line at the neural threshold
     assert r["model_threshold"] == pytest.approx((0.65 - r["intercept"]) / r["slope"])
     assert r["layer"] == "fc6" and r["slope"] > 0
+
+
+def test_analyze_a_toponet(capsys, tmp_path):
+    """Channel-grid sheets (one unit per cell) get every map too."""
+    from topoviewer.families import build
+    from topoviewer.io import save_model
+
+    path = tmp_path / "toponet.safetensors"
+    save_model(build("toponet_small", {"widths": [8, 16, 32, 64]}), path)
+    code, out, _ = run(capsys, "analyze", str(path), "--out", str(tmp_path / "res"), "--json")
+    assert code == 0
+    s = json.loads(out)["sheets"]["conv3"]
+    assert s["units"] == 32 and len(s["purity_curve"]["purity"]) > 0

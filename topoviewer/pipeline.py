@@ -90,7 +90,8 @@ def sheet_maps(
         "cluster_strength": {c: voxel_cluster_strength(voxels, labels, categories, c, seed=seed) for c in categories},
     }
     if purity_category in categories:
-        curve = purity_curve(sheet, dp[purity_category] > threshold)
+        # a channel grid has one unit per cell: every cell is a region of its own
+        curve = purity_curve(sheet, dp[purity_category] > threshold, min_units=1 if sheet.grid_shape else 3)
         summary["purity_curve"] = {
             "category": purity_category,
             "centre_mm": [float(v) for v in curve.centre],
