@@ -191,7 +191,7 @@ def bench_analysis(model, stimuli, repeats, batch_size, profile):
             for i in range(0, len(x), batch_size):
                 model.net(x[i : i + batch_size])
 
-    med, times = interleaved({"ours": ours, "bare": bare}, repeats, warmup=1)
+    med, times = interleaved({"ours": ours, "bare": bare}, repeats, warmup=2)
     n = len(images)
     res = {
         "images": n, "batch_size": batch_size, "image_size": list(np.shape(images)[1:]),
@@ -374,15 +374,15 @@ def environment(threads, model_desc):
             cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
     except OSError:
         pass
-    try:
-        import topoloss  # noqa: F401
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
         peer = version("topoloss")
-    except Exception:
+    except PackageNotFoundError:
         peer = None
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"load_average_at_start": load, "python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+    return {"load_average_at_start": load, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__,
             "cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": threads, "topoloss": peer,
             "model": model_desc}
 
@@ -465,9 +465,9 @@ def main(argv=None) -> int:
     quick = args.quick
     cfg = {
         "quick": quick, "batch_size": 128, "analysis_batch": 256,
-        "per_category": 16 if quick else 64, "stim_repeats": 30 if quick else 200,
-        "analysis_repeats": 3 if quick else 7, "voxel_repeats": 3 if quick else 10,
-        "train_repeats": 5 if quick else 25, "peer_repeats": 30 if quick else 150,
+        "per_category": 32 if quick else 64, "stim_repeats": 30 if quick else 200,
+        "analysis_repeats": 9 if quick else 15, "voxel_repeats": 3 if quick else 10,
+        "train_repeats": 5 if quick else 40, "peer_repeats": 30 if quick else 150,
     }
     stimuli = localizer(size=model.input_size, per_category=cfg["per_category"], seed=1234)
     cfg["stimuli"] = f"{stimuli.name}: {len(stimuli.labels)} images, {len(stimuli.categories)} categories"
@@ -490,11 +490,12 @@ def main(argv=None) -> int:
 
     env = results["environment"]
     print(f"topoviewer benchmarks — {env['model']}")
-    print(f"torch {env['torch']}, {env['torch_threads']} threads on {env['cpu_count']} × {env['cpu']}; "
+    print(f"torch {env['torch']}, {env['torch_threads']} thread(s) on {env['cpu_count']} × {env['cpu']}; "
           f"{cfg['stimuli']}; {'quick' if quick else 'full'} run, {results['total_s']:.0f} s")
     load = env.get("load_average_at_end")
     if load and load[0] > threads:
-        print(f"WARNING: the machine was busy (1-min load {load[0]:.1f} > {threads} threads): timings are noisy")
+        print(f"WARNING: the machine was busy (1-min load {load[0]:.1f} > {threads} threads): timings are noisy"
+              + ("; with several threads, OpenMP waits on descheduled workers — try --threads 1" if threads > 1 else ""))
     print()
     print(table(results))
     profiles = _collect_profiles(results)
@@ -517,9 +518,10 @@ def _collect_profiles(r):
     for key, e in r["training"].items():
         if "profile" in e:
             parts = ", ".join(f"{k} {v:.2f} ms" for k, v in e["loss_alone_ms"].items())
-            out.append((f"train step {key}", f"spatial loss forward+backward alone, per sheet: {parts} "
-                        f"(= {e['loss_alone_share']:.1%} of a step without it)\n"
-                        f"torch ops of the spatial loss alone (forward+backward, 5 steps):\n{e['profile']}"))
+            text = (f"spatial loss forward+backward alone, per sheet: {parts} "
+                    f"(= {e['loss_alone_share']:.1%} of a step without it)\n"
+                    f"torch ops of the spatial loss alone (forward+backward, 5 steps):\n{e['profile']}")
+            out.append((f"train step {key}", text))
     return out
 
 

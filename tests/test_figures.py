@@ -69,7 +69,7 @@ def test_map_figure_png_is_a_real_png_at_the_requested_dpi(tiny, tmp_path):
     white = np.all(rgb == 255, axis=-1).mean()
     assert 0.2 < white < 0.95
     # the diverging d′ colormap really is there: strong reds and strong blues
-    r, g, b = (rgb[..., i].astype(int) for i in range(3))
+    r, b = rgb[..., 0].astype(int), rgb[..., 2].astype(int)
     assert np.sum((r - b > 80) & (r > 150)) > 100
     assert np.sum((b - r > 80) & (b > 150)) > 100
     _no_leftovers(tmp_path)
@@ -157,7 +157,7 @@ def test_sheet_map_orientation_y_up_and_extent():
     fig, ax = _axes()
     image = np.zeros((20, 20))
     image[0, :] = 1.0  # row 0 = lowest y
-    im, cbar, bar = sheet_map_axes(ax, sheet, image, pixel_mm=0.5, cmap="viridis", vmin=0, vmax=1,
+    im, cbar, _ = sheet_map_axes(ax, sheet, image, pixel_mm=0.5, cmap="viridis", vmin=0, vmax=1,
                                    title="t", colorbar_label="value")
     assert im.origin == "lower"
     assert im.get_extent() == pytest.approx((0.0, 10.0, 0.0, 10.0))
@@ -206,17 +206,17 @@ def test_scale_bar_has_the_right_length_in_data_units(extent, length, label):
 
 def test_scale_bar_moves_away_from_a_mark():
     sheet = Sheet.uniform("s", 100, (10.0, 10.0))
-    fig, ax = _axes()
+    _, ax = _axes()
     _, _, bar = sheet_map_axes(ax, sheet, np.zeros((10, 10)), pixel_mm=1.0)
     assert bar.loc == 4  # lower right
-    fig, ax = _axes()
+    _, ax = _axes()
     _, _, bar = sheet_map_axes(ax, sheet, np.zeros((10, 10)), pixel_mm=1.0, marks=[(9.0, 1.0)])
     assert bar.loc == 3  # lower left: the mark stays visible
 
 
 def test_scale_bar_on_a_grid_sheet_counts_cells():
     sheet = Sheet.channel_grid("g", 128)  # 8 × 16 cells
-    fig, ax = _axes()
+    _, ax = _axes()
     _, _, bar = sheet_map_axes(ax, sheet, sheet.rasterise(np.arange(128.0)), pixel_mm=1.0)
     assert bar.length == 1.0 and bar.txt_label.get_text() == "1 cell"
     assert ax.get_xlabel() == "x (cell)"
@@ -224,7 +224,7 @@ def test_scale_bar_on_a_grid_sheet_counts_cells():
 
 def test_patch_outline_follows_the_voxel_edges():
     sheet = Sheet.uniform("s", 400, (10.0, 10.0), seed=0)
-    fig, ax = _axes()
+    _, ax = _axes()
     mask = np.zeros((20, 20), bool)
     mask[4:8, 10:13] = True  # x ∈ [5, 6.5], y ∈ [2, 4]
     sheet_map_axes(ax, sheet, np.zeros((20, 20)), pixel_mm=0.5, outline=mask)
@@ -234,13 +234,13 @@ def test_patch_outline_follows_the_voxel_edges():
     assert verts[:, 0].min() == pytest.approx(5.0, abs=0.07) and verts[:, 0].max() == pytest.approx(6.5, abs=0.07)
     assert verts[:, 1].min() == pytest.approx(2.0, abs=0.07) and verts[:, 1].max() == pytest.approx(4.0, abs=0.07)
     # no outline for an empty mask
-    fig, ax = _axes()
+    _, ax = _axes()
     sheet_map_axes(ax, sheet, np.zeros((20, 20)), pixel_mm=0.5, outline=np.zeros((20, 20), bool))
     assert not [c for c in ax.get_children() if c.get_gid() == "outline"]
 
 
 def test_sheet_map_rejects_non_2d_images():
-    fig, ax = _axes()
+    _, ax = _axes()
     with pytest.raises(TopoviewerError, match="2-D"):
         sheet_map_axes(ax, Sheet.uniform("s", 10), np.zeros((2, 3, 4)), pixel_mm=1.0)
 
@@ -274,7 +274,7 @@ def test_purity_mean_and_sem_align_uneven_curves():
 def test_purity_figure_formats_and_groups(tiny, tmp_path):
     from topoviewer.analysis import PurityCurve
 
-    model, _, analysis = tiny
+    _, _, analysis = tiny
     summary_curve = analysis.sheets["fc6"].summary["purity_curve"]
     rng = np.random.default_rng(0)
     d = np.arange(6) + 0.5
