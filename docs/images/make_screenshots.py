@@ -83,6 +83,7 @@ def main(model="sample"):
     event = SimpleNamespace(position=book.layout.to_world(first.name, "voxel_t", curve.centre), type="mouse_move")
     book._on_hover(viewer, event)
     grab(viewer, "maps.png")
+    viewer.canvas.overlays.text.visible = False
     book.get(f"{first.name}/units").visible = False
 
     # a user picture, then a folder with two categories
@@ -152,7 +153,6 @@ def main(model="sample"):
     while tdock.finish_reason is None and time.monotonic() - t0 < 600:
         pump(0.2)
     ctrl.wait(120)
-    print(f"event-loop ticks while training: {tdock.ticks.stats()}")
 
     viewer.close()
 

@@ -130,11 +130,12 @@ def open_viewer(model="sample", device="cpu", docks=None, show=True, viewer=None
     ctrl = controller_for(viewer)
     ctrl.device = device
     names = list(DOCKS) if docks is None else list(docks)
-    tabbed = [n for n in names if n not in ("Model & maps", "Purity")]
-    for name in [n for n in names if n == "Model & maps"] + tabbed:
-        viewer.window.add_plugin_dock_widget("topoviewer", name, tabify=name in tabbed[1:])
-    if "Purity" in names:
-        viewer.window.add_plugin_dock_widget("topoviewer", "Purity")
+    # Model & maps on top; the others in one tabbed dock below it (Purity first)
+    tabbed = [n for n in ("Purity", "Images", "Stimulate", "Train", "Export") if n in names]
+    if "Model & maps" in names:
+        viewer.window.add_plugin_dock_widget("topoviewer", "Model & maps")
+    for i, name in enumerate(tabbed):
+        viewer.window.add_plugin_dock_widget("topoviewer", name, tabify=i > 0)
     if preload is not None:
         preload.hand_over(ctrl)
     elif model:

@@ -41,11 +41,16 @@ CENTRE_COLOR = "#00e5ff"
 OUTLINE_UPSAMPLE = 4
 
 
-def symmetric_limit(values, floor: float = 1.0) -> float:
-    """Largest |finite value|, at least ``floor`` (limits ±this for diverging maps)."""
+def symmetric_limit(values, floor: float = 1.0, percentile: float = 100.0) -> float:
+    """A high percentile of |finite values| (default: the largest), at least ``floor`` (limits ±this)."""
     v = np.abs(np.asarray(values, dtype=float))
     v = v[np.isfinite(v)]
-    return max(float(v.max()) if v.size else 0.0, floor)
+    top = float(np.percentile(v, percentile)) if v.size else 0.0
+    return max(top, floor)
+
+
+#: d′ maps saturate at this percentile of |d′| so that a few extreme units do not wash out the map.
+DPRIME_PERCENTILE = 99.0
 
 
 def _positive_limits(values):
@@ -71,7 +76,7 @@ def frame_layer_data(layout: SheetLayout, titles: dict | None = None):
         "edge_width": 0.04 * layout.gap,
         "face_color": "transparent",
         "features": {"title": names},
-        "text": {"string": "{title}", "anchor": "upper_left", "size": 9, "color": "#d0d0d0",
+        "text": {"string": "{title}", "anchor": "upper_left", "size": 8, "color": "#d0d0d0",
                  "translation": [-0.32 * layout.gap, 0.0]},
         "units": (layout.unit, layout.unit),
         "metadata": {KEY: "layout/cells"},
@@ -102,6 +107,7 @@ class LayerBook:
         #: defers them to the next event-loop turn so the first picture appears sooner.
         self.defer = lambda fn: fn()
         self._stim_roles = None
+        self._revealed: set = set()
 
     def close(self):
         """Disconnect from the state and the viewer (the layers stay)."""
@@ -207,18 +213,21 @@ class LayerBook:
     # ------------------------------------------------------------------ model
     def _on_model(self, state):
         model = state.model
+        first = self.layout is None
         names = [s.name for s in model.sheets]
         new_layout = SheetLayout(model.sheets)
         same = self.layout is not None and self.layout.names == names and all(
-            a.extent_mm == b.extent_mm and a.origin_mm == b.origin_mm for a, b in zip(self.layout.sheets, model.sheets)
+            a.extent_mm == b.extent_mm and a.origin_mm == b.origin_mm
+            for a, b in zip(self.layout.sheets, model.sheets, strict=False)
         )
         self.layout = new_layout
         # layers of sheets that no longer exist, and everything derived from the previous model's activity
         stale = {"activation", "contrast", "stimulation", "propagated", "readout_patch"}
         self._stim_roles = None
+        self._revealed = set()
         self.remove(lambda key: key.split("/")[0] not in names + ["layout", "stimulation", "input"]
                     or key.split("/")[-1] in stale or key in ("stimulation/sites",)
-                    or (not same and key.startswith("input/")))
+                    or (key.startswith("input/") and not first))
         frames = frame_layer_data(self.layout, self._titles())
         dupes = [lyr for lyr in self.viewer.layers if lyr.metadata.get(KEY) == "layout/cells"][:-1]
         for lyr in dupes:  # e.g. frames returned by the sample over older ones
@@ -245,7 +254,7 @@ class LayerBook:
     def fit(self):
         """Zoom so that every cell is visible."""
         with _suppress():
-            self.viewer.reset_view()
+            self.viewer.reset_view(margin=0.1)  # room for the cell titles above the top row
 
     def _titles(self) -> dict:
         st = self.state
@@ -254,19 +263,25 @@ class LayerBook:
         stim = st.stimulation
         for s in self.state.model.sheets:
             t[(s.name, "dprime")] = f"{s.title} · d′ {cat}"
-            t[(s.name, "voxel_t")] = f"voxel t {cat} · FWHM {st.fwhm_mm:g} mm"
-            t[(s.name, "purity")] = f"{cat} purity rings"
-            t[(s.name, "input")] = "input image" if st.activations else "input (drop an image)"
-            t[(s.name, "activation")] = "activation" if st.activations is None or st.activations.n_images == 1 \
-                else f"mean activation · {st.activations.n_images} images"
+            t[(s.name, "voxel_t")] = f"t {cat} · FWHM {st.fwhm_mm:g} mm"
+            t[(s.name, "purity")] = f"purity {cat}"
+            if s is self.state.model.sheets[0]:
+                t[(s.name, "input")] = "input image" if self.get("input/image") is not None \
+                    else "input (drop a picture or folder)"
+            else:
+                t[(s.name, "input")] = ""
+            act = st.activations
+            t[(s.name, "activation")] = "activation" if act is None or act.n_images == 1 \
+                else f"mean activation · {act.n_images} images"
+            if act is not None and act.contrast:
+                t[(s.name, "activation")] = f"d′ {act.contrast_category} · {act.n_images} images"
             role = "stimulation / propagation"
             if stim is not None:
                 role = {stim["layer"]: "stimulation", stim["next_layer"]: "propagated"}.get(s.name, "—")
             t[(s.name, "stimulation")] = role
         if st.training_step is not None:
-            for k in list(t):
-                if k[1] == "dprime":
-                    t[k] += f" · step {st.training_step}"
+            for s in self.state.model.sheets:
+                t[(s.name, "dprime")] = f"{s.name} · d′ {cat} · step {st.training_step}"
         return t
 
     def _retitle(self):
@@ -311,7 +326,7 @@ class LayerBook:
                 continue
             dp = st.dprime(s.name)
             px = s.default_pixel_mm()
-            lim = symmetric_limit(dp, floor=1.5 * st.threshold)
+            lim = symmetric_limit(dp, floor=1.5 * st.threshold, percentile=DPRIME_PERCENTILE)
             self._image(f"{s.name}/dprime", s.name, "dprime", s.rasterise(dp, px), px,
                         name=f"{s.name} · d′ {st.category}", cmap=CMAP["dprime"], limits=(-lim, lim))
 
@@ -320,7 +335,7 @@ class LayerBook:
         for s in st.model.sheets:
             if s.name in st.analysis.sheets:
                 dp = st.dprime(s.name)
-                self._units(s, dp, symmetric_limit(dp, floor=1.5 * st.threshold))
+                self._units(s, dp, symmetric_limit(dp, floor=1.5 * st.threshold, percentile=DPRIME_PERCENTILE))
 
     def _units(self, sheet, values, lim):
         world = self.layout.to_world(sheet.name, "dprime", sheet.positions)
@@ -400,35 +415,16 @@ class LayerBook:
                 continue
             px = s.default_pixel_mm()
             mean = act.mean[s.name]
-            label = "activation" if act.n_images == 1 else f"mean activation ({act.n_images} images)"
+            label = "activation" if act.n_images == 1 else "mean activation"
             self._image(f"{s.name}/activation", s.name, "activation", s.rasterise(mean, px), px,
                         name=f"{s.name} · {label}", cmap=CMAP["activation"], limits=_positive_limits(mean))
             if s.name in act.contrast:
                 c = act.contrast[s.name]
-                lim = symmetric_limit(c, floor=1.5 * state.threshold)
+                lim = symmetric_limit(c, floor=1.5 * state.threshold, percentile=DPRIME_PERCENTILE)
                 self._image(f"{s.name}/contrast", s.name, "activation", s.rasterise(c, px), px,
                             name=f"{s.name} · d′ {act.contrast_category} (images)", cmap=CMAP["contrast"],
                             limits=(-lim, lim))
         self._retitle()
-
-    def show_input(self, data, name: str, rgb: bool | None = None):
-        """Show a stimulus picture (H, W[, 3]) or stack in the input cell of the first sheet."""
-        first = self.layout.names[0]
-        shape = np.shape(data)
-        hw = shape[-3:-1] if rgb else shape[-2:]
-        place = self.layout.fit_image(first, "input", hw)
-        ndim_extra = len(shape) - (3 if rgb else 2)
-        scale = (1.0,) * ndim_extra + place.scale
-        translate = (0.0,) * ndim_extra + place.translate
-        key = "input/image"
-        layer = self.get(key)
-        units = ("pixel",) * ndim_extra + self._unit()
-        if layer is not None:
-            self.viewer.layers.remove(layer)
-        layer = self.viewer.add_image(data, name=f"input · {name}", scale=scale, translate=translate, units=units,
-                                      metadata={KEY: key}, rgb=rgb, colormap=None if rgb else "gray")
-        self._refs[key] = layer
-        return layer
 
     def placement_for_input(self, shape, rgb: bool):
         """Kwargs placing a picture of ``shape`` in the input cell (for readers that return layer data)."""
@@ -455,19 +451,45 @@ class LayerBook:
         self._image(f"{nxt}/propagated", nxt, "stimulation", n.rasterise(prop, npx), npx,
                     name=f"{nxt} · propagated", cmap=CMAP["propagated"], limits=(0.0, phi))
         mask = result.get("patch_mask_next")
-        if mask is not None and f"{nxt}/readout_patch" not in self._refs:
+        if mask is not None:
             self._labels(f"{nxt}/readout_patch", nxt, "stimulation", mask, state.voxel_mm,
                          name=f"{nxt} · read-out patch", color=READOUT_COLOR)
         # ring markers: where it was clicked (all map cells of the stimulated sheet) and in the stimulation cell
         site = result["site_mm"]
         cols = ("dprime", "voxel_t", "purity", "stimulation")
         world = np.vstack([self.layout.to_world(layer, c, site) for c in cols])
-        self._points("stimulation/sites", world, name="stimulation · site", symbol="disc",
-                     size=2.0 * result["radius_mm"], face_color="transparent", border_color=SITE_COLOR,
-                     border_width=0.07, border_width_is_relative=True)
+        self._sites(world, 2.0 * result["radius_mm"])
+        for key in (f"{layer}/stimulation", f"{nxt}/propagated", f"{nxt}/readout_patch", "stimulation/sites"):
+            if key not in self._revealed:  # prepared hidden; shown once, then the user's eye toggle rules
+                self._revealed.add(key)
+                lyr = self.get(key)
+                if lyr is not None and not lyr.visible:
+                    lyr.visible = True
         if self._stim_roles != (layer, nxt):
             self._stim_roles = (layer, nxt)
             self._retitle()
+
+    def _sites(self, world, size, visible=True):
+        return self._points("stimulation/sites", world, name="stimulation · site", symbol="disc", size=size,
+                            face_color="transparent", border_color=SITE_COLOR, border_width=0.07,
+                            border_width_is_relative=True, visible=visible)
+
+    def prepare_stimulation(self, layer, nxt, patch_mask):
+        """Create the stimulation layers hidden, ahead of the first click (so that click stays fast)."""
+        st = self.state
+        s, n = st.model.sheet(layer), st.model.sheet(nxt)
+        for sheet, key, name in ((s, f"{layer}/stimulation", f"{layer} · stimulation"),
+                                 (n, f"{nxt}/propagated", f"{nxt} · propagated")):
+            if self.get(key) is None:
+                px = sheet.default_pixel_mm()
+                zeros = sheet.rasterise(np.zeros(sheet.n_units, np.float32), px)
+                self._image(key, sheet.name, "stimulation", zeros, px, name=name, cmap=CMAP["stimulation"],
+                            limits=(0.0, 1.0), visible=False)
+        if self.get(f"{nxt}/readout_patch") is None:
+            self._labels(f"{nxt}/readout_patch", nxt, "stimulation", patch_mask, st.voxel_mm,
+                         name=f"{nxt} · read-out patch", color=READOUT_COLOR).visible = False
+        if self.get("stimulation/sites") is None:
+            self._sites(np.empty((0, 2)), 2.0 * st.stim_radius_mm, visible=False)
 
     # ------------------------------------------------------------------ hover
     def _on_hover(self, viewer, event):

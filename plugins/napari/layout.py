@@ -3,8 +3,9 @@
 The viewer shows a grid of *cells*: one **row per sheet** (in network order, the first
 sheet on top) and one **column per kind of map** (d′, voxel t, purity | input image,
 activation, stimulation). With up to three sheets the two groups of three columns are
-stacked (maps above activity) so the grid fits a screen; with more they sit in one row. Every cell is the sheet drawn at its true size in its own
-unit (mm, or channel-grid cells), so sheets sit side by side and one scale bar fits all.
+stacked (maps above activity) so the grid fits a screen; with more they sit in one row.
+Every cell is the sheet drawn at its true size in its own unit (mm, or channel-grid
+cells), so sheets sit side by side and one scale bar fits all.
 
 World coordinates are napari's ``(row, col)`` = ``(Y, X)``, Y growing downwards on the
 screen. Sheets use figure orientation — **y up**, as :mod:`topoviewer.figures` draws

@@ -22,16 +22,16 @@ def test_figure_in_three_formats(topo, tmp_path):
     assert "wrote" in dock.last.text()
 
 
-def test_figure_bad_suffix_is_a_notification(topo, tmp_path, notes):
-    assert topo.docks["ExportDock"].save_figure(tmp_path / "fig.gif") is None
-    assert any("unknown file type" in m for m in notes())
-
-
-def test_screenshot(topo, tmp_path):
-    path = topo.docks["ExportDock"].save_screenshot(tmp_path / "view.png", scale=1.0)
+def test_screenshot_and_bad_suffixes(topo, tmp_path, notes):
+    dock = topo.docks["ExportDock"]
+    path = dock.save_screenshot(tmp_path / "view.png", scale=1.0)
     with Image.open(path) as im:
         arr = np.asarray(im.convert("RGB"))
     assert arr.shape[0] > 100 and arr.std() > 5
+    assert dock.save_figure(tmp_path / "fig.gif") is None
+    assert any("unknown file type" in m for m in notes())
+    assert dock.save_maps(tmp_path / "maps.xlsx") is None
+    assert any(".npz or .csv" in m for m in notes())
 
 
 def test_maps_as_npz_and_csv(topo, tmp_path):

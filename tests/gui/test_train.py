@@ -68,3 +68,17 @@ def test_pause_and_stop_keep_the_last_checkpoint(topo, qtbot, tmp_path):
     saved = st.model.meta["training"]["steps"]
     assert saved % 3 == 0 and saved <= dock.history["step"][-1]
     assert st.analysis is not None
+
+
+def test_recipe_of_the_default_model_fills_the_form(topo, tmp_path):
+    import json
+
+    dock = topo.docks["TrainDock"]
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"arch": "toponet_small", "loss": "relative", "weight": 2.5, "steps": 77,
+                                  "batch_size": 8, "lr": 0.01, "category_frequency": {"faces": 2.0}}))
+    dock.load_recipe(recipe)
+    cfg = dock.config()
+    assert (cfg.arch, cfg.loss, cfg.weight, cfg.steps, cfg.batch_size, cfg.lr) == (
+        "toponet_small", "relative", 2.5, 77, 8, 0.01)
+    assert cfg.category_frequency == {"faces": 2.0}

@@ -6,9 +6,11 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QLabel,
     QProgressBar,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -17,7 +19,14 @@ from topoviewer.errors import TopoviewerError
 
 from .controller import controller_for, notify_error
 
-__all__ = ["Dock", "ProgressLine", "ask_save_path", "ask_open_path", "group"]
+__all__ = ["Dock", "ProgressLine", "ask_save_path", "ask_open_path", "group", "breakable"]
+
+
+def breakable(text: str) -> str:
+    """Let long paths and names wrap in a narrow dock (zero-width spaces after / , and _)."""
+    for ch in "/,_=":
+        text = text.replace(ch, ch + "\u200b")
+    return text
 
 
 def _disconnector(connections):
@@ -39,9 +48,20 @@ class Dock(QWidget):
         self.ctrl.docks[type(self).__name__] = self
         self._connections = []
         self.destroyed.connect(_disconnector(self._connections))
-        self.setLayout(QVBoxLayout())
-        self.layout().setContentsMargins(6, 6, 6, 6)
-        self.layout().setSpacing(6)
+        # content in a scroll area: a dock never forces the window taller than the screen
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setMinimumWidth(330)
+        inner = QWidget()
+        scroll.setWidget(inner)
+        outer.addWidget(scroll)
+        self.content = QVBoxLayout(inner)
+        self.content.setContentsMargins(6, 6, 6, 6)
+        self.content.setSpacing(6)
 
     def listen(self, signal, fn):
         signal.connect(fn)

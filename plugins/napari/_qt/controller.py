@@ -245,6 +245,9 @@ class Controller:
             from qtpy.QtCore import QTimer
 
             QTimer.singleShot(0, self.prepare_stimulation)
+            if self._queued_images is not None:  # pictures dropped before any model was open
+                queued, self._queued_images = self._queued_images, None
+                self.run_images(*queued)
             if self.first_picture_at is None:
                 self.first_picture_at = time.time()
 
@@ -305,7 +308,9 @@ class Controller:
         model = st.model
         if model is None:
             self._queued_images = (images, name, labels, categories)
-            notify_error("no model is loaded yet: the images will be run once a model is open")
+            from napari.utils.notifications import show_warning
+
+            show_warning("no model is loaded yet: the pictures will run through the next model opened")
             return None
         arr = np.asarray(images, dtype=np.float32)
         single = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 3 and labels is None and arr.shape[0] > 3)
@@ -346,11 +351,10 @@ class Controller:
                 images = data
             else:
                 images = load_image(data)
-            if self.book.layout is not None and KEY not in layer.metadata:
-                layer.metadata[KEY] = "input/image"
-                old = [lyr for lyr in self.viewer.layers if lyr is not layer and lyr.metadata.get(KEY) == "input/image"]
-                for lyr in old:
-                    self.viewer.layers.remove(lyr)
+            layer.metadata[KEY] = "input/image"
+            old = [lyr for lyr in self.viewer.layers if lyr is not layer and lyr.metadata.get(KEY) == "input/image"]
+            for lyr in old:  # one input picture at a time
+                self.viewer.layers.remove(lyr)
             self.run_images(images, meta.get("name", layer.name), meta.get("labels"), meta.get("categories"))
         except TopoviewerError as exc:
             notify_error(str(exc))
@@ -370,7 +374,8 @@ class Controller:
             elif data.ndim == 3:
                 images = np.stack([load_image(d) for d in data])
             else:
-                raise TopoviewerError(f"layer {layer.name!r} has shape {data.shape}; expected (H, W), (H, W, 3) or (n, H, W)")
+                raise TopoviewerError(
+                    f"layer {layer.name!r} has shape {data.shape}; expected (H, W), (H, W, 3) or (n, H, W)")
         except TopoviewerError as exc:
             notify_error(str(exc))
             return None
@@ -398,7 +403,9 @@ class Controller:
         if st.model is None or st.analysis is None or len(st.model.sheets) < 2:
             return
         try:
-            st.stimulator(st.model.sheets[0].name)
+            stim = st.stimulator(st.model.sheets[0].name)
+            if st.training_step is None:  # not while training: those maps are replaced every few seconds
+                self.book.prepare_stimulation(stim.layer, stim.next_layer, stim.patch_mask[stim.next_layer])
         except TopoviewerError:
             pass
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSpinBox
 
-from .base import Dock, ask_save_path, group
+from .base import Dock, ask_save_path, breakable, group
 
 FIGURE_FORMATS = {"PNG": ".png", "SVG": ".svg", "PDF": ".pdf"}
 
@@ -16,7 +16,7 @@ class ExportDock(Dock):
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, parent)
-        lay = self.layout()
+        lay = self.content
 
         box, form = group("Publication figure", form=True)
         self.format = QComboBox()
@@ -86,7 +86,7 @@ class ExportDock(Dock):
 
     def _done(self, out):
         if out is not None:
-            self.last.setText(f"wrote {out}")
+            self.last.setText(breakable(f"wrote {out}"))
         return out
 
     # ------------------------------------------------------------------ dialogs

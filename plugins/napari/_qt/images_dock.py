@@ -15,7 +15,7 @@ class ImagesDock(Dock):
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, parent)
-        lay = self.layout()
+        lay = self.content
         box, blay = group("Open")
         row = QHBoxLayout()
         b1 = QPushButton("Image…")
@@ -105,7 +105,8 @@ class ImagesDock(Dock):
             line = f"{sheet}: mean {v.mean():.3f}, max {v.max():.3f}, active units {100 * np.mean(v > 0):.0f}%"
             if sheet in act.contrast:
                 c = act.contrast[sheet]
-                line += f"; d′ {act.contrast_category} &gt; {state.threshold:g}: {100 * np.mean(c > state.threshold):.1f}%"
+                share = 100 * np.mean(c > state.threshold)
+                line += f"; d′ {act.contrast_category} &gt; {state.threshold:g}: {share:.1f}%"
             lines.append(line)
         self.result.setText("<br>".join(lines))
 

@@ -15,7 +15,7 @@ from qtpy.QtWidgets import (
 
 from topoviewer import defaults
 
-from .base import Dock, ProgressLine, ask_open_path, group
+from .base import Dock, ProgressLine, ask_open_path, breakable, group
 
 MODEL_FILTER = "Topographic models (*.safetensors *.pt *.pth *.ckpt *.torch);;All files (*)"
 
@@ -25,7 +25,7 @@ class ModelDock(Dock):
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, parent)
-        lay = self.layout()
+        lay = self.content
 
         box, form = group("Model")
         self.info = QLabel("no model loaded — drop a model file on the viewer or press “Default model”")
@@ -35,7 +35,8 @@ class ModelDock(Dock):
         form.addWidget(self.info)
         row = QHBoxLayout()
         self.open_button = QPushButton("Open model file…")
-        self.open_button.setToolTip("A topoviewer .safetensors model, or a TDANN/TopoNet checkpoint (.pt/.pth/.ckpt/.torch)")
+        self.open_button.setToolTip(
+            "A topoviewer .safetensors model, or a TDANN/TopoNet checkpoint (.pt/.pth/.ckpt/.torch)")
         self.open_button.clicked.connect(self._ask_model)
         self.sample_button = QPushButton("Default model")
         self.sample_button.setToolTip("The small TDANN shipped with topoviewer")
@@ -63,10 +64,10 @@ class ModelDock(Dock):
         self.localizer_button = QPushButton("Localizer")
         self.localizer_button.setToolTip("Analyse on the procedural fLoc-style localizer (default)")
         self.localizer_button.clicked.connect(lambda: self.ctrl.analyse(None))
-        srow.addWidget(self.stimuli_label, 1)
         srow.addWidget(self.localizer_button)
         srow.addWidget(self.folder_button)
-        form.addRow("Stimuli", srow)
+        form.addRow("Stimuli", self.stimuli_label)
+        form.addRow("", srow)
         self.category = QComboBox()
         self.category.setToolTip("Category of the d′ map, the voxel t-map, the patches and the purity rings")
         self.category.currentTextChanged.connect(self._category_chosen)
@@ -153,7 +154,7 @@ class ModelDock(Dock):
             f"<br>&nbsp;&nbsp;<b>{html.escape(s.title)}</b>: {s.n_units} units on "
             f"{s.extent_mm[0]:g} × {s.extent_mm[1]:g} {s.unit}" for s in m.sheets
         )
-        source = html.escape(state.source if len(state.source) < 60 else "…" + state.source[-57:])
+        source = breakable(html.escape(state.source if len(state.source) < 60 else "…" + state.source[-57:]))
         step = f" · <i>training step {state.training_step}</i>" if state.training_step is not None else ""
         self.info.setText(f"<b>{html.escape(m.name)}</b> ({html.escape(m.arch)}, {m.input_size} px){step}"
                           f"<br><small>{source}</small>{sheets}")
@@ -167,7 +168,7 @@ class ModelDock(Dock):
         self.category.addItems(state.categories)
         self.category.setCurrentText(state.category)
         self.category.blockSignals(False)
-        self.stimuli_label.setText(html.escape(state.analysis.stimuli_name))
+        self.stimuli_label.setText(breakable(html.escape(state.analysis.stimuli_name)))
         self._summary(state)
 
     def _on_category(self, state):

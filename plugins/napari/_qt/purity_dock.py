@@ -25,10 +25,10 @@ class PurityDock(Dock):
         self.plot.setLabel("left", "purity (fraction selective)")
         self.plot.setYRange(0.0, 1.05)
         self.plot.addLegend(offset=(-10, 10))
-        self.layout().addWidget(self.plot, 1)
+        self.content.addWidget(self.plot, 1)
         self.note = QLabel("")
         self.note.setWordWrap(True)
-        self.layout().addWidget(self.note)
+        self.content.addWidget(self.note)
         ev = self.state.events
         self.listen(ev.analysis_changed, self.redraw)
         self.listen(ev.category_changed, self.redraw)
@@ -70,7 +70,8 @@ class PurityDock(Dock):
             dmax = max(dmax, float(curve.distance_mm.max()))
         if unit == "mm":
             d = np.linspace(0, max(6.0, dmax), 120)
-            self.plot.plot(d, monkey_reference_purity(d), pen=pg.mkPen("#aaaaaa", width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine),
+            dashed = pg.mkPen("#aaaaaa", width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine)
+            self.plot.plot(d, monkey_reference_purity(d), pen=dashed,
                            name="monkey ML face patch (qualitative)")
         self.plot.setLabel("bottom", f"distance from {state.category} patch centre ({unit})")
         self.plot.setYRange(0.0, 1.05)

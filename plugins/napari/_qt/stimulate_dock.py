@@ -32,7 +32,7 @@ class StimulateDock(Dock):
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, parent)
-        lay = self.layout()
+        lay = self.content
         tool = self.ctrl.tool
 
         box, blay = group("Tool")
@@ -51,7 +51,8 @@ class StimulateDock(Dock):
         self.radius.setSingleStep(0.25)
         self.radius.setSuffix(" mm")
         self.radius.setValue(self.state.stim_radius_mm)
-        self.radius.setToolTip("Radius of the stimulated disc; activity decays as a Gaussian (σ = 1 mm) from its centre")
+        self.radius.setToolTip(
+            "Radius of the stimulated disc; activity decays as a Gaussian (σ = 1 mm) from its centre")
         self.radius.valueChanged.connect(self._radius)
         row.addWidget(self.radius, 1)
         blay.addLayout(row)
@@ -141,7 +142,8 @@ class StimulateDock(Dock):
         ratio = r["next_patch_mean"] / base if base > 0 else math.inf
         where = {"inside": "inside the patch", "outside": "outside every patch"}.get(r.get("site"), "clicked site")
         return (
-            f"<b>{r['layer']}</b> {where} ({r['site_mm'][0]:.2f}, {r['site_mm'][1]:.2f}) mm, r = {r['radius_mm']:g} mm: "
+            f"<b>{r['layer']}</b> {where} ({r['site_mm'][0]:.2f}, {r['site_mm'][1]:.2f}) mm, "
+            f"r = {r['radius_mm']:g} mm: "
             f"{r['stimulated_units']} units<br>"
             f"→ <b>{r['next_layer']}</b> {self.state.category} patch ({r['next_patch_units']} units): "
             f"<b>{r['next_patch_mean']:.3f}</b> vs baseline {base:.3f} (<b>{ratio:.2f}×</b>); "

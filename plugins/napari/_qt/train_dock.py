@@ -66,7 +66,7 @@ class TrainDock(Dock):
         from topoviewer.training import DEFAULT_WEIGHT
 
         self._default_weight = DEFAULT_WEIGHT
-        lay = self.layout()
+        lay = self.content
         box, form = group("Run", form=True)
         self.arch = QComboBox()
         self.arch.addItems(ARCHS)
@@ -117,8 +117,18 @@ class TrainDock(Dock):
         row.addWidget(self.out, 1)
         row.addWidget(browse)
         form.addRow("Save to", row)
+        recipe_button = QPushButton("Default model's recipe")
+        recipe_button.setToolTip(
+            "Fill in the settings that trained the embedded default model (sample_data/recipe.json)")
+        recipe_button.clicked.connect(lambda: self.guarded(self.load_recipe))
+        form.addRow("", recipe_button)
         lay.addWidget(box)
         self._loss_changed(self.loss.currentText())
+        self._extra = {}  # recipe settings without a widget (lr, λ, category frequency, arch config)
+        try:
+            self.load_recipe()
+        except Exception:  # noqa: BLE001 - no recipe shipped: keep the plain defaults
+            pass
 
         row = QHBoxLayout()
         self.start_button = QPushButton("Start")
@@ -153,6 +163,7 @@ class TrainDock(Dock):
         self.acc_curve = self.plot.plot([], [], pen=pg.mkPen("#b6ff4a", width=1.5), name="batch accuracy")
         lay.addWidget(self.plot, 1)
         self.ticks_label = QLabel("")
+        self.ticks_label.setWordWrap(True)
         lay.addWidget(self.ticks_label)
 
         self.history = {"step": [], "task": [], "spatial": [], "acc": []}
@@ -172,6 +183,34 @@ class TrainDock(Dock):
         self.weight.setValue(float(self._default_weight.get(loss, 0.0)))
         self.weight.setEnabled(loss != "none")
 
+    def load_recipe(self, path=None):
+        """Set the fields from a training recipe (JSON of TrainConfig fields); default: the sample's."""
+        import json
+
+        from topoviewer.errors import TopoviewerError
+
+        if path is None:
+            from importlib import resources
+
+            path = Path(str(resources.files("topoviewer.sample_data") / "recipe.json"))
+        try:
+            recipe = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise TopoviewerError(f"could not read the training recipe {path}: {exc}") from None
+        widgets = {"arch": self.arch, "loss": self.loss}
+        for key, w in widgets.items():
+            if key in recipe:
+                w.setCurrentText(str(recipe[key]))
+        spins = {"weight": self.weight, "steps": self.steps, "batch_size": self.batch,
+                 "per_category": self.per_category, "seed": self.seed}
+        for key, w in spins.items():
+            if recipe.get(key) is not None:
+                w.setValue(recipe[key])
+        self._extra = {k: v for k, v in recipe.items()
+                       if k in ("lr", "correlation_length_mm", "category_frequency", "arch_config", "optimizer",
+                                "weight_decay", "warmup")}
+        return recipe
+
     def _ask_out(self):
         path = ask_save_path(self, "Save the trained model", self.out.text(), "topoviewer model (*.safetensors)")
         if path:
@@ -186,6 +225,7 @@ class TrainDock(Dock):
             seed=int(self.seed.value()), per_category=int(self.per_category.value()),
             val_per_category=max(2, min(20, int(self.per_category.value()) // 5)),
         )
+        kw.update(getattr(self, "_extra", {}))
         kw.update(overrides)
         # checkpoints feed the live maps: often enough for the refresh, not every step
         kw.setdefault("checkpoint_every", max(1, min(250, kw["steps"] // 10)))
