@@ -117,6 +117,15 @@ class ProgressLine(QWidget):
         self.bar.setFormat(f"{text}  %v/%m")
 
 
+def rich_label(text: str = "") -> QLabel:
+    """A wrapping, selectable rich-text label (read-outs and summaries)."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.RichText)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
 def ask_save_path(parent, title, suggestion, filters):
     path, _ = QFileDialog.getSaveFileName(parent, title, str(suggestion), filters)
     return path or None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -15,7 +14,7 @@ from qtpy.QtWidgets import (
 
 from topoviewer import defaults
 
-from .base import Dock, ProgressLine, ask_open_path, breakable, group
+from .base import Dock, ProgressLine, ask_open_path, breakable, group, rich_label
 
 MODEL_FILTER = "Topographic models (*.safetensors *.pt *.pth *.ckpt *.torch);;All files (*)"
 
@@ -28,10 +27,7 @@ class ModelDock(Dock):
         lay = self.content
 
         box, form = group("Model")
-        self.info = QLabel("no model loaded — drop a model file on the viewer or press “Default model”")
-        self.info.setWordWrap(True)
-        self.info.setTextFormat(Qt.TextFormat.RichText)
-        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.info = rich_label("no model loaded — drop a model file on the viewer or press “Default model”")
         form.addWidget(self.info)
         row = QHBoxLayout()
         self.open_button = QPushButton("Open model file…")
@@ -93,10 +89,7 @@ class ModelDock(Dock):
         lay.addWidget(box)
 
         box, blay = group("Summary")
-        self.summary = QLabel("")
-        self.summary.setWordWrap(True)
-        self.summary.setTextFormat(Qt.TextFormat.RichText)
-        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.summary = rich_label("")
         blay.addWidget(self.summary)
         lay.addWidget(box)
 

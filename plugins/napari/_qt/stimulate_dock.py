@@ -17,7 +17,7 @@ from qtpy.QtWidgets import (
     QTableWidgetItem,
 )
 
-from .base import Dock, ask_save_path, group
+from .base import Dock, ask_save_path, group, rich_label
 
 #: Log columns shown in the table (all of LOG_FIELDS go to the CSV).
 TABLE_COLUMNS = [
@@ -68,10 +68,7 @@ class StimulateDock(Dock):
         lay.addWidget(box)
 
         box, blay = group("Read-out")
-        self.readout = QLabel("Turn the tool on and click a sheet map.")
-        self.readout.setWordWrap(True)
-        self.readout.setTextFormat(Qt.TextFormat.RichText)
-        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.readout = rich_label("Turn the tool on and click a sheet map.")
         blay.addWidget(self.readout)
         lay.addWidget(box)
 
