@@ -1,5 +1,7 @@
 """Shared fixtures: tiny models built and saved once per session."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -29,3 +31,19 @@ def tiny_model_file(tmp_path_factory, tiny_model):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+class CodeRunningPayload:
+    """Pickles into a call of ``os.system("touch MARKER")``: loading it must never run it."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture
+def exploit():
+    """The class of a hostile pickle payload; ``exploit(marker_path)``."""
+    return CodeRunningPayload

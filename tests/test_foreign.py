@@ -404,26 +404,19 @@ def test_alexnet_state_dict_with_fc_coordinates(tmp_path):
 
 
 # ---------------------------------------------------------------------------- hostile and damaged files
-class _Exploit:
-    def __init__(self, marker):
-        self.marker = str(marker)
 
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def test_checkpoint_that_would_run_code_is_refused(tmp_path):
+def test_checkpoint_that_would_run_code_is_refused(tmp_path, exploit):
     marker = tmp_path / "MARKER"
     path = tmp_path / "evil.pt"
-    torch.save({"model": {"w": torch.zeros(2)}, "payload": _Exploit(marker)}, path)
+    torch.save({"model": {"w": torch.zeros(2)}, "payload": exploit(marker)}, path)
     with pytest.raises(TopoviewerError, match=r"refused to load .*evil\.pt.*(posix|nt|os)\.system"):
         tv.load(path)
     assert not marker.exists()
 
 
-def test_args_of_an_unexpected_class_are_refused(tmp_path):
+def test_args_of_an_unexpected_class_are_refused(tmp_path, exploit):
     path = tmp_path / "odd.pt"
-    torch.save({"model": {"w": torch.zeros(1)}, "args": _Exploit(tmp_path / "M2")}, path)
+    torch.save({"model": {"w": torch.zeros(1)}, "args": exploit(tmp_path / "M2")}, path)
     with pytest.raises(TopoviewerError, match="refused"):
         tv.load(path)
     assert not (tmp_path / "M2").exists()

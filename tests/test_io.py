@@ -1,7 +1,6 @@
 """Own model format and safe loading of foreign files."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -73,18 +72,11 @@ def test_nan_weights_are_refused(tiny_model, tmp_path):
         load(path)
 
 
-class _Exploit:
-    def __init__(self, marker):
-        self.marker = marker
 
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def test_pickle_that_runs_code_is_refused(tmp_path):
+def test_pickle_that_runs_code_is_refused(tmp_path, exploit):
     marker = tmp_path / "PWNED"
     path = tmp_path / "evil.pt"
-    torch.save({"state_dict": {"w": torch.zeros(2)}, "payload": _Exploit(marker)}, path)
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "payload": exploit(marker)}, path)
     with pytest.raises(TopoviewerError, match="refused to load"):
         load(path)
     assert not marker.exists()

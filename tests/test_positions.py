@@ -5,7 +5,6 @@ the checkpoint ↔ positions-folder pairing guess."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import pickle
 import sys
 import types
@@ -145,18 +144,11 @@ def test_pkl_with_an_unexpected_class_is_refused_naming_it(tmp_path):
         load_layer_positions(path)
 
 
-class _Exploit:
-    def __init__(self, marker):
-        self.marker = str(marker)
 
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def test_pkl_that_would_run_code_is_refused_and_runs_nothing(tmp_path):
+def test_pkl_that_would_run_code_is_refused_and_runs_nothing(tmp_path, exploit):
     marker = tmp_path / "MARKER"
     path = tmp_path / "layer1.0.pkl"
-    path.write_bytes(pickle.dumps(_Exploit(marker)))
+    path.write_bytes(pickle.dumps(exploit(marker)))
     with pytest.raises(TopoviewerError, match=r"(posix|nt|os)\.system"):
         load_layer_positions(path)
     assert not marker.exists()

@@ -9,7 +9,6 @@ and the raw numbers (``docs/hallmarks.json``).
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -245,6 +244,3 @@ def write_report(results, out) -> Path:
     atomic_write(md, lambda tmp: Path(tmp).write_text(text))
     return md
 
-
-def default_jobs() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
