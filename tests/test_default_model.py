@@ -21,7 +21,8 @@ def result(sample):
 def test_default_is_a_small_tdann(sample):
     assert sample.arch == "tdann_small"
     assert [s.label for s in sample.sheets] == ["cIT", "aIT"]
-    assert sample.meta["training"]["loss"] == "absolute"
+    assert sample.meta["training"]["loss"] == "relative"
+    assert [s.n_units for s in sample.sheets] == [2048, 2048]
     assert sample.meta["training"]["val_accuracy"] > 0.9
 
 

@@ -91,3 +91,26 @@ def test_registry_errors():
     with pytest.raises(TopoviewerError, match="unknown config keys"):
         build("tdann_small", {"fc_unit": 3})
     assert default_config("tdann_small")["fc_units"] == [1024, 1024]
+
+
+def test_fc_norm_variant_propagates_and_round_trips(tmp_path, rng):
+    """tdann_small with batch-normed FC6/FC7: eval uses running statistics, FC7 = ReLU(BN(W·a + b))."""
+    from topoviewer.io import load, save_model
+
+    torch.manual_seed(0)
+    model = build("tdann_small", {"fc_units": [64, 64], "fc_norm": True})
+    bn = model.net.fc_norm[1]
+    bn.running_mean.uniform_(-0.5, 0.5)
+    bn.running_var.uniform_(0.5, 2.0)
+    a = rng.random(64).astype(np.float32)
+    fc7 = model.net.classifier[4]
+    z = fc7.weight.detach().numpy() @ a + fc7.bias.detach().numpy()
+    z = (z - bn.running_mean.numpy()) / np.sqrt(bn.running_var.numpy() + bn.eps)
+    z = z * bn.weight.detach().numpy() + bn.bias.detach().numpy()
+    np.testing.assert_allclose(model.propagate("fc6", a)["fc7"][0], np.maximum(z, 0), rtol=1e-4, atol=1e-5)
+    save_model(model, tmp_path / "m.safetensors")
+    again = load(tmp_path / "m.safetensors")
+    images = rng.random((3, 32, 32)).astype(np.float32)
+    r1, r2 = model.responses(images), again.responses(images)
+    np.testing.assert_array_equal(r1["fc7"], r2["fc7"])
+    assert isinstance(build("tdann_small").net.fc_norm[1], torch.nn.Identity)  # off by default: no parameters

@@ -99,6 +99,7 @@ def measure(model, stimuli=None, *, category="faces", seed=0, n_outside=8) -> di
         "fraction_selective": s["fraction_selective"],
         "next_fraction_selective": next_frac,
         "largest_patch_voxels": s["largest_patch_voxels"],
+        "peak_voxel_t": {c: float(np.nanmax(t)) if np.isfinite(t).any() else None for c, t in maps.voxel_t.items()},
         "cluster_strength": s["cluster_strength"],
         "peak_mm": s["peak_mm"],
         "face_body_peak_distance_mm": float(peak_distance(cit, maps.dprime["faces"], maps.dprime["bodies"]))

@@ -93,8 +93,7 @@ def summarise(results) -> dict:
             if np.any(a != b):
                 t, p = stats.ttest_rel(a, b)
         ratio = [a / b if b else float("nan") for a, b in paired]
-        near_far = [r["correlation_near"] / r["correlation_far"] if r["correlation_far"] and r["correlation_far"] > 0
-                    else float("inf") for r in runs]
+        near_far = [(r["correlation_near"], r["correlation_far"]) for r in runs]
         out[group] = {
             "n": len(runs),
             "val_accuracy": _mean_sem([r["val_accuracy"] for r in runs]),
@@ -108,7 +107,9 @@ def summarise(results) -> dict:
                                  for c in runs[0]["cluster_strength"]},
             "face_body_distance": _mean_sem([r["face_body_peak_distance_mm"] for r in runs]),
             "random_distance": _mean_sem([r["random_pair_distance_mm"]["mean"] for r in runs]),
-            "near_far_ratio": [float(x) for x in near_far],
+            "correlation_near_far": [(float(a), float(b)) for a, b in near_far],
+            "near_3x_far_runs": sum(a >= 3 * b for a, b in near_far),
+            "peak_face_t": _mean_sem([r.get("peak_voxel_t", {}).get("faces") for r in runs]),
             "neighbour_agreement": [r["neighbour_dprime_agreement"] for r in runs],
             "stim_inside": _mean_sem(ins),
             "stim_outside": _mean_sem(outs),
@@ -213,6 +214,7 @@ def write_report(results, out) -> Path:
     lines.append(f"| body patch (≥ 10 voxels, t > 10) | {topo.get('body_patch_runs', 0)}/{topo.get('n', 0)} runs | "
                  f"{ctrl.get('body_patch_runs', 0)}/{ctrl.get('n', 0)} runs |")
     row("largest face cluster (voxels)", "largest_patch_voxels", sub="faces")
+    row("peak face voxel t", "peak_face_t")
     for c in topo.get("cluster_strength", {}):
         row(f"cluster strength: {c}", "cluster_strength", sub=c)
     row("face–body peak distance (mm)", "face_body_distance")
@@ -225,9 +227,13 @@ def write_report(results, out) -> Path:
     def lst(g, key, fmt="{:.2f}"):
         return ", ".join(fmt.format(v) for v in g.get(key, [])) or "—"
 
+    def pairs(g):
+        return ", ".join(f"{a:.2f} / {b:.2f}" for a, b in g.get("correlation_near_far", [])) or "—"
+
     lines += [
-        f"| correlation ratio (< 1 mm) / (5–6 mm), per seed | {lst(topo, 'near_far_ratio')} | "
-        f"{lst(ctrl, 'near_far_ratio')} |",
+        f"| response correlation < 1 mm / 5–6 mm apart, per seed | {pairs(topo)} | {pairs(ctrl)} |",
+        f"| near ≥ 3 × far | {topo.get('near_3x_far_runs', 0)}/{topo.get('n', 0)} runs | "
+        f"{ctrl.get('near_3x_far_runs', 0)}/{ctrl.get('n', 0)} runs |",
         f"| neighbour agreement of face d′ (r), per seed | {lst(topo, 'neighbour_agreement')} | "
         f"{lst(ctrl, 'neighbour_agreement')} |",
         f"| inside / outside stimulation ratio, per seed | {lst(topo, 'stim_ratio')} | {lst(ctrl, 'stim_ratio')} |",

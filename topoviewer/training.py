@@ -260,9 +260,10 @@ def train(config: TrainConfig, out, *, resume: bool = False) -> Generator[Progre
         logits, acts = model.net(xb)
         task = F.cross_entropy(logits, yb)
         spatial = torch.zeros((), device=device)
-        for k, loss in losses:
-            target = model.units(k, acts[k]) if loss.needs == "responses" else model.net.sheet_weight(k)
-            spatial = spatial + loss(target, generator=gen)
+        with torch.set_grad_enabled(weight != 0):  # a control (weight 0) only logs its spatial loss
+            for k, loss in losses:
+                target = model.units(k, acts[k]) if loss.needs == "responses" else model.net.sheet_weight(k)
+                spatial = spatial + loss(target, generator=gen)
         if cfg.loss == "topoloss" and losses:
             spatial = spatial / len(losses)  # TopoLoss is averaged over layers (as the topoloss package)
         total = task + weight * spatial

@@ -53,9 +53,16 @@ class AlexNetTDANN(SheetNet):
     n_sheets = 2
     unit_modes = ("flat", "flat")
 
-    def __init__(self, features: nn.Module, pooled: int, flat: int, fc_units, n_classes: int, dropout: float):
+    def __init__(self, features: nn.Module, pooled: int, flat: int, fc_units, n_classes: int, dropout: float,
+                 fc_norm: bool = False):
         super().__init__()
         self.features = features
+        # Optional batch norm of FC6/FC7 pre-activations (tdann_small): every unit gets a comparable
+        # response scale, so no single very active unit dominates a simulated voxel. Identity otherwise
+        # (no parameters: torchvision/Lee 2020 state dicts are unchanged).
+        self.fc_norm = nn.ModuleList(
+            [nn.BatchNorm1d(n) if fc_norm else nn.Identity() for n in fc_units[:2]]
+        )
         self.avgpool = nn.AdaptiveAvgPool2d((pooled, pooled))
         self.classifier = nn.Sequential(
             nn.Dropout(dropout),
@@ -70,8 +77,8 @@ class AlexNetTDANN(SheetNet):
     def stage(self, k, x):
         if k == 0:
             x = torch.flatten(self.avgpool(self.features(x)), 1)
-            return self.classifier[2](self.classifier[1](self.classifier[0](x)))
-        return self.classifier[5](self.classifier[4](self.classifier[3](x)))
+            return self.classifier[2](self.fc_norm[0](self.classifier[1](self.classifier[0](x))))
+        return self.classifier[5](self.fc_norm[1](self.classifier[4](self.classifier[3](x))))
 
     def head(self, x):
         return self.classifier[6](x)
@@ -109,7 +116,7 @@ def build_tdann_small(config, sheets=None) -> TopoModel:
     pooled = config["pooled"]
     net = AlexNetTDANN(
         _small_features(config["in_channels"], widths), pooled, widths[-1] * pooled * pooled,
-        config["fc_units"], config["n_classes"], config["dropout"],
+        config["fc_units"], config["n_classes"], config["dropout"], bool(config.get("fc_norm", False)),
     )
     return TopoModel(
         net, _fc_sheets(config, sheets), "tdann_small", config, input_size=config["input_size"],
@@ -120,5 +127,5 @@ def build_tdann_small(config, sheets=None) -> TopoModel:
 
 build_tdann_small.defaults = {
     "input_size": 32, "in_channels": 1, "widths": [16, 32, 64, 64], "pooled": 2, "fc_units": [1024, 1024],
-    "n_classes": 20, "dropout": 0.0, "extent_mm": [10.0, 10.0], "positions_seed": 0, "classes": [],
+    "n_classes": 20, "dropout": 0.0, "fc_norm": False, "extent_mm": [10.0, 10.0], "positions_seed": 0, "classes": [],
 }
