@@ -83,3 +83,15 @@ def test_finished_model_cannot_be_resumed(tmp_path):
     drain(train(TrainConfig(steps=2, checkpoint_every=1, device="cpu", **TINY), path))
     with pytest.raises(TopoviewerError, match="finished model"):
         drain(train(TrainConfig(steps=4, device="cpu", **TINY), path, resume=True))
+
+
+def test_control_logs_spatial_loss_but_trains_like_no_loss(tmp_path):
+    """α = 0 measures the spatial loss without a gradient: the weights equal a run without it."""
+    base = dict(steps=8, checkpoint_every=8, device="cpu", **TINY)
+    control = train(TrainConfig(loss="absolute", weight=0.0, **base), tmp_path / "c.safetensors")
+    logged = [e.spatial_loss for e in control]
+    plain = drain(train(TrainConfig(loss="none", **base), tmp_path / "n.safetensors"))
+    assert all(np.isfinite(v) and v > 0 for v in logged)
+    ctrl = load(tmp_path / "c.safetensors")
+    for k, v in _weights(plain).items():
+        torch.testing.assert_close(_weights(ctrl)[k], v, rtol=0, atol=0)
