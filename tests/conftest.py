@@ -47,3 +47,35 @@ class CodeRunningPayload:
 def exploit():
     """The class of a hostile pickle payload; ``exploit(marker_path)``."""
     return CodeRunningPayload
+
+
+@pytest.fixture
+def fake_spacetorch(monkeypatch):
+    """Factory for a stand-in ``spacetorch`` module (only to *write* pickles that name its class).
+
+    ``fake_spacetorch(module)`` registers ``module`` and its parents in ``sys.modules`` (undone after
+    the test) and returns its ``LayerPositions`` dataclass.
+    """
+    import dataclasses
+    import sys
+    import types
+
+    def make(module="spacetorch.models.positions"):
+        parts = module.split(".")
+        for i in range(1, len(parts) + 1):
+            monkeypatch.setitem(sys.modules, ".".join(parts[:i]), types.ModuleType(".".join(parts[:i])))
+
+        @dataclasses.dataclass
+        class LayerPositions:
+            name: str
+            dims: tuple
+            coordinates: np.ndarray
+            neighborhood_indices: np.ndarray
+            neighborhood_width: float
+
+        LayerPositions.__module__ = module
+        LayerPositions.__qualname__ = "LayerPositions"
+        sys.modules[module].LayerPositions = LayerPositions
+        return LayerPositions
+
+    return make

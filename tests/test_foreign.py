@@ -9,12 +9,10 @@ user coordinates, and hostile or damaged files.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import pickle
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -150,29 +148,16 @@ def test_tdann_positions_of_another_model_are_refused(tdann_files, tmp_path):
         tv.load(tdann_files["ckpt"], positions=bad)
 
 
-def test_tdann_pkl_positions_folder(tdann_files, tmp_path, monkeypatch):
-    mods = ["spacetorch", "spacetorch.models", "spacetorch.models.positions"]
-    for name in mods:
-        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
-
-    @dataclasses.dataclass
-    class LayerPositions:
-        name: str
-        dims: tuple
-        coordinates: np.ndarray
-        neighborhood_indices: np.ndarray
-        neighborhood_width: float
-
-    LayerPositions.__module__, LayerPositions.__qualname__ = mods[-1], "LayerPositions"
-    sys.modules[mods[-1]].LayerPositions = LayerPositions
+def test_tdann_pkl_positions_folder(tdann_files, tmp_path, monkeypatch, fake_spacetorch):
+    LayerPositions = fake_spacetorch("spacetorch.models.positions")
     folder = tmp_path / "supervised_resnet18_lw0" / "pkl"
     folder.mkdir(parents=True)
     for layer in LAYERS:
         lp = LayerPositions(layer, DIMS[layer], tdann_files["coords"][layer], np.zeros((2, 3), int), 0.5)
         (folder / f"{layer}.pkl").write_bytes(pickle.dumps(lp))
     (folder / "version.txt").write_text("2")
-    for name in mods:
-        monkeypatch.delitem(sys.modules, name)
+    for name in ("spacetorch.models.positions", "spacetorch.models", "spacetorch"):
+        monkeypatch.delitem(sys.modules, name)  # spacetorch is never imported by the loader
     m = tv.load(tdann_files["ckpt"], positions=folder, scale="paper")
     assert m.meta["positions"]["version"] == 2
     np.testing.assert_allclose(m.sheet("layer4.0").positions, tdann_files["coords"]["layer4.0"] * 7.0, rtol=1e-6)

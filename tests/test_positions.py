@@ -4,10 +4,8 @@ the checkpoint ↔ positions-folder pairing guess."""
 
 from __future__ import annotations
 
-import dataclasses
 import pickle
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -23,26 +21,6 @@ from topoviewer.positions import (
 )
 
 DIMS = (4, 3, 5)  # small (C, H, W) for the file-format tests
-
-
-def _fake_spacetorch(monkeypatch, module="spacetorch.models.positions"):
-    """A stand-in spacetorch module (only to *write* pickles that name its class)."""
-    parts = module.split(".")
-    for i in range(1, len(parts) + 1):
-        monkeypatch.setitem(sys.modules, ".".join(parts[:i]), types.ModuleType(".".join(parts[:i])))
-
-    @dataclasses.dataclass
-    class LayerPositions:
-        name: str
-        dims: tuple
-        coordinates: np.ndarray
-        neighborhood_indices: np.ndarray
-        neighborhood_width: float
-
-    LayerPositions.__module__ = module
-    LayerPositions.__qualname__ = "LayerPositions"
-    sys.modules[module].LayerPositions = LayerPositions
-    return LayerPositions
 
 
 def _write_npz(path, name, dims, coords, **extra):
@@ -111,8 +89,8 @@ def test_bad_coordinates_are_refused(tmp_path):
 
 # ---------------------------------------------------------------------------- pkl
 @pytest.mark.parametrize("protocol", [2, 4, 5])
-def test_pkl_layer_positions_map_to_the_stand_in(tmp_path, monkeypatch, protocol):
-    Foreign = _fake_spacetorch(monkeypatch)
+def test_pkl_layer_positions_map_to_the_stand_in(tmp_path, monkeypatch, protocol, fake_spacetorch):
+    Foreign = fake_spacetorch()
     coords = retinotopic_positions(DIMS, 4.0).astype(np.float32)
     obj = Foreign("layer2.0", DIMS, coords, np.arange(6).reshape(2, 3), np.float64(1.5))
     path = tmp_path / "layer2.0.pkl"
@@ -125,8 +103,8 @@ def test_pkl_layer_positions_map_to_the_stand_in(tmp_path, monkeypatch, protocol
     np.testing.assert_allclose(lp.coordinates, coords)
 
 
-def test_pkl_close_variant_module_is_accepted(tmp_path, monkeypatch):
-    Foreign = _fake_spacetorch(monkeypatch, "spacestream.core.positions")
+def test_pkl_close_variant_module_is_accepted(tmp_path, monkeypatch, fake_spacetorch):
+    Foreign = fake_spacetorch("spacestream.core.positions")
     obj = Foreign("layer1.0", DIMS, retinotopic_positions(DIMS, 1.0), np.zeros((1, 1), int), 0.1)
     (tmp_path / "layer1.0.pkl").write_bytes(pickle.dumps(obj))
     assert load_layer_positions(tmp_path / "layer1.0.pkl").n_units == int(np.prod(DIMS))
@@ -154,8 +132,8 @@ def test_pkl_that_would_run_code_is_refused_and_runs_nothing(tmp_path, exploit):
     assert not marker.exists()
 
 
-def test_truncated_pkl_gives_a_clear_error(tmp_path, monkeypatch):
-    Foreign = _fake_spacetorch(monkeypatch)
+def test_truncated_pkl_gives_a_clear_error(tmp_path, monkeypatch, fake_spacetorch):
+    Foreign = fake_spacetorch()
     data = pickle.dumps(Foreign("layer1.0", DIMS, retinotopic_positions(DIMS, 1.0), None, 0.1))
     path = tmp_path / "layer1.0.pkl"
     path.write_bytes(data[: len(data) // 2])
@@ -164,8 +142,8 @@ def test_truncated_pkl_gives_a_clear_error(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------- folders and files
-def test_folder_prefers_npz_and_reads_version(tmp_path, monkeypatch):
-    Foreign = _fake_spacetorch(monkeypatch)
+def test_folder_prefers_npz_and_reads_version(tmp_path, monkeypatch, fake_spacetorch):
+    Foreign = fake_spacetorch()
     a = retinotopic_positions(DIMS, 1.0, seed=0)
     b = retinotopic_positions(DIMS, 1.0, seed=1)
     _write_npz(tmp_path / "layer1.0.npz", "layer1.0", DIMS, a)
