@@ -161,6 +161,15 @@ def contrast(tone, amount=0.3, gap=0.12) -> float:
     return shifted if abs(shifted - 0.5) >= gap else 0.5 + gap + 0.03
 
 
+def two_tones(rng, min_difference=0.25, amount=0.4) -> tuple[float, float]:
+    """Two grey levels for two parts of an object: the second is replaced by
+    ``contrast(first, amount)`` when they are closer than ``min_difference``."""
+    first, second = pick_tone(rng), pick_tone(rng)
+    if abs(first - second) < min_difference:
+        second = contrast(first, amount)
+    return first, second
+
+
 @dataclass(frozen=True)
 class Placement:
     """Random placement of a drawn object on its canvas.

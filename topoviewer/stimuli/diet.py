@@ -24,6 +24,7 @@ from topoviewer.stimuli._draw import (
     quad,
     rotate,
     rounded_box,
+    two_tones,
 )
 from topoviewer.stimuli.files import StimulusSet
 from topoviewer.stimuli.localizer import DRAWERS, LOCALIZER_CATEGORIES, generate
@@ -167,9 +168,7 @@ def _draw_fish(canvas, rng):
 
 def _draw_tree(canvas, rng):
     """A broad-leaved tree, a conifer or a palm."""
-    bark, leaves = pick_tone(rng), pick_tone(rng)
-    if abs(bark - leaves) < 0.3:
-        leaves = contrast(bark, 0.4)
+    bark, leaves = two_tones(rng, min_difference=0.3)
     kind = rng.integers(3)
     width = rng.uniform(0.05, 0.1)
     if kind == 2:
@@ -335,9 +334,7 @@ def _draw_clock(canvas, rng):
 
 def _draw_shoe(canvas, rng):
     """A sneaker, a boot or a high-heeled shoe in side view, toe to the right."""
-    upper, sole = pick_tone(rng), pick_tone(rng)
-    if abs(upper - sole) < 0.25:
-        sole = contrast(upper, 0.4)
+    upper, sole = two_tones(rng)
     kind = rng.integers(3)
     if kind == 2:
         canvas.polygon([(-0.7, -0.15), (-0.55, -0.18), (0.2, 0.28), (0.75, 0.3), (0.75, 0.38),
@@ -466,9 +463,7 @@ def _draw_plane(canvas, rng):
 
 def _draw_lamp(canvas, rng):
     """A table lamp, a desk lamp or a floor lamp."""
-    tone, shade = pick_tone(rng), pick_tone(rng)
-    if abs(tone - shade) < 0.25:
-        shade = contrast(tone, 0.4)
+    tone, shade = two_tones(rng)
     kind = rng.integers(3)
     if kind == 1:
         canvas.polygon(rounded_box(-0.35, 0.75, 0.25, 0.88, 0.04), tone)

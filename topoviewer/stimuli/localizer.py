@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from topoviewer.errors import TopoviewerError
 from topoviewer.stimuli import _draw
-from topoviewer.stimuli._draw import Placement, arc, contrast, ellipse, pick_tone, quad, rotate
+from topoviewer.stimuli._draw import Placement, arc, contrast, ellipse, pick_tone, quad, rotate, two_tones
 from topoviewer.stimuli.files import StimulusSet
 
 LOCALIZER_CATEGORIES = ("faces", "bodies", "places", "cars", "objects", "words")
@@ -269,9 +269,7 @@ def _draw_body(canvas, rng):
     """A headless human body (neck stump, torso, limbs) in a random pose."""
     side = rng.random() < 0.4
     skin = rng.uniform(0.45, 0.85)
-    shirt, pants = pick_tone(rng), pick_tone(rng)
-    if abs(shirt - pants) < 0.2:
-        pants = contrast(shirt, 0.35)
+    shirt, pants = two_tones(rng, min_difference=0.2, amount=0.35)
     shoe = rng.uniform(0.02, 0.25)
     short_sleeves, shorts = rng.random() < 0.4, rng.random() < 0.25
     narrow = 0.55 if side else 1.0
@@ -629,9 +627,7 @@ def _drum(canvas, rng):
 
 
 def _hammer(canvas, rng):
-    wood, metal = pick_tone(rng), pick_tone(rng)
-    if abs(wood - metal) < 0.25:
-        metal = contrast(wood, 0.35)
+    wood, metal = two_tones(rng, amount=0.35)
     canvas.polygon([(-0.05, -0.55), (0.05, -0.55), (0.065, 0.88), (-0.065, 0.88)], wood)
     head = [(-0.38, -0.78), (0.15, -0.78), (0.15, -0.55), (-0.38, -0.55)]
     canvas.polygon(head, metal)
@@ -653,9 +649,7 @@ def _wrench(canvas, rng):
 
 
 def _screwdriver(canvas, rng):
-    grip, metal = pick_tone(rng), pick_tone(rng)
-    if abs(grip - metal) < 0.25:
-        metal = contrast(grip, 0.35)
+    grip, metal = two_tones(rng, amount=0.35)
     width = rng.uniform(0.1, 0.14)
     canvas.stroke([(0, 0.1), (0, -0.8)], rng.uniform(0.035, 0.05), metal)
     canvas.polygon([(-0.025, -0.8), (0.025, -0.8), (0.012, -0.88), (-0.012, -0.88)], metal)
@@ -665,9 +659,7 @@ def _screwdriver(canvas, rng):
 
 
 def _saw(canvas, rng):
-    blade, grip = pick_tone(rng), pick_tone(rng)
-    if abs(blade - grip) < 0.25:
-        grip = contrast(blade, 0.4)
+    blade, grip = two_tones(rng)
     n = rng.integers(12, 20)
     teeth_x = np.linspace(-0.45, 0.88, 2 * n + 1)
     teeth_y = 0.17 + 0.025 * (np.arange(2 * n + 1) % 2)
