@@ -35,6 +35,18 @@ def _stimuli(args, model):
     return load_folder(args.stimuli, size=max(32, model.input_size))
 
 
+def _threshold_arg(text):
+    if text == "calibrated":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'calibrated', got {text!r}") from None
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number or 'calibrated', got {text!r}")
+    return value
+
+
 def _print_json(obj):
     print(json.dumps(obj, indent=2))
 
@@ -58,7 +70,9 @@ def cmd_analyze(args):
     model = _load(args)
     stimuli = _stimuli(args, model)
     result = _run_with_progress(
-        iter_analysis(model, stimuli, fwhm_mm=args.fwhm, voxel_mm=args.voxel, seed=args.seed),
+        iter_analysis(model, stimuli, fwhm_mm=args.fwhm, voxel_mm=args.voxel, seed=args.seed,
+                      threshold=args.threshold, gain=args.gain, null=args.null, null_seed=args.null_seed,
+                      patch_criterion=args.patch_criterion),
         quiet=args.json, desc="analyze",
     )
     out = Path(args.out)
@@ -94,13 +108,28 @@ def _safe(name: str) -> str:
 def _print_summary(summary, out):
     print(f"{summary['model']} on {summary['stimuli']}")
     for name, s in summary["sheets"].items():
+        pad = " " * len(name)
+        null = s.get("null", {}).get("categories", {})
+
+        def p_of(c, key):
+            p = null.get(c, {}).get(key, {}).get("p")
+            return "" if p is None else f" (p = {p:.3g})"
+
         frac = ", ".join(f"{c} {100 * v:.1f}%" for c, v in s["fraction_selective"].items())
-        patch = ", ".join(f"{c} {v}" for c, v in s["largest_patch_voxels"].items())
-        print(f"  {name}: selective units (d′ > {defaults.DPRIME_THRESHOLD}): {frac}")
-        print(f"  {' ' * len(name)}  largest patch (voxels, t > {defaults.VOXEL_T_THRESHOLD:g}): {patch}")
+        patch = ", ".join(f"{c} {v}{'*' if s['patch'][c] else ''}{p_of(c, 'largest_patch_voxels')}"
+                          for c, v in s["largest_patch_voxels"].items())
+        print(f"  {name}: selective units (d′ > {s['dprime_threshold']['rule']}): {frac}")
+        rule = s["patch_criterion"]["rule"]
+        print(f"  {pad}  largest cluster (voxels, t > {defaults.VOXEL_T_THRESHOLD:g}; * = patch, {rule} rule): {patch}")
         if "purity_curve" in s:
             pur = " ".join("—" if p is None else f"{p:.2f}" for p in s["purity_curve"]["purity"][:6])
-            print(f"  {' ' * len(name)}  face purity by distance (1 mm bins): {pur}")
+            extra = ""
+            if "purity_1_2mm" in s.get("null", {}):
+                n = s["null"]["purity_1_2mm"]
+                extra = f"; at 1–2 mm p = {n['p']:.3g} (null 95th percentile {n['null_p95']:.2f})"
+            print(f"  {pad}  face purity by distance (1 mm bins): {pur}{extra}")
+        if "null" in s:
+            print(f"  {pad}  spatial null: {s['null']['n_shuffles']} position shuffles (p-values one-sided)")
     print(f"wrote {out / 'summary.json'} and one .npz of maps per sheet")
 
 
@@ -108,22 +137,26 @@ def cmd_stimulate(args):
     from .pipeline import Stimulator
 
     model = _load(args)
-    stim = Stimulator(model, args.layer, seed=args.seed)
+    stim = Stimulator(model, args.layer, seed=args.seed, outside_rule=args.outside_rule)
     if args.at is not None:
         site = tuple(args.at)
     else:
         site = stim.site(args.site, radius_mm=args.radius_mm)
-    result = stim.stimulate(site, radius_mm=args.radius_mm)
+    result = stim.stimulate(site, radius_mm=args.radius_mm, sigma_mm=args.sigma_mm, decay=args.decay)
     public = {k: v for k, v in result.items() if not isinstance(v, np.ndarray)}
+    public["site"] = args.site or "at"
+    if args.site == "outside":
+        public["outside_rule"] = args.outside_rule
     if args.json:
         _print_json(public)
         return
+    clipped = " (clipped by the sheet edge)" if public["clipped"] else ""
     print(
         f"stimulated {public['stimulated_units']} units of {public['layer']} at "
-        f"({public['site_mm'][0]:.2f}, {public['site_mm'][1]:.2f}) mm, radius {public['radius_mm']:g} mm\n"
+        f"({public['site_mm'][0]:.2f}, {public['site_mm'][1]:.2f}) mm, radius {public['radius_mm']:g} mm{clipped}\n"
         f"{public['next_layer']} face patch ({public['next_patch_units']} units): mean activation "
-        f"{public['next_patch_mean']:.4f} (baseline {public['next_patch_baseline']:.4f}); "
-        f"whole sheet {public['next_mean']:.4f}"
+        f"{public['next_patch_mean']:.4f}, Δ {public['next_patch_delta']:+.4f} from the baseline "
+        f"{public['baseline']:.4f} ({public['layer']} silent); whole sheet {public['next_mean']:.4f}"
     )
 
 
@@ -267,6 +300,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fwhm", type=float, default=defaults.FWHM_MM, help="fMRI smoothing FWHM in mm")
     sp.add_argument("--voxel", type=float, default=defaults.VOXEL_MM, help="fMRI voxel size in mm")
     sp.add_argument("--seed", type=int, default=0, help="seed of the split halves (cluster strength)")
+    sp.add_argument("--threshold", default=str(defaults.DPRIME_THRESHOLD), type=_threshold_arg,
+                    help="d′ threshold of a selective unit: a number or 'calibrated' (Poisson noise calibration "
+                         "of the neural 0.65, per sheet and category; default: %(default)s)")
+    sp.add_argument("--gain", type=float, default=1.0,
+                    help="Poisson counts per unit of response for --threshold calibrated (default: %(default)s)")
+    sp.add_argument("--null", type=int, default=0, metavar="N",
+                    help="spatial null: shuffle unit positions N times and give p-values (default: none)")
+    sp.add_argument("--null-seed", type=int, default=0, help="seed of the position shuffles")
+    sp.add_argument("--patch-criterion", choices=["paper", "null95"], default="paper",
+                    help="paper: ≥ 10 voxels at t > 10; null95: also larger than the null's 95th percentile "
+                         "(runs 100 shuffles unless --null is given)")
     sp.add_argument("--json", action="store_true", help="print summary.json")
     sp.set_defaults(func=cmd_analyze)
 
@@ -277,6 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--at", nargs=2, type=float, metavar=("X", "Y"), help="site in mm")
     where.add_argument("--site", choices=["inside", "outside"], help="the face-patch centre or a random outside site")
     sp.add_argument("--radius-mm", type=float, default=defaults.STIM_RADIUS_MM)
+    sp.add_argument("--sigma-mm", type=float, default=defaults.STIM_SIGMA_MM, help="σ of the Gaussian decay")
+    sp.add_argument("--decay", choices=["peak1", "normal_density"], default=defaults.STIM_DECAY,
+                    help="decay scale: exp(−d²/2σ²) (peak 1) or the normal density (peak 0.399/σ)")
+    sp.add_argument("--outside-rule", choices=["paper", "strict"], default=defaults.STIM_OUTSIDE_RULE,
+                    help="paper: the site's centre outside every patch; strict: the whole disc clear of patches")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_stimulate)
