@@ -75,7 +75,8 @@ class Activations:
 #: Columns of the stimulation log (and its CSV).
 LOG_FIELDS = (
     "n", "time", "model", "layer", "next_layer", "x_mm", "y_mm", "radius_mm", "stimulated_units",
-    "next_patch_units", "next_patch_mean", "next_patch_baseline", "ratio", "next_mean", "site", "latency_ms",
+    "next_patch_units", "next_patch_mean", "baseline", "next_patch_delta", "ratio", "next_mean", "site", "clipped",
+    "latency_ms",
 )
 
 
@@ -260,7 +261,7 @@ class TopoState:
 
     def log_result(self, r: dict):
         """Append a stimulation result to the log (emits ``log_changed``)."""
-        base = r["next_patch_baseline"]
+        base = r["baseline"]
         row = {
             "n": len(self.log) + 1,
             "time": time.strftime("%H:%M:%S"),
@@ -273,10 +274,12 @@ class TopoState:
             "stimulated_units": r["stimulated_units"],
             "next_patch_units": r["next_patch_units"],
             "next_patch_mean": r["next_patch_mean"],
-            "next_patch_baseline": base,
+            "baseline": base,
+            "next_patch_delta": r["next_patch_delta"],
             "ratio": r["next_patch_mean"] / base if base > 0 else float("nan"),
             "next_mean": r["next_mean"],
             "site": r.get("site", "click"),
+            "clipped": r["clipped"],
             "latency_ms": r.get("latency_ms", r.get("compute_ms", float("nan"))),
         }
         self.log.append(row)

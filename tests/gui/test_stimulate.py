@@ -41,7 +41,7 @@ def test_click_stimulates_and_updates_layers_in_place(topo, fake_event):
     assert np.allclose(sites.size, 3.0)
     # read-out and log
     text = dock.readout.text()
-    assert f"{r['next_patch_mean']:.3f}" in text and f"{r['next_patch_baseline']:.3f}" in text
+    assert f"{r['next_patch_mean']:.3f}" in text and f"{r['baseline']:.3f}" in text and f"Δ {r['next_patch_delta']:+.3f}" in text
     assert dock.table.rowCount() == 1 and dock.table.item(0, 2).text() == "fc6"
     # a second click updates the same layers
     _click(topo, fake_event, "fc6", "voxel_t", (7.0, 2.0))
@@ -79,12 +79,13 @@ def test_inside_vs_outside_and_csv(topo, tmp_path):
     assert [row["site"] for row in st.log] == ["inside", "outside"]
     stim = st.stimulator("fc6")
     np.testing.assert_allclose((st.log[0]["x_mm"], st.log[0]["y_mm"]), stim.site("inside"), atol=1e-4)
-    assert "inside / outside" in dock.readout.text()
+    text = dock.readout.text()
+    assert f"Δ inside {st.log[0]['next_patch_delta']:+.3f} vs Δ outside {st.log[1]['next_patch_delta']:+.3f}" in text
     path = tmp_path / "log.csv"
     assert dock.save_csv(path) == path
     rows = list(csv.DictReader(path.open()))
     assert len(rows) == 2 and rows[0]["site"] == "inside" and float(rows[0]["next_patch_mean"]) >= 0
-    assert set(rows[0]) >= {"layer", "x_mm", "y_mm", "radius_mm", "next_patch_mean", "next_patch_baseline", "ratio"}
+    assert set(rows[0]) >= {"layer", "x_mm", "y_mm", "radius_mm", "next_patch_mean", "baseline", "next_patch_delta"}
 
 
 def test_click_to_updated_layer_latency(topo, fake_event):
