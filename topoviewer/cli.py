@@ -254,7 +254,7 @@ def cmd_calibrate(args):
 
 def cmd_hallmarks(args):
     from .hallmarks import load_recipe
-    from .report import run_hallmarks, summarise
+    from .report import MAIN_PROTOCOL, run_hallmarks, summarise
 
     recipe = load_recipe(args.recipe)
     if args.steps:
@@ -262,8 +262,11 @@ def cmd_hallmarks(args):
     results = run_hallmarks(recipe, seeds=args.seeds, controls=args.controls, out=args.out,
                             models_dir=args.models, jobs=args.jobs)
     s = summarise(results)
-    print(json.dumps({g: {k: v for k, v in d.items() if k in ("n", "face_patch_runs", "stim_t", "stim_p")}
-                      for g, d in s.items()}))
+    main = {g: {"n": d["n"], "face_patch_runs": d["face_patch_runs"],
+                "face_patch_null95_runs": d["face_patch_null95_runs"],
+                "stimulation_delta_t": d["stimulation"].get(MAIN_PROTOCOL, {}).get("t"),
+                "stimulation_delta_p": d["stimulation"].get(MAIN_PROTOCOL, {}).get("p")} for g, d in s.items()}
+    print(json.dumps(main))
     print(f"wrote {Path(args.out) / 'hallmarks.md'}")
 
 

@@ -142,7 +142,7 @@ def sheet_maps(
     if patch_criterion == "null95" and not null:
         null = 100
     dp = dprime_maps(responses, labels, categories)
-    thresholds, rule = _thresholds(responses, labels, categories, dp, threshold, gain)
+    thresholds, rule = dprime_thresholds(responses, labels, categories, dp, threshold, gain)
     voxels = voxel_responses(sheet, responses, fwhm_mm, voxel_mm)
     vt = t_maps(voxels, labels, categories)
     largest = {c: int(largest_patch_voxels(vt[c])) for c in categories}
@@ -186,7 +186,7 @@ def sheet_maps(
     return maps
 
 
-def _thresholds(responses, labels, categories, dp, threshold, gain):
+def dprime_thresholds(responses, labels, categories, dp, threshold, gain=1.0):
     """Per-category d′ thresholds and the rule's name."""
     if isinstance(threshold, str):
         if threshold != "calibrated":

@@ -16,6 +16,7 @@ claim). The smallest reachable p is ``1 / (n + 1)``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -126,7 +127,8 @@ class SpatialNull:
         """(low, high) percentiles of the null purity per distance bin, or None."""
         if self.purity_curves is None:
             return None
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a bin no shuffle reaches stays NaN
             return tuple(np.nanpercentile(self.purity_curves, v, axis=0) for v in q)
 
     def to_json(self) -> dict:
