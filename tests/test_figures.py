@@ -124,8 +124,8 @@ def test_model_figure_runs_the_analysis(tiny, tmp_path):
 def test_map_figure_on_a_channel_grid_model(tmp_path):
     """TopoNet sheets are in grid cells: the figure says so and still renders.
 
-    With one unit per 1-cell region the purity curve is undefined (purity_curve needs 3 units
-    per region); the figure then says so in the purity panels instead of failing.
+    A channel grid has one unit per 1-cell region, so purity uses 1-unit regions there: the
+    figure draws the same purity curve as the analysis summary (one implementation).
     """
     import torch
 
@@ -136,11 +136,16 @@ def test_map_figure_on_a_channel_grid_model(tmp_path):
     torch.manual_seed(0)
     model = build("toponet_small", {"widths": [8, 8, 64, 64]})
     stimuli = localizer(size=32, per_category=6, seed=5)
-    analysis = analyze(model, stimuli, purity_category=None)
+    analysis = analyze(model, stimuli)
     out = map_figure(analysis, model, tmp_path / "grid.svg")
     text = out.read_text()
     assert "x (cell)" in text and "1 cell" in text  # axis labels and scale bar in cells
-    assert "purity not defined" in text
+    assert "purity not defined" not in text and "purity rings (1 cell)" in text
+    for name, maps in analysis.sheets.items():  # the figure's curve is the summary's curve
+        curve = maps.purity("faces")
+        summary = maps.summary["purity_curve"]
+        assert summary["centre_mm"] == list(curve.centre)
+        np.testing.assert_allclose(np.array(summary["purity"], float), curve.purity)
 
 
 # ---------------------------------------------------------------------- geometry

@@ -361,7 +361,7 @@ def map_figure(analysis, model, out, category="faces", dpi=200, *, threshold=def
     t_threshold : float
         Voxel t of the patch outline (t > 10).
     """
-    from .analysis import purity_curve, purity_rings
+    from .analysis import purity_rings
 
     _format_of(out)
     if category not in analysis.categories:
@@ -416,7 +416,7 @@ def map_figure(analysis, model, out, category="faces", dpi=200, *, threshold=def
 
         # purity rings and curve
         try:
-            curve = purity_curve(sheet, dp > threshold)
+            curve = maps.purity(category, threshold)
         except TopoviewerError as exc:
             _empty(axes[2], f"purity not defined:\n{exc}")
             _empty(axes[3], "")

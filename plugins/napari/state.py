@@ -201,7 +201,8 @@ class TopoState:
         key = ("purity", sheet, category or self.category, self.threshold)
         if key not in self._cache:
             try:
-                curve = purity_curve(self.model.sheet(sheet), self.dprime(sheet, category) > self.threshold)
+                dp = self.dprime(sheet, category)
+                curve = purity_curve(self.model.sheet(sheet), dp > self.threshold, values=dp)
             except TopoviewerError:
                 curve = None
             self._cache[key] = curve
