@@ -142,7 +142,7 @@ def bench_stimulation(model, stimuli, repeats, profile):
     def click():
         site = sites[next(it) % len(sites)]
         out = stim.stimulate(site)
-        nxt.rasterise(out["propagated"])
+        nxt.rasterise(out.propagated)
 
     k = model.sheet_index(stim.layer)
     x = torch.from_numpy(stim.max_activation.astype(np.float32)[None]).to(model.device)
@@ -152,7 +152,7 @@ def bench_stimulation(model, stimuli, repeats, profile):
         with torch.inference_mode():
             model.net.stage(k + 1, x)
 
-    act = stim.stimulate(sites[0])["propagated"]
+    act = stim.stimulate(sites[0]).propagated
 
     def pattern():
         from topoviewer.analysis import stimulation_pattern

@@ -44,9 +44,9 @@ def test_cit_face_patch_and_purity(result):
 
 def test_inside_patch_stimulation_drives_next_face_patch(sample):
     stim = Stimulator(sample, "cIT")
-    inside = stim.stimulate(stim.site("inside"))["next_patch_mean"]
+    inside = stim.stimulate(stim.site("inside")).next_patch_mean
     rng = np.random.default_rng(0)
-    outside = [stim.stimulate(stim.site("outside", rng=rng))["next_patch_mean"] for _ in range(5)]
+    outside = [stim.stimulate(stim.site("outside", rng=rng)).next_patch_mean for _ in range(5)]
     assert inside >= 2 * np.mean(outside)
 
 

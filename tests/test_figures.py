@@ -305,3 +305,14 @@ def test_purity_figure_errors(tmp_path):
         figures._curve_arrays({"purity": [1.0]})
     with pytest.raises(TopoviewerError, match="differ in shape"):
         figures._curve_arrays(([0.5, 1.5], [1.0]))
+
+
+def test_map_figure_draws_the_null_band(tiny, tmp_path):
+    from topoviewer.pipeline import analyze
+
+    model, stimuli, _ = tiny
+    analysis = analyze(model, stimuli, null=5)
+    text = map_figure(analysis, model, tmp_path / "null.svg").read_text()
+    assert "spatial null, 5–95 % (5 shuffles)" in text
+    plain = map_figure(analyze(model, stimuli), model, tmp_path / "plain.svg").read_text()
+    assert "spatial null" not in plain

@@ -115,9 +115,9 @@ def test_baseline_and_delta_against_a_hand_computation():
     base = np.maximum(b, 0.0)[patch].mean()  # sheet a silent: b = ReLU(W·0 + bias)
     act = stim.max_activation * np.exp(-np.array([0.0, 1.0, 1.0, 2.0]) / 2.0) * np.array([1, 1, 1, 0])
     evoked = np.maximum(w @ act + b, 0.0)[patch].mean()
-    assert r["baseline"] == pytest.approx(base) and r["next_patch_mean"] == pytest.approx(evoked)
-    assert r["next_patch_delta"] == pytest.approx(evoked - base)
-    assert r["stimulated_units"] == 3 and r["clipped"] is True and r["decay"] == "peak1"
+    assert r.baseline == pytest.approx(base) and r.next_patch_mean == pytest.approx(evoked)
+    assert r.next_patch_delta == pytest.approx(evoked - base)
+    assert r.stimulated_units == 3 and r.clipped is True and r.decay == "peak1"
 
 
 # ---------------------------------------------------------------------- the spatial null

@@ -142,9 +142,9 @@ def cmd_stimulate(args):
         site = tuple(args.at)
     else:
         site = stim.site(args.site, radius_mm=args.radius_mm)
-    result = stim.stimulate(site, radius_mm=args.radius_mm, sigma_mm=args.sigma_mm, decay=args.decay)
-    public = {k: v for k, v in result.items() if not isinstance(v, np.ndarray)}
-    public["site"] = args.site or "at"
+    result = stim.stimulate(site, radius_mm=args.radius_mm, sigma_mm=args.sigma_mm, decay=args.decay,
+                            site=args.site or "at")
+    public = result.to_json()
     if args.site == "outside":
         public["outside_rule"] = args.outside_rule
     if args.json:
@@ -230,7 +230,7 @@ def cmd_figure(args):
 
     model = _load(args)
     stimuli = _stimuli(args, model)
-    path = model_figure(model, stimuli, args.out, category=args.category, dpi=args.dpi)
+    path = model_figure(model, stimuli, args.out, category=args.category, dpi=args.dpi, null=args.null)
     print(f"wrote {path}")
 
 
@@ -382,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="FILE.png, .svg or .pdf")
     sp.add_argument("--category", default="faces")
     sp.add_argument("--dpi", type=int, default=200)
+    sp.add_argument("--null", type=int, default=0, metavar="N",
+                    help="draw the spatial null's 5–95 %% purity band from N position shuffles")
     sp.set_defaults(func=cmd_figure)
     return p
 

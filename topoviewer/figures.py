@@ -430,6 +430,12 @@ def map_figure(analysis, model, out, category="faces", dpi=200, *, threshold=def
         ax = axes[3]
         _purity_axes(ax, reference=sheet.unit == "mm", max_d=float(d.max() + curve.bin_mm / 2), unit=unit)
         ax.plot(d, p, "-o", color="C3", ms=3.5, lw=1.4, label="model")
+        same = maps.null is not None and category == _purity_category(maps) and maps.thresholds.get(category) == threshold
+        band = maps.null.purity_band() if same else None
+        if band is not None:
+            k = min(len(d), len(band[0]))
+            ax.fill_between(d[:k], band[0][:k], band[1][:k], color="C0", alpha=0.2, lw=0,
+                            label=f"spatial null, 5–95 % ({maps.null.n_shuffles} shuffles)")
         frac = float(np.mean(dp > threshold))
         ax.axhline(frac, color="C3", lw=0.7, ls=":", label="model, whole-sheet fraction")
         ax.set_title("purity vs distance")
@@ -439,6 +445,10 @@ def map_figure(analysis, model, out, category="faces", dpi=200, *, threshold=def
         handles, labels = legend_axes.get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
     return save_figure(fig, out, dpi)
+
+
+def _purity_category(maps):
+    return (maps.summary.get("purity_curve") or {}).get("category")
 
 
 def _symmetric_limit(values, floor=1.0):

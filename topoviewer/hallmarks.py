@@ -102,18 +102,18 @@ def measure(model, stimuli=None, *, category="faces", seed=0, n_outside=8, null=
             inside = stim.stimulate(inside_site, decay=decay)
             outside = [stim.stimulate(site, decay=decay) for site in sites]
             stimulation[f"{decay}/{outside_rule}"] = {
-                "inside_next_patch_mean": inside["next_patch_mean"],
-                "inside_delta": inside["next_patch_delta"],
-                "outside_next_patch_mean": float(np.mean([o["next_patch_mean"] for o in outside])) if outside else None,
-                "outside_delta": float(np.mean([o["next_patch_delta"] for o in outside])) if outside else None,
-                "outside_deltas": [o["next_patch_delta"] for o in outside],
-                "baseline": inside["baseline"],
-                "inside_units": inside["stimulated_units"],
-                "inside_clipped": inside["clipped"],
-                "outside_units": float(np.mean([o["stimulated_units"] for o in outside])) if outside else None,
-                "next_patch_units": inside["next_patch_units"],
-                "patch_rule": inside["patch_rule"],
-                "inside_site_mm": inside["site_mm"],
+                "inside_next_patch_mean": inside.next_patch_mean,
+                "inside_delta": inside.next_patch_delta,
+                "outside_next_patch_mean": float(np.mean([o.next_patch_mean for o in outside])) if outside else None,
+                "outside_delta": float(np.mean([o.next_patch_delta for o in outside])) if outside else None,
+                "outside_deltas": [o.next_patch_delta for o in outside],
+                "baseline": inside.baseline,
+                "inside_units": inside.stimulated_units,
+                "inside_clipped": inside.clipped,
+                "outside_units": float(np.mean([o.stimulated_units for o in outside])) if outside else None,
+                "next_patch_units": len(inside.next_patch_units),
+                "patch_rule": inside.patch_rule,
+                "inside_site_mm": list(inside.site_mm),
                 "peak_mm": list(stim.centre[cit.name]),
             }
     nxt = model.sheets[1] if len(model.sheets) > 1 else None

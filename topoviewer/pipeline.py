@@ -8,6 +8,7 @@ stimulation pattern plus one propagation.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,7 +39,7 @@ from .analysis.stimulation import OUTSIDE_RULES
 from .errors import TopoviewerError
 from .model import drain
 
-__all__ = ["Analysis", "SheetMaps", "iter_analysis", "analyze", "Stimulator", "default_stimuli"]
+__all__ = ["Analysis", "SheetMaps", "StimulationResult", "Stimulator", "analyze", "default_stimuli", "iter_analysis"]
 
 
 def default_stimuli(model, seed: int = 1234):
@@ -73,7 +74,7 @@ class SheetMaps:
     summary: dict
     thresholds: dict = field(default_factory=dict)
     null: object = None
-    _purity: dict = field(default_factory=dict, repr=False)
+    _purity: dict = field(default_factory=dict, repr=False, compare=False, init=False)
 
     def purity(self, category="faces", threshold=None):
         """The :class:`~topoviewer.analysis.PurityCurve` of a category's selective units (cached).
@@ -237,6 +238,71 @@ def _tag(stage, gen):
     return result
 
 
+@dataclass(frozen=True)
+class StimulationResult:
+    """One microstimulation, read out in the next sheet's patch (what ``topoviewer stimulate`` prints).
+
+    Attributes
+    ----------
+    layer, next_layer : str
+        The stimulated sheet and the sheet read out.
+    site_mm : (x, y)
+    radius_mm, sigma_mm : float
+    decay : str
+        ``"peak1"`` or ``"normal_density"``.
+    stimulated_units : int
+        Units in the disc (fewer when ``clipped``).
+    clipped : bool
+        Whether the disc reaches past the sheet's edge.
+    next_patch_mean : float
+        Mean evoked activity of the next sheet's patch units (raw).
+    baseline : float
+        The same read-out with the stimulated sheet silent.
+    next_patch_delta : float
+        ``next_patch_mean − baseline``.
+    next_mean : float
+        Mean evoked activity of the whole next sheet.
+    next_patch_units : (k,) int array
+        The next sheet's patch units; ``patch_rule`` says how they were chosen.
+    activity : (n_units,) array
+        The clamped activity of the stimulated sheet.
+    propagated : (n_next_units,) array
+        The next sheet's evoked activity.
+    site : str
+        How the site was chosen: ``"inside"``, ``"outside"``, ``"click"`` or ``"at"``.
+    compute_ms : float
+        Time of the stimulation and propagation.
+    """
+
+    layer: str
+    next_layer: str
+    site_mm: tuple
+    radius_mm: float
+    sigma_mm: float
+    decay: str
+    stimulated_units: int
+    clipped: bool
+    next_patch_mean: float
+    baseline: float
+    next_patch_delta: float
+    next_mean: float
+    next_patch_units: np.ndarray
+    patch_rule: str
+    activity: np.ndarray
+    propagated: np.ndarray
+    site: str = "at"
+    compute_ms: float = float("nan")
+
+    def to_json(self) -> dict:
+        """The JSON of ``topoviewer stimulate --json`` (no arrays; the patch as a unit count)."""
+        out = {k: getattr(self, k) for k in (
+            "layer", "next_layer", "radius_mm", "sigma_mm", "decay", "stimulated_units", "clipped",
+            "next_patch_mean", "baseline", "next_patch_delta", "next_mean", "patch_rule", "site", "compute_ms")}
+        out["site_mm"] = [float(v) for v in self.site_mm]
+        out["next_patch_units"] = int(len(self.next_patch_units))
+        return out
+
+
 class Stimulator:
     """The microstimulation experiment (SCIENCE §6), prepared once per (model, sheet).
 
@@ -315,13 +381,15 @@ class Stimulator:
         raise TopoviewerError(f"site must be 'inside' or 'outside', got {where!r}")
 
     def stimulate(self, center_mm, radius_mm=defaults.STIM_RADIUS_MM, sigma_mm=defaults.STIM_SIGMA_MM,
-                  decay=defaults.STIM_DECAY) -> dict:
-        """Stimulate a disc at ``center_mm``; the ``topoviewer stimulate`` JSON plus the maps.
+                  decay=defaults.STIM_DECAY, site="at") -> StimulationResult:
+        """Stimulate a disc at ``center_mm`` and read out the next sheet's patch.
 
         ``next_patch_mean`` is the raw read-out of the next sheet's patch units,
         ``baseline`` the same read-out with the stimulated sheet silent, and
         ``next_patch_delta`` their difference (negative: the stimulation suppressed the patch).
+        ``site`` labels how the site was chosen.
         """
+        t0 = time.perf_counter()
         if not self.sheet.contains(center_mm):
             (x0, y0), (w, h) = self.sheet.origin_mm, self.sheet.extent_mm
             raise TopoviewerError(
@@ -335,21 +403,11 @@ class Stimulator:
         nxt = result.propagated[self.next_layer]
         mean = float(nxt[self.next_patch_units].mean())
         baseline = float(self.baseline[self.next_patch_units].mean())
-        return {
-            "layer": self.layer,
-            "next_layer": self.next_layer,
-            "site_mm": list(result.site_mm),
-            "radius_mm": result.radius_mm,
-            "sigma_mm": float(sigma_mm),
-            "decay": decay,
-            "stimulated_units": result.stimulated_units,
-            "clipped": disc_is_clipped(self.sheet, center_mm, radius_mm),
-            "next_patch_mean": mean,
-            "baseline": baseline,
-            "next_patch_delta": mean - baseline,
-            "next_mean": float(nxt.mean()),
-            "next_patch_units": int(len(self.next_patch_units)),
-            "patch_rule": self.patch_rule,
-            "activity": result.activity,
-            "propagated": nxt,
-        }
+        return StimulationResult(
+            layer=self.layer, next_layer=self.next_layer, site_mm=result.site_mm, radius_mm=result.radius_mm,
+            sigma_mm=float(sigma_mm), decay=decay, stimulated_units=result.stimulated_units,
+            clipped=disc_is_clipped(self.sheet, center_mm, radius_mm), next_patch_mean=mean, baseline=baseline,
+            next_patch_delta=mean - baseline, next_mean=float(nxt.mean()), next_patch_units=self.next_patch_units,
+            patch_rule=self.patch_rule, activity=result.activity, propagated=nxt, site=site,
+            compute_ms=1000.0 * (time.perf_counter() - t0),
+        )

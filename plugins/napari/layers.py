@@ -277,7 +277,7 @@ class LayerBook:
                 t[(s.name, "activation")] = f"d′ {act.contrast_category} · {act.n_images} images"
             role = "stimulation / propagation"
             if stim is not None:
-                role = {stim["layer"]: "stimulation", stim["next_layer"]: "propagated"}.get(s.name, "—")
+                role = {stim.layer: "stimulation", stim.next_layer: "propagated"}.get(s.name, "—")
             t[(s.name, "stimulation")] = role
         if st.training_step is not None:
             for s in self.state.model.sheets:
@@ -440,25 +440,25 @@ class LayerBook:
 
     # ------------------------------------------------------------------ stimulation
     def _on_stimulated(self, state, result):
-        layer, nxt = result["layer"], result["next_layer"]
+        layer, nxt = result.layer, result.next_layer
         s, n = state.model.sheet(layer), state.model.sheet(nxt)
         px, npx = s.default_pixel_mm(), n.default_pixel_mm()
-        act, prop = result["activity"], result["propagated"]
+        act, prop = result.activity, result.propagated
         hi = max(float(np.max(act)), 1e-6)
         self._image(f"{layer}/stimulation", layer, "stimulation", s.rasterise(act, px), px,
                     name=f"{layer} · stimulation", cmap=CMAP["stimulation"], limits=(0.0, hi))
         phi = max(float(np.max(prop)), 1e-6)
         self._image(f"{nxt}/propagated", nxt, "stimulation", n.rasterise(prop, npx), npx,
                     name=f"{nxt} · propagated", cmap=CMAP["propagated"], limits=(0.0, phi))
-        mask = result.get("patch_mask_next")
-        if mask is not None:
+        if state.has_stimulator(layer):
+            mask = state.stimulator(layer).patch_mask[nxt]
             self._labels(f"{nxt}/readout_patch", nxt, "stimulation", mask, state.voxel_mm,
                          name=f"{nxt} · read-out patch", color=READOUT_COLOR)
         # ring markers: where it was clicked (all map cells of the stimulated sheet) and in the stimulation cell
-        site = result["site_mm"]
+        site = result.site_mm
         cols = ("dprime", "voxel_t", "purity", "stimulation")
         world = np.vstack([self.layout.to_world(layer, c, site) for c in cols])
-        self._sites(world, 2.0 * result["radius_mm"])
+        self._sites(world, 2.0 * result.radius_mm)
         for key in (f"{layer}/stimulation", f"{nxt}/propagated", f"{nxt}/readout_patch", "stimulation/sites"):
             if key not in self._revealed:  # prepared hidden; shown once, then the user's eye toggle rules
                 self._revealed.add(key)
@@ -532,10 +532,10 @@ class LayerBook:
             parts.append(f"activation {st.activations.mean[s.name][i]:.3f}")
         r = st.stimulation
         if r is not None:
-            if s.name == r["layer"]:
-                parts.append(f"stimulation {r['activity'][i]:.3f}")
-            elif s.name == r["next_layer"]:
-                parts.append(f"propagated {r['propagated'][i]:.3f}")
+            if s.name == r.layer:
+                parts.append(f"stimulation {r.activity[i]:.3f}")
+            elif s.name == r.next_layer:
+                parts.append(f"propagated {r.propagated[i]:.3f}")
         return "  ·  ".join(parts)
 
 

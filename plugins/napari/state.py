@@ -105,7 +105,7 @@ class TopoState:
         self.t_threshold: float = defaults.VOXEL_T_THRESHOLD
         self.voxel_t: dict = {}
         self.activations: Activations | None = None
-        self.stimulation: dict | None = None
+        self.stimulation = None  # the last StimulationResult
         self.stim_radius_mm: float = defaults.STIM_RADIUS_MM
         self.log: list = []
         self.training_step: int | None = None  # set while maps come from a training checkpoint
@@ -244,44 +244,45 @@ class TopoState:
         return layer in self._stimulators
 
     def stimulate(self, layer: str, center_mm, radius_mm: float | None = None, site: str = "click",
-                  log: bool = True) -> dict:
-        """Stimulate a disc of ``layer`` and propagate; emits ``stimulated`` and (``log``) logs the result."""
-        t0 = time.perf_counter()
+                  log: bool = True):
+        """Stimulate a disc of ``layer`` and propagate; emits ``stimulated`` and (``log``) logs the result.
+
+        Returns the :class:`~topoviewer.pipeline.StimulationResult`.
+        """
         stim = self.stimulator(layer)
         radius = self.stim_radius_mm if radius_mm is None else float(radius_mm)
-        result = stim.stimulate(center_mm, radius_mm=radius)
-        result["compute_ms"] = 1000.0 * (time.perf_counter() - t0)
-        result["site"] = site
-        result["patch_mask_next"] = stim.patch_mask[stim.next_layer]
-        result["next_patch_index"] = stim.next_patch_units
+        result = stim.stimulate(center_mm, radius_mm=radius, site=site)
         self.stimulation = result
         self.events.stimulated.emit(self, result)
         if log:
             self.log_result(result)
         return result
 
-    def log_result(self, r: dict):
-        """Append a stimulation result to the log (emits ``log_changed``)."""
-        base = r["baseline"]
+    def log_result(self, r, latency_ms: float | None = None):
+        """Append a stimulation result to the log (emits ``log_changed``).
+
+        ``latency_ms`` is the click → updated layers time when the GUI measured it; else the
+        result's own compute time.
+        """
         row = {
             "n": len(self.log) + 1,
             "time": time.strftime("%H:%M:%S"),
             "model": getattr(self.model, "name", ""),
-            "layer": r["layer"],
-            "next_layer": r["next_layer"],
-            "x_mm": round(r["site_mm"][0], 4),
-            "y_mm": round(r["site_mm"][1], 4),
-            "radius_mm": r["radius_mm"],
-            "stimulated_units": r["stimulated_units"],
-            "next_patch_units": r["next_patch_units"],
-            "next_patch_mean": r["next_patch_mean"],
-            "baseline": base,
-            "next_patch_delta": r["next_patch_delta"],
-            "ratio": r["next_patch_mean"] / base if base > 0 else float("nan"),
-            "next_mean": r["next_mean"],
-            "site": r.get("site", "click"),
-            "clipped": r["clipped"],
-            "latency_ms": r.get("latency_ms", r.get("compute_ms", float("nan"))),
+            "layer": r.layer,
+            "next_layer": r.next_layer,
+            "x_mm": round(r.site_mm[0], 4),
+            "y_mm": round(r.site_mm[1], 4),
+            "radius_mm": r.radius_mm,
+            "stimulated_units": r.stimulated_units,
+            "next_patch_units": len(r.next_patch_units),
+            "next_patch_mean": r.next_patch_mean,
+            "baseline": r.baseline,
+            "next_patch_delta": r.next_patch_delta,
+            "ratio": r.next_patch_mean / r.baseline if r.baseline > 0 else float("nan"),
+            "next_mean": r.next_mean,
+            "site": r.site,
+            "clipped": r.clipped,
+            "latency_ms": r.compute_ms if latency_ms is None else latency_ms,
         }
         self.log.append(row)
         self.events.log_changed.emit(self)
@@ -322,10 +323,10 @@ class TopoState:
                 if s.name in self.activations.contrast:
                     cols[f"contrast_dprime_{self.activations.contrast_category}"] = self.activations.contrast[s.name]
             if self.stimulation is not None:
-                if s.name == self.stimulation["layer"]:
-                    cols["stimulation"] = self.stimulation["activity"]
-                elif s.name == self.stimulation["next_layer"]:
-                    cols["propagated"] = self.stimulation["propagated"]
+                if s.name == self.stimulation.layer:
+                    cols["stimulation"] = self.stimulation.activity
+                elif s.name == self.stimulation.next_layer:
+                    cols["propagated"] = self.stimulation.propagated
             out[s.name] = cols
         return out
 
@@ -377,12 +378,10 @@ class TopoState:
         """The analysis with the voxel t maps at the current FWHM (for :func:`topoviewer.figures.map_figure`)."""
         import dataclasses
 
-        from topoviewer.pipeline import SheetMaps
-
         if self.analysis is None:
             raise TopoviewerError("no analysis yet: load a model and wait for its maps")
         sheets = {
-            name: SheetMaps(m.dprime, self.voxel_t.get(name, m.voxel_t), m.summary)
+            name: dataclasses.replace(m, voxel_t=self.voxel_t.get(name, m.voxel_t))
             for name, m in self.analysis.sheets.items()
         }
         return dataclasses.replace(self.analysis, sheets=sheets)

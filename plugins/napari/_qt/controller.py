@@ -392,9 +392,8 @@ class Controller:
             notify_error(str(exc))
             return None
         ms = 1000.0 * (time.perf_counter() - t0)  # stimulation computed, layers and read-out updated
-        result["latency_ms"] = round(ms, 3)
-        self.last_latency = {"compute_ms": result["compute_ms"], "click_to_layers_ms": ms}
-        self.state.log_result(result)
+        self.last_latency = {"compute_ms": result.compute_ms, "click_to_layers_ms": ms}
+        self.state.log_result(result, latency_ms=round(ms, 3))
         return result
 
     def prepare_stimulation(self):
@@ -557,6 +556,7 @@ def live_maps(model, stimuli, fwhm_mm=None, voxel_mm=None):
     for name, r in responses.items():
         sheet = model.sheet(name)
         result.sheets[name] = SheetMaps(
+            sheet,
             dprime_maps(r, stimuli.labels, stimuli.categories),
             voxel_t_maps(sheet, r, stimuli.labels, stimuli.categories, fwhm_mm=fwhm_mm, voxel_mm=voxel_mm),
             {},

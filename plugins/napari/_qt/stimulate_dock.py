@@ -121,8 +121,8 @@ class StimulateDock(Dock):
         a, b = out
         self.readout.setText(
             self._readout_html(a) + "<hr>" + self._readout_html(b)
-            + f"<br><b>Δ inside {a['next_patch_delta']:+.3f} vs Δ outside {b['next_patch_delta']:+.3f}</b> "
-            f"({a['next_layer']} {self.state.category} patch, from its baseline {a['baseline']:.3f})"
+            + f"<br><b>Δ inside {a.next_patch_delta:+.3f} vs Δ outside {b.next_patch_delta:+.3f}</b> "
+            f"({a.next_layer} {self.state.category} patch, from its baseline {a.baseline:.3f})"
         )
         return out
 
@@ -134,15 +134,15 @@ class StimulateDock(Dock):
         self.readout.setText("Turn the tool on and click a sheet map.")
 
     def _readout_html(self, r):
-        where = {"inside": "inside the patch", "outside": "outside every patch"}.get(r.get("site"), "clicked site")
-        clipped = " (disc clipped by the edge)" if r["clipped"] else ""
+        where = {"inside": "inside the patch", "outside": "outside every patch"}.get(r.site, "clicked site")
+        clipped = " (disc clipped by the edge)" if r.clipped else ""
         return (
-            f"<b>{r['layer']}</b> {where} ({r['site_mm'][0]:.2f}, {r['site_mm'][1]:.2f}) mm, "
-            f"r = {r['radius_mm']:g} mm: "
-            f"{r['stimulated_units']} units{clipped}<br>"
-            f"→ <b>{r['next_layer']}</b> {self.state.category} patch ({r['next_patch_units']} units): "
-            f"<b>{r['next_patch_mean']:.3f}</b>, <b>Δ {r['next_patch_delta']:+.3f}</b> from the baseline "
-            f"{r['baseline']:.3f} (its read-out with {r['layer']} silent); whole sheet {r['next_mean']:.3f}"
+            f"<b>{r.layer}</b> {where} ({r.site_mm[0]:.2f}, {r.site_mm[1]:.2f}) mm, "
+            f"r = {r.radius_mm:g} mm: "
+            f"{r.stimulated_units} units{clipped}<br>"
+            f"→ <b>{r.next_layer}</b> {self.state.category} patch ({len(r.next_patch_units)} units): "
+            f"<b>{r.next_patch_mean:.3f}</b>, <b>Δ {r.next_patch_delta:+.3f}</b> from the baseline "
+            f"{r.baseline:.3f} (its read-out with {r.layer} silent); whole sheet {r.next_mean:.3f}"
         )
 
     def _on_stimulated(self, state, r):
