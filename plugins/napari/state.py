@@ -208,6 +208,27 @@ class TopoState:
             self._cache[key] = curve
         return self._cache[key]
 
+    def _null_key(self, sheet, category):
+        return ("null", sheet, category or self.category, self.threshold, self.fwhm_mm, self.voxel_mm)
+
+    def null(self, sheet: str, category: str | None = None):
+        """The spatial null of a sheet at the current category, d′ threshold and FWHM, if computed."""
+        return self._cache.get(self._null_key(sheet, category))
+
+    def compute_null(self, sheet: str, n_shuffles: int = 100, category: str | None = None):
+        """Compute (on the calling thread) and cache the spatial null of a sheet from the cached responses."""
+        from topoviewer.analysis import spatial_null
+
+        if self.analysis is None or self.stimuli is None:
+            raise TopoviewerError("no analysis yet: load a model and wait for its maps")
+        key = self._null_key(sheet, category)
+        if key not in self._cache:
+            self._cache[key] = spatial_null(
+                self.model.sheet(sheet), self.analysis.responses[sheet], self.stimuli.labels,
+                self.stimuli.categories, n_shuffles=n_shuffles, threshold=self.threshold, fwhm_mm=self.fwhm_mm,
+                voxel_mm=self.voxel_mm, purity_category=category or self.category)
+        return self._cache[key]
+
     def purity_rings(self, sheet: str, pixel: float, category: str | None = None):
         from topoviewer.analysis import purity_rings
 

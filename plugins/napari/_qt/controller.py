@@ -253,6 +253,22 @@ class Controller:
 
         return self._start("analysis", job(), done, self._on_progress("analysis"))
 
+    def run_null(self, n_shuffles: int = 100, on_done=None):
+        """The spatial null of every sheet (``n_shuffles`` position shuffles) in a worker; cached in the state."""
+        st = self.state
+        if st.analysis is None:
+            notify_error("no analysis yet: load a model and wait for its maps")
+            return None
+        names = list(st.analysis.sheets)
+
+        def job():
+            for i, name in enumerate(names):
+                yield (f"spatial null, {n_shuffles} shuffles", i, len(names))
+                st.compute_null(name, n_shuffles)
+            return names
+
+        return self._start("null", job(), on_done or (lambda _: None), self._on_progress("null"))
+
     def _on_progress(self, task):
         def on_yield(value):
             if isinstance(value, tuple) and len(value) == 3:
