@@ -160,21 +160,23 @@ def cmd_stimulate(args):
     )
 
 
+#: The ``train`` options that set TrainConfig fields (option dest → field); unset options keep the
+#: recipe's (or TrainConfig's) value.
+TRAIN_OPTIONS = {
+    "arch": "arch", "loss": "loss", "weight": "weight", "steps": "steps", "batch_size": "batch_size", "lr": "lr",
+    "optimizer": "optimizer", "device": "device", "seed": "seed", "checkpoint_every": "checkpoint_every",
+    "correlation_length": "correlation_length_mm", "per_category": "per_category",
+}
+
+
 def cmd_train(args):
+    import dataclasses
+
     from .training import TrainConfig, train
 
-    if args.recipe:
-        from .hallmarks import load_recipe
-
-        cfg = load_recipe(args.recipe).train_config(args.seed, device=args.device)
-        cfg.checkpoint_every = args.checkpoint_every
-    else:
-        cfg = TrainConfig(
-            arch=args.arch, loss=args.loss, weight=args.weight, steps=args.steps, batch_size=args.batch_size,
-            lr=args.lr, optimizer=args.optimizer, device=args.device, seed=args.seed,
-            checkpoint_every=args.checkpoint_every, correlation_length_mm=args.correlation_length,
-            per_category=args.per_category,
-        )
+    cfg = TrainConfig.from_json(args.recipe) if args.recipe else TrainConfig()
+    given = {field: getattr(args, dest) for dest, field in TRAIN_OPTIONS.items() if getattr(args, dest) is not None}
+    cfg = dataclasses.replace(cfg, **given)
     gen = train(cfg, args.out, resume=args.resume)
     try:
         model = _run_training(gen, quiet=args.quiet)
@@ -253,12 +255,14 @@ def cmd_calibrate(args):
 
 
 def cmd_hallmarks(args):
-    from .hallmarks import load_recipe
-    from .report import MAIN_PROTOCOL, run_hallmarks, summarise
+    import dataclasses
 
-    recipe = load_recipe(args.recipe)
+    from .report import MAIN_PROTOCOL, run_hallmarks, summarise
+    from .training import TrainConfig
+
+    recipe = TrainConfig.from_json(args.recipe)
     if args.steps:
-        recipe.steps = args.steps
+        recipe = dataclasses.replace(recipe, steps=args.steps)
     results = run_hallmarks(recipe, seeds=args.seeds, controls=args.controls, out=args.out,
                             models_dir=args.models, jobs=args.jobs)
     s = summarise(results)
@@ -334,22 +338,28 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_stimulate)
 
     sp = sub.add_parser("train", help="train a small topographic model on the procedural diet")
-    sp.add_argument("--arch", default="tdann_small", help="tdann_small, toponet_small or lee2020")
-    sp.add_argument("--loss", default="absolute", choices=["absolute", "relative", "topoloss", "none"])
-    sp.add_argument("--weight", "--alpha", type=float, default=None,
-                    help="spatial loss weight (α per sheet; τ for TopoLoss); default: 0.25 / τ = 10")
-    sp.add_argument("--steps", type=int, default=2000)
-    sp.add_argument("--batch-size", type=int, default=128)
-    sp.add_argument("--lr", type=float, default=3e-3)
-    sp.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
-    sp.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--checkpoint-every", type=int, default=250)
-    sp.add_argument("--correlation-length", type=float, default=defaults.CORRELATION_LENGTH_MM,
-                    help="λ of the target 1/(d/λ + 1), mm")
-    sp.add_argument("--per-category", type=int, default=500, help="training images per category")
-    sp.add_argument("--recipe", help="a recipe JSON (e.g. sample_data/recipe.json); replaces the options above "
-                    "except --seed, --device and --checkpoint-every")
+    from .training import TrainConfig
+
+    base = TrainConfig()
+
+    def opt(flag, *aliases, help, **kw):  # every default is TrainConfig's (or the recipe's)
+        field = TRAIN_OPTIONS[flag.lstrip("-").replace("-", "_")]
+        sp.add_argument(flag, *aliases, default=None, help=f"{help} (default: {getattr(base, field)})", **kw)
+
+    opt("--arch", help="tdann_small, toponet_small or lee2020")
+    opt("--loss", choices=["absolute", "relative", "topoloss", "none"], help="spatial loss")
+    opt("--weight", "--alpha", type=float, help="spatial loss weight: α per sheet, τ for TopoLoss; None = 0.25 / τ 10")
+    opt("--steps", type=int, help="training steps")
+    opt("--batch-size", type=int, help="images per step")
+    opt("--lr", type=float, help="peak learning rate")
+    opt("--optimizer", choices=["adam", "sgd"], help="optimizer")
+    opt("--device", help="auto (CUDA when present), cpu or cuda")
+    opt("--seed", type=int, help="seed of weights, batches and augmentation")
+    opt("--checkpoint-every", type=int, help="steps between checkpoints")
+    opt("--correlation-length", type=float, help="λ of the target 1/(d/λ + 1), mm")
+    opt("--per-category", type=int, help="training images per category")
+    sp.add_argument("--recipe", help="a recipe JSON of training settings, or 'sample' (the default model's); "
+                    "options given on the command line override it")
     sp.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is --out")
     sp.add_argument("--quiet", action="store_true")
     sp.add_argument("--out", required=True, help="model file to write (.safetensors)")
@@ -367,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_calibrate)
 
     sp = sub.add_parser("hallmarks", help="train seeds and controls with a recipe and write the hallmark report")
-    sp.add_argument("--recipe", default=str(Path(__file__).resolve().parent.parent / "sample_data" / "recipe.json"))
+    sp.add_argument("--recipe", default="sample", help="a recipe JSON, or 'sample' (the default model's; default)")
     sp.add_argument("--seeds", type=int, default=5, help="topographic seeds")
     sp.add_argument("--controls", type=int, default=3, help="non-topographic controls (spatial weight 0)")
     sp.add_argument("--steps", type=int, default=None, help="override the recipe's steps")

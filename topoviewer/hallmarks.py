@@ -1,15 +1,12 @@
 """The hallmarks of the IT face-patch network (Lee et al. 2020, Figs. 3–5), measured.
 
 :func:`measure` computes every hallmark of one trained model on the localizer;
-:func:`compare` trains topographic seeds and non-topographic controls with one
-recipe and collects their measurements; :mod:`topoviewer.report` writes them up.
+:func:`topoviewer.report.run_hallmarks` trains topographic seeds and non-topographic
+controls with one recipe (a :class:`~topoviewer.training.TrainConfig`), measures them
+and writes the report.
 """
 
 from __future__ import annotations
-
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -24,41 +21,7 @@ from .analysis import (
 from .errors import TopoviewerError
 from .pipeline import Stimulator, default_stimuli, dprime_thresholds, sheet_maps
 
-__all__ = ["Recipe", "measure", "load_recipe"]
-
-
-@dataclass
-class Recipe:
-    """How the default model is trained (sample_data/recipe.json)."""
-
-    arch: str = "tdann_small"
-    loss: str = "absolute"
-    weight: float = 4.0
-    steps: int = 2000
-    batch_size: int = 128
-    lr: float = 3e-3
-    per_category: int = 500
-    correlation_length_mm: float = defaults.CORRELATION_LENGTH_MM
-    arch_config: dict = field(default_factory=dict)
-    category_frequency: dict = field(default_factory=dict)
-
-    def train_config(self, seed: int, control: bool = False, device: str = "cpu"):
-        from .training import TrainConfig
-
-        return TrainConfig(
-            arch=self.arch, loss=self.loss, weight=0.0 if control else self.weight, steps=self.steps,
-            batch_size=self.batch_size, lr=self.lr, per_category=self.per_category, seed=seed, device=device,
-            correlation_length_mm=self.correlation_length_mm, arch_config=dict(self.arch_config),
-            category_frequency=dict(self.category_frequency),
-            checkpoint_every=max(1, self.steps // 4),
-        )
-
-
-def load_recipe(path) -> Recipe:
-    try:
-        return Recipe(**json.loads(Path(path).read_text()))
-    except (OSError, json.JSONDecodeError, TypeError) as exc:
-        raise TopoviewerError(f"{path}: not a valid recipe ({exc})") from None
+__all__ = ["measure"]
 
 
 def measure(model, stimuli=None, *, category="faces", seed=0, n_outside=8, null=100) -> dict:

@@ -8,6 +8,7 @@ and the raw numbers (``docs/hallmarks.json``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -20,6 +21,12 @@ from .io import atomic_write
 __all__ = ["run_hallmarks", "write_report"]
 
 
+def run_config(recipe, seed, control=False, device="cpu"):
+    """The recipe for one seed of the report: a control has spatial weight 0; 4 checkpoints per run."""
+    return dataclasses.replace(recipe, seed=seed, weight=0.0 if control else recipe.weight, device=device,
+                               checkpoint_every=max(1, recipe.steps // 4))
+
+
 def _train_one(args):
     recipe, seed, control, path = args
     import torch
@@ -29,12 +36,15 @@ def _train_one(args):
     from .training import train
 
     if not Path(path).exists():
-        drain(train(recipe.train_config(seed, control=control), path))
+        drain(train(run_config(recipe, seed, control), path))
     return path
 
 
 def run_hallmarks(recipe, seeds=5, controls=3, out="docs", models_dir=None, jobs=2, first_seed=0):
-    """Train (or reuse) the models, measure them, write the report; returns the results dict."""
+    """Train (or reuse) the models, measure them, write the report; returns the results dict.
+
+    ``recipe`` is a :class:`~topoviewer.training.TrainConfig` (e.g. ``TrainConfig.from_json("sample")``).
+    """
     from .hallmarks import measure
     from .io import load
 
@@ -51,7 +61,7 @@ def run_hallmarks(recipe, seeds=5, controls=3, out="docs", models_dir=None, jobs
     else:
         for item in plan:
             _train_one(item)
-    results = {"recipe": recipe.__dict__, "topographic": [], "control": []}
+    results = {"recipe": recipe.to_json(), "topographic": [], "control": []}
     for _, seed, control, path in plan:
         m = measure(load(path), seed=0)
         m["seed"] = seed
