@@ -316,3 +316,34 @@ def test_map_figure_draws_the_null_band(tiny, tmp_path):
     assert "spatial null, 5–95 % (5 shuffles)" in text
     plain = map_figure(analyze(model, stimuli), model, tmp_path / "plain.svg").read_text()
     assert "spatial null" not in plain
+
+
+def test_figure_and_screen_share_colormaps_and_limits(tiny, tmp_path, monkeypatch):
+    """map_figure draws each map with the colormap and limits of topoviewer.style (the GUI's too)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.image import AxesImage
+
+    from topoviewer.style import CMAP, DPRIME_PERCENTILE
+
+    import topoviewer.figures as figures
+
+    model, _, analysis = tiny
+    fig_store = {}
+    real_save = figures.save_figure
+    monkeypatch.setattr(figures, "save_figure",
+                        lambda fig, out, dpi=200: fig_store.setdefault("fig", fig) and real_save(fig, out, dpi))
+    map_figure(analysis, model, tmp_path / "f.png", dpi=40)
+    images = [im for ax in fig_store["fig"].get_axes() for im in ax.get_images() if isinstance(im, AxesImage)]
+    sheet = model.sheets[0]
+    dp = analysis.sheets[sheet.name].dprime["faces"]
+    # own computation of the d′ limit: the 99th percentile of |d′|, at least 1.5 × 0.85
+    lim = max(np.percentile(np.abs(dp), DPRIME_PERCENTILE), 1.5 * 0.85)
+    first_sheet = images[:3]  # d′, voxel t, purity rings of the first sheet
+    assert [im.get_cmap().name for im in first_sheet] == [CMAP["dprime"], CMAP["voxel_t"], CMAP["purity"]]
+    np.testing.assert_allclose(first_sheet[0].get_clim(), (-lim, lim))
+    t = analysis.sheets[sheet.name].voxel_t["faces"]
+    tl = max(np.nanmax(np.abs(t)), 12.0)
+    np.testing.assert_allclose(first_sheet[1].get_clim(), (-tl, tl))
+    assert first_sheet[2].get_clim() == (0.0, 1.0)

@@ -77,6 +77,7 @@ def test_purity_rings_and_plot(topo):
         curve = st.purity(s.name)
         rings = _layer(topo, f"{s.name}/purity")
         assert rings.contrast_limits == [0.0, 1.0] or tuple(rings.contrast_limits) == (0.0, 1.0)
+        assert rings.colormap.name == "magma"  # the figure's purity colormap too (topoviewer.style)
         x, y = plot.curves[s.name].getData()
         ok = np.isfinite(curve.purity)
         np.testing.assert_allclose(y, curve.purity[ok])
