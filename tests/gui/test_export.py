@@ -53,3 +53,21 @@ def test_maps_as_npz_and_csv(topo, tmp_path):
     assert np.isclose(float(first["dprime_faces"]), st.dprime("fc6", "faces")[0], rtol=1e-5, atol=1e-6)
     log = dock.save_log(tmp_path / "log.csv")
     assert len(list(csv.DictReader(log.open()))) == 1
+
+
+def test_figure_and_screenshot_forms_are_magicgui(topo, tmp_path, monkeypatch):
+    from magicgui.widgets import FunctionGui
+
+    from topoviewer_napari._qt import export_dock
+
+    dock = topo.docks["ExportDock"]
+    assert isinstance(dock.figure_form, FunctionGui) and isinstance(dock.screenshot_form, FunctionGui)
+    monkeypatch.setattr(export_dock, "ask_save_path", lambda *args: str(tmp_path / "chosen"))
+    dock.figure_form.format.value = "SVG"
+    dock.figure_form()  # what "Save figure…" does, with the path the dialog returned
+    assert (tmp_path / "chosen.svg").read_text().lstrip().startswith("<?xml")
+    dock.figure_form.format.value = "PNG"
+    dock.figure_form.dpi.value = 60
+    dock.figure_form()
+    with Image.open(tmp_path / "chosen.png") as im:
+        assert im.format == "PNG" and abs(im.info["dpi"][0] - 60) < 1  # the form's resolution is used
