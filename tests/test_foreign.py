@@ -1,7 +1,7 @@
 """Published checkpoints through the public entry point ``topoviewer.io.load``.
 
 Every file here is synthetic (random weights) but has exactly the published key layout
-(FORMATS.md): TDANN VISSL checkpoints + positions folders, TopoNets BlurPool ResNets,
+(docs/formats.md): TDANN VISSL checkpoints + positions folders, TopoNets BlurPool ResNets,
 ViT-B/32 training checkpoints and NanoGPT dicts (shrunken), LLCNN-style state dicts with
 user coordinates, and hostile or damaged files.
 """

@@ -1,6 +1,6 @@
 """Unit positions from files: TDANN positions folders and user-supplied coordinates.
 
-Formats (docs/formats.md, FORMATS.md §1 and §3):
+Formats (docs/formats.md §1 and §3):
 
 * a **positions folder** — one file per layer named ``<layer>.npz`` and/or ``<layer>.pkl``
   plus an optional ``version.txt`` (one integer). The ``.npz`` keys are ``name``, ``dims``

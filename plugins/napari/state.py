@@ -2,9 +2,9 @@
 
 :class:`TopoState` is plain Python (no Qt, no napari), like napari-animation's
 ``Animation``: widgets in ``_qt/`` and the layer book listen to its :class:`StateEvents`
-(psygnal signals) and call its methods; the GUI thread is the only writer. Everything slow (loading,
-forward passes, training) happens elsewhere (thread workers) and hands its results to
-``set_*`` methods here.
+(psygnal signals) and call its methods; the GUI thread is the only writer. Everything
+slow (loading, forward passes, training) happens elsewhere (thread workers) and hands
+its results to ``set_*`` methods here.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """TopoNets (Deb et al. 2025): BlurPool ResNet-18/50, ViT-B/32 and NanoGPT checkpoints.
 
-Detection is by key (FORMATS.md §2), after stripping ``module.`` / ``_orig_mod.``:
+Detection is by key (docs/formats.md §2), after stripping ``module.`` / ``_orig_mod.``:
 
 =====================================================  =====================================
 key                                                    family
