@@ -6,8 +6,10 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from topoviewer.cli import main
+from topoviewer.io import load_tensors, read_header
 
 
 def run(capsys, *argv):
@@ -61,7 +63,9 @@ def test_stimulate_json(capsys, tiny_model_file):
         (["info", "missing.safetensors"], "no such file"),
         (["stimulate", "{model}", "--layer", "fc9", "--site", "inside"], "unknown layer 'fc9'"),
         (["stimulate", "{model}", "--at", "50", "50"], "outside sheet"),
-        (["analyze", "{model}", "--stimuli", "/no/such/dir"], ""),
+        (["analyze", "{model}", "--stimuli", "/no/such/dir"], "/no/such/dir is missing"),
+        (["figure", "{model}", "--out", "maps.gif"], "gif"),
+        (["train", "--resume", "--out", "/no/such/run.safetensors"], "no checkpoint at /no/such/run.safetensors"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(capsys, tiny_model_file, argv, expected):
@@ -71,6 +75,27 @@ def test_user_errors_exit_2_with_one_line(capsys, tiny_model_file, argv, expecte
     assert len(lines) == 1 and lines[0].startswith("topoviewer: error:")
     assert expected in lines[0]
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        ([], "the following arguments are required: command (see topoviewer --help)"),
+        (["train", "--loss", "bogus", "--out", "x.safetensors"],
+         "argument --loss: invalid choice: 'bogus'"),
+        (["train", "--steps", "many", "--out", "x.safetensors"], "argument --steps: invalid int value: 'many'"),
+        (["stimulate", "sample"], "one of the arguments --at --site is required (see topoviewer stimulate --help)"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(capsys, argv, expected):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == "" and len(lines) == 1 and lines[0].startswith("topoviewer: error: ")
+    assert expected in lines[0] and lines[0].endswith("--help)")
+    assert "usage:" not in err
 
 
 def test_console_script_entry_point(tiny_model_file):
@@ -90,6 +115,65 @@ def test_train_then_analyze_fresh_file(capsys, tmp_path):
     assert code == 0 and path.exists() and "saved" in out
     code, out, _ = run(capsys, "info", str(path), "--json")
     assert code == 0 and json.loads(out)["sheets"][0]["units"] == 1024
+
+
+TRAIN_FAST = ["--per-category", "4", "--batch-size", "8", "--device", "cpu", "--quiet"]
+
+
+def test_train_with_a_recipe(capsys, tmp_path):
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"arch": "tdann_small", "loss": "relative", "weight": 2.5, "steps": 3,
+                                  "batch_size": 8, "lr": 0.002, "per_category": 4, "correlation_length_mm": 1.5,
+                                  "arch_config": {"fc_units": [64, 64]}, "category_frequency": {"faces": 3.0}}))
+    path = tmp_path / "recipe.safetensors"
+    # the recipe replaces --steps/--loss/--weight…; --seed, --device and --checkpoint-every still apply
+    code, out, _ = run(capsys, "train", "--recipe", str(recipe), "--steps", "999", "--loss", "absolute",
+                       "--seed", "2", "--device", "cpu", "--checkpoint-every", "2", "--quiet", "--out", str(path))
+    assert code == 0 and f"saved {path}" in out
+    config = read_header(path)["meta"]["training"]["config"]
+    assert (config["loss"], config["weight"], config["steps"], config["lr"], config["seed"]) == (
+        "relative", 2.5, 3, 0.002, 2)
+    assert config["arch_config"] == {"fc_units": [64, 64]} and config["category_frequency"] == {"faces": 3.0}
+    assert config["checkpoint_every"] == 2
+    code, _, err = run(capsys, "train", "--recipe", str(tmp_path / "absent.json"), "--out", str(path))
+    assert code == 2 and "absent.json: not a valid recipe" in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_resume_continues_an_interrupted_run_exactly(capsys, tmp_path):
+    """`train --resume` from the command line ends with the weights of the uninterrupted run."""
+    from topoviewer.training import TrainConfig, train
+
+    full, cut = tmp_path / "full.safetensors", tmp_path / "cut.safetensors"
+    options = ["--steps", "4", "--checkpoint-every", "2", "--seed", "5", *TRAIN_FAST]
+    assert run(capsys, "train", *options, "--out", str(full))[0] == 0
+    # the same run (the CLI's defaults), interrupted during step 3: its step-2 checkpoint stays behind
+    gen = train(TrainConfig(steps=4, checkpoint_every=2, seed=5, per_category=4, batch_size=8, device="cpu"), cut)
+    for _ in range(3):
+        next(gen)
+    gen.close()
+    assert read_header(cut)["training"]["step"] == 2
+    code, out, _ = run(capsys, "train", "--resume", "--device", "cpu", "--quiet", "--out", str(cut))
+    assert code == 0 and f"saved {cut}" in out
+    resumed, uninterrupted = load_tensors(cut, "net."), load_tensors(full, "net.")
+    assert resumed.keys() == uninterrupted.keys()
+    for key, value in uninterrupted.items():
+        torch.testing.assert_close(resumed[key], value, rtol=0, atol=1e-6, msg=key)
+
+
+def test_figure(capsys, tiny_model_file, tmp_path):
+    from PIL import Image
+
+    png = tmp_path / "maps.png"
+    code, out, _ = run(capsys, "figure", str(tiny_model_file), "--out", str(png), "--dpi", "60",
+                       "--category", "bodies")
+    assert code == 0 and out.strip() == f"wrote {png}"
+    with Image.open(png) as im:
+        assert im.format == "PNG" and abs(im.info["dpi"][0] - 60) < 1
+        pixels = np.asarray(im.convert("L"))
+    assert pixels.std() > 10  # maps drawn, not a blank page
+    svg = tmp_path / "maps.svg"
+    assert run(capsys, "figure", str(tiny_model_file), "--out", str(svg))[0] == 0
+    assert "<svg" in svg.read_text() and "bodies" not in svg.read_text()  # the default category is faces
 
 
 def test_calibrate_json(capsys, tiny_model_file):

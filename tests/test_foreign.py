@@ -1,7 +1,7 @@
 """Published checkpoints through the public entry point ``topoviewer.io.load``.
 
 Every file here is synthetic (random weights) but has exactly the published key layout
-(FORMATS.md): TDANN VISSL checkpoints + positions folders, TopoNets BlurPool ResNets,
+(docs/formats.md): TDANN VISSL checkpoints + positions folders, TopoNets BlurPool ResNets,
 ViT-B/32 training checkpoints and NanoGPT dicts (shrunken), LLCNN-style state dicts with
 user coordinates, and hostile or damaged files.
 """
@@ -187,7 +187,7 @@ def test_llcnn_state_dict_with_one_coordinates_file(r18_state, tdann_files, tmp_
 
 @pytest.mark.parametrize("wrap", ["bare", "model", "state_dict"])
 def test_plain_resnet18_wrappers_with_a_positions_folder(r18_state, tdann_files, wrap):
-    from topoviewer.foreign import load_foreign
+    from topoviewer.families import load_foreign
 
     sd = {f"module.{k}": v for k, v in r18_state.items()} if wrap == "state_dict" else r18_state
     obj = sd if wrap == "bare" else {wrap: sd, "epoch": 1}
@@ -258,7 +258,7 @@ def test_blurpool_wrapper_blurs_then_runs_the_strided_conv(toponet18):
 
 
 def test_toponets_resnet50_keys_and_sheets():
-    from topoviewer.foreign import load_foreign
+    from topoviewer.families import load_foreign
 
     torch.manual_seed(3)
     sd = ResNetSheets(50, True, "channel", [2048, 1000]).state_dict()
@@ -369,7 +369,7 @@ def test_nanogpt_model_args_must_match_the_weights(nanogpt_file, tmp_path):
 
 # ---------------------------------------------------------------------------- Lee 2020 AlexNet + coordinates
 def test_alexnet_state_dict_with_fc_coordinates(tmp_path):
-    from topoviewer.foreign import load_foreign
+    from topoviewer.families import load_foreign
 
     shapes = {"features.0": (64, 3, 11, 11), "features.3": (192, 64, 5, 5), "features.6": (384, 192, 3, 3),
               "features.8": (256, 384, 3, 3), "features.10": (256, 256, 3, 3), "classifier.1": (128, 9216),

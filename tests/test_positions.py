@@ -1,4 +1,4 @@
-"""Positions files (FORMATS.md §1, §3): .npz without pickle, .pkl through the restricted
+"""Positions files (docs/formats.md §1, §3): .npz without pickle, .pkl through the restricted
 unpickler, folders with version.txt, multi-layer coordinate files, the retinotopic rule and
 the checkpoint ↔ positions-folder pairing guess."""
 

@@ -274,10 +274,17 @@ def cmd_hallmarks(args):
     print(f"wrote {Path(args.out) / 'hallmarks.md'}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's rule for mistakes: one line on stderr, exit code 2 (no usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"topoviewer: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(prog="topoviewer", description="Look inside topographic deep neural networks.")
+    p = _Parser(prog="topoviewer", description="Look inside topographic deep neural networks.")
     p.add_argument("--version", action="version", version=f"topoviewer {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 

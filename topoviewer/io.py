@@ -136,7 +136,7 @@ def load_tensors(path, prefix: str = "") -> dict:
 
 def load_model(path, device: str = "cpu"):
     """Load an own-format model file; weights are checked for NaN/inf and shape."""
-    from .families import build
+    from .families import build, check_finite
 
     header = read_header(path)
     positions = load_tensors(path, "positions.")
@@ -164,13 +164,6 @@ def load_model(path, device: str = "cpu"):
     model.meta = header.get("meta", {})
     model.classes = header.get("classes", [])
     return model.to(device)
-
-
-def check_finite(state: dict, path) -> None:
-    """Refuse weights containing NaN or infinity, naming the first bad tensor."""
-    for key, t in state.items():
-        if t.is_floating_point() and not bool(t.isfinite().all()):
-            raise TopoviewerError(f"{path}: weight {key!r} contains NaN or infinity; the model file is damaged")
 
 
 # ---------------------------------------------------------------------- foreign files
@@ -217,9 +210,9 @@ def load(source, device: str = "cpu", **options):
     if path.suffix == ".safetensors" or _looks_like_safetensors(head):
         return load_model(path, device=device)
     if path.suffix.lower() in PICKLE_SUFFIXES or head[:2] == b"PK" or head[:1] == b"\x80":
-        from .foreign import SAFE_GLOBALS, load_foreign
+        from .families import foreign_safe_globals, load_foreign
 
-        obj = safe_torch_load(path, safe_globals=SAFE_GLOBALS)
+        obj = safe_torch_load(path, safe_globals=foreign_safe_globals())
         return load_foreign(obj, path, device=device, **options)
     raise TopoviewerError(
         f"{path}: unrecognised model file; expected a topoviewer .safetensors model or a PyTorch checkpoint"

@@ -162,10 +162,12 @@ class TopoModel:
         ``images`` is one image or a batch as numpy: (H, W) / (H, W, 3) or (B, H, W) /
         (B, H, W, 3), floats in [0, 1]. Colour is converted to the model's channels
         (luminance for gray models, replication for RGB models); the shorter side is
-        resized to the input size and the centre cropped, never squashed.
+        resized to ``resize_size`` (default the input size) and the centre cropped, never
+        squashed: :mod:`topoviewer.images`, the same path stimulus files take.
         """
         import torch
-        import torch.nn.functional as F
+
+        from .images import resize_crop, to_gray
 
         arr = np.asarray(images, dtype=np.float32)
         if arr.ndim == 2 or images_is_single_rgb(arr):
@@ -176,20 +178,12 @@ class TopoModel:
             raise TopoviewerError(f"expected images as (B, H, W) or (B, H, W, 3) arrays, got shape {arr.shape}")
         if not np.all(np.isfinite(arr)):
             raise TopoviewerError("images contain NaN or infinity")
+        if arr.shape[-1] == 3 and self.in_channels == 1:
+            arr = to_gray(arr)[..., None]
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
-        if x.shape[1] == 3 and self.in_channels == 1:
-            x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-        elif x.shape[1] == 1 and self.in_channels == 3:
+        if x.shape[1] == 1 and self.in_channels == 3:
             x = x.expand(-1, 3, -1, -1)
-        x = x.to(self.device)
-        h, w = x.shape[-2:]
-        s = self.input_size
-        scale = float(self.resize_size or s) / min(h, w)
-        nh, nw = max(s, round(h * scale)), max(s, round(w * scale))
-        if (nh, nw) != (h, w):
-            x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
-        top, left = (nh - s) // 2, (nw - s) // 2
-        x = x[..., top : top + s, left : left + s]
+        x = resize_crop(x.to(self.device), self.input_size, self.resize_size)
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
         return ((x - mean) / std).contiguous()

@@ -1,6 +1,6 @@
 """Unit positions from files: TDANN positions folders and user-supplied coordinates.
 
-Formats (docs/formats.md, FORMATS.md §1 and §3):
+Formats (docs/formats.md §1 and §3):
 
 * a **positions folder** — one file per layer named ``<layer>.npz`` and/or ``<layer>.pkl``
   plus an optional ``version.txt`` (one integer). The ``.npz`` keys are ``name``, ``dims``
@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TopoviewerError
+from .sheet import Sheet
 
 __all__ = [
     "LayerPositions",
@@ -39,6 +40,8 @@ __all__ = [
     "numpy_safe_globals",
     "retinotopic_positions",
     "safe_unpickle",
+    "sheet_bounds",
+    "sheets_from_positions",
 ]
 
 POSITION_SUFFIXES = (".npz", ".pkl")
@@ -411,3 +414,52 @@ def retinotopic_positions(dims, extent_mm: float, seed: int = 0) -> np.ndarray:
     y0 = np.broadcast_to((hh * cell_y)[None], (c, h, w)).ravel()
     jitter = rng.uniform(0.0, 1.0, size=(c * h * w, 2))
     return np.column_stack([x0 + jitter[:, 0] * cell_x, y0 + jitter[:, 1] * cell_y])
+
+
+# ---------------------------------------------------------------------------- positions → sheets
+def sheets_from_positions(layers, dims, positions: dict, *, source="", areas: dict | None = None,
+                          scale: str = "training", factors: dict | None = None) -> tuple[list, list]:
+    """Sheets for ``layers`` from loaded positions, checked against the model's ``dims``.
+
+    A layer's positions hold either one unit per activation value (N = C·H·W → ``"chw"``)
+    or one per channel (N = C → ``"channel"``, user coordinates for a channel sheet).
+    ``areas`` (layer → cortical area, e.g. the TDANN's ResNet-18 blocks) labels each sheet with
+    its area and ``scale``; ``factors`` (area → multiplier, e.g. training mm → paper mm) rescales
+    the coordinates. Returns ``(sheets, unit_modes)``.
+    """
+    sheets, modes = [], []
+    for layer in layers:
+        lp = positions[layer]
+        c, h, w = dims[layer]
+        n = len(lp.coordinates)
+        if lp.dims and tuple(lp.dims) not in ((c, h, w), (c,)):
+            raise TopoviewerError(
+                f"{source}: positions of {layer} have dims {tuple(lp.dims)} but the model's {layer} output at "
+                f"224×224 is {(c, h, w)}; these positions belong to another model"
+            )
+        if n == c * h * w:
+            modes.append("chw")
+        elif n == c:
+            modes.append("channel")
+        else:
+            raise TopoviewerError(
+                f"{source}: {layer} has {n} positions but the model's {layer} output has {c * h * w} units "
+                f"({c}×{h}×{w}) or {c} channels"
+            )
+        alias = (areas or {}).get(layer, "")
+        factor = (factors or {}).get(alias, 1.0) if alias else 1.0
+        pos = np.asarray(lp.coordinates, dtype=np.float64) * factor
+        origin, extent = sheet_bounds(pos)
+        label = ", ".join(p for p in (alias, f"{scale} mm" if alias else "") if p)
+        sheets.append(Sheet(layer, pos, extent, origin, unit="mm", label=label))
+    return sheets, modes
+
+
+def sheet_bounds(pos: np.ndarray):
+    """Sheet origin and extent: from 0 when the layout starts near 0 (TDANN), else from the minimum."""
+    lo, hi = pos.min(axis=0), pos.max(axis=0)
+    span = np.maximum(hi - lo, 1e-9)
+    origin = np.where((lo >= 0) & (lo <= 0.1 * span), 0.0, lo)
+    extent = np.maximum(hi - origin, 1e-9)
+    # a hair of margin so units on the far edge fall inside the last pixel
+    return tuple(origin), tuple(extent * (1 + 1e-9) + 1e-12)

@@ -2,9 +2,9 @@
 
 Layout (after napari-animation): Qt-free model and helpers at the top level —
 :mod:`.state` (what is loaded and computed), :mod:`.layout` (sheet ↔ world offsets),
-:mod:`.layers` (state → napari layers), :mod:`.tools` (mouse tools) — and the widgets,
-which only listen to the state, in :mod:`._qt`. Importing this package is cheap: torch,
-napari and Qt are imported by the functions that need them.
+:mod:`.layers` (state → napari layers), :mod:`.tools` (mouse tools) — and the controller
+and the docks, which listen to the state's psygnal events, in :mod:`._qt`. Importing this
+package is cheap: torch, napari and Qt are imported by the functions that need them.
 """
 
 __version__ = "0.1.0"

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 __all__ = ["get_reader", "MODEL_SUFFIXES", "IMAGE_SUFFIXES"]
 
 #: Model files the plugin opens (napari's built-in reader claims none of them).
@@ -121,7 +119,7 @@ def read_image(path):
 def read_folder(path):
     """A folder → a stack of pictures; with category subfolders (``DIR/<category>/*.png``) also labels."""
     from topoviewer.errors import TopoviewerError
-    from topoviewer.stimuli import load_folder
+    from topoviewer.stimuli import load_folder, load_images
 
     if isinstance(path, (list, tuple)):
         path = path[0]
@@ -131,8 +129,9 @@ def read_folder(path):
     if ctrl is not None and ctrl.state.model is not None:
         size = max(32, ctrl.state.model.input_size)
     try:
-        if _folder_images(p, deep=False):
-            images = load_flat_folder(p, size)
+        flat = _folder_images(p, deep=False)
+        if flat:  # pictures directly in the folder: no categories, the same conversion as load_folder's
+            images = load_images(flat, size)
             extra = {"stack": True}
         else:
             stim = load_folder(p, size=size)
@@ -142,33 +141,6 @@ def read_folder(path):
         _error(exc)
         return NULL
     return [(images, _stimulus_kwargs(p.name, images.shape, False, extra), "image")]
-
-
-def load_flat_folder(folder: Path, size: int) -> np.ndarray:
-    """Every picture directly in ``folder`` → (n, size, size) grey, shorter side resized, centre-cropped.
-
-    (The core's ``load_folder`` wants one subfolder per category; a flat folder has none.)
-    """
-    from PIL import Image
-
-    from topoviewer.errors import TopoviewerError
-    from topoviewer.stimuli import load_image
-
-    files = _folder_images(folder, deep=False)
-    if not files:
-        raise TopoviewerError(f"{folder} holds no pictures (expected {', '.join(IMAGE_SUFFIXES)})")
-    out = []
-    for f in files:
-        img = load_image(str(f))
-        if img.ndim == 3:
-            img = img @ np.array([0.299, 0.587, 0.114], np.float32)
-        h, w = img.shape
-        k = size / min(h, w)
-        nh, nw = max(size, round(h * k)), max(size, round(w * k))
-        img = np.asarray(Image.fromarray(img.astype(np.float32)).resize((nw, nh), Image.Resampling.BILINEAR))
-        top, left = (nh - size) // 2, (nw - size) // 2
-        out.append(np.clip(img[top:top + size, left:left + size], 0.0, 1.0))
-    return np.stack(out).astype(np.float32)
 
 
 def _folder_images(folder: Path, deep: bool):

@@ -1,10 +1,10 @@
 """The plugin's model: what is loaded, what has been computed, what was stimulated.
 
 :class:`TopoState` is plain Python (no Qt, no napari), like napari-animation's
-``Animation``: widgets in ``_qt/`` and the layer book listen to its :class:`Signal`\\ s
-and call its methods; the GUI thread is the only writer. Everything slow (loading,
-forward passes, training) happens elsewhere (thread workers) and hands its results to
-``set_*`` methods here.
+``Animation``: widgets in ``_qt/`` and the layer book listen to its :class:`StateEvents`
+(psygnal signals) and call its methods; the GUI thread is the only writer. Everything
+slow (loading, forward passes, training) happens elsewhere (thread workers) and hands
+its results to ``set_*`` methods here.
 """
 
 from __future__ import annotations
@@ -16,48 +16,47 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from psygnal import EmitLoopError, Signal, SignalGroup, SignalInstance
 
 from topoviewer import defaults
 from topoviewer.errors import TopoviewerError
 
-__all__ = ["Signal", "TopoState", "Activations", "LOG_FIELDS"]
+__all__ = ["StateEvents", "TopoState", "Activations", "LOG_FIELDS", "UserErrorSignal", "signal"]
 
 
-class Signal:
-    """A minimal synchronous event: ``connect(fn)``, ``disconnect(fn)``, ``emit(*args)``."""
+class UserErrorSignal(SignalInstance):
+    """A psygnal signal whose slots' user errors reach the emitter as themselves.
 
-    def __init__(self, name: str = ""):
-        self.name = name
-        self._slots: list = []
+    psygnal wraps every slot exception in an ``EmitLoopError``; unwrapping a
+    :class:`TopoviewerError` keeps the plugin's rule: a user mistake is one line (one
+    notification, via the caller's ``except TopoviewerError``) and the viewer keeps working.
+    """
 
-    def connect(self, fn):
-        if fn not in self._slots:
-            self._slots.append(fn)
-        return fn
-
-    def disconnect(self, fn=None):
-        if fn is None:
-            self._slots.clear()
-        elif fn in self._slots:
-            self._slots.remove(fn)
-
-    def emit(self, *args):
-        for fn in list(self._slots):
-            fn(*args)
-
-    def __len__(self):
-        return len(self._slots)
+    def emit(self, *args, **kwargs):
+        try:
+            return super().emit(*args, **kwargs)
+        except EmitLoopError as exc:
+            if isinstance(exc.__cause__, TopoviewerError):
+                raise exc.__cause__ from None
+            raise
 
 
-class _Events:
-    def __init__(self, *names):
-        for n in names:
-            setattr(self, n, Signal(n))
-        self._names = names
+def signal(*types) -> Signal:
+    """A :class:`psygnal.Signal` of ``types`` that emits as a :class:`UserErrorSignal`."""
+    return Signal(*types, signal_instance_class=UserErrorSignal)
 
-    def disconnect_all(self):
-        for n in self._names:
-            getattr(self, n).disconnect()
+
+class StateEvents(SignalGroup):
+    """What the state announces (psygnal, napari's event library); slots run synchronously."""
+
+    model_changed = signal(object)        # (state)            new model (analysis cleared)
+    analysis_changed = signal(object)     # (state)            new analysis (maps of every sheet)
+    category_changed = signal(object)     # (state)
+    voxel_t_changed = signal(object)      # (state)            FWHM changed, voxel t recomputed
+    activations_changed = signal(object)  # (state)
+    stimulated = signal(object, object)   # (state, result)    one stimulation
+    log_changed = signal(object)          # (state)
+    busy = signal(str, int, int, str)     # (task, done, total, text)  background work; total 0 = finished
 
 
 @dataclass
@@ -84,16 +83,7 @@ class TopoState:
     """Current model, analysis cache, selected category/FWHM, activations and the stimulation log."""
 
     def __init__(self):
-        self.events = _Events(
-            "model_changed",      # (state)            new model (analysis cleared)
-            "analysis_changed",   # (state)            new analysis (maps of every sheet)
-            "category_changed",   # (state)
-            "voxel_t_changed",    # (state)            FWHM changed, voxel t recomputed
-            "activations_changed",  # (state)
-            "stimulated",         # (state, result)    one stimulation
-            "log_changed",        # (state)
-            "busy",               # (task, done, total, text)  progress of background work; total 0 = finished
-        )
+        self.events = StateEvents()
         self.model = None
         self.source: str = ""
         self.stimuli = None

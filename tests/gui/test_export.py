@@ -5,6 +5,8 @@ import csv
 import numpy as np
 from PIL import Image
 
+from topoviewer_napari.state import LOG_FIELDS
+
 
 def test_figure_in_three_formats(topo, tmp_path):
     dock = topo.docks["ExportDock"]
@@ -46,10 +48,32 @@ def test_maps_as_npz_and_csv(topo, tmp_path):
         np.testing.assert_allclose(z["fc7/propagated"], st.stimulation.propagated)
         assert "fc6/purity_faces" in z and float(z["fc6/fwhm_mm"]) == st.fwhm_mm
     path = dock.save_maps(tmp_path / "maps.csv")
+    with path.open() as fh:  # the columns docs/gui.md names
+        assert next(csv.reader(fh)) == ["sheet", "unit", "x_mm", "y_mm", *(f"dprime_{c}" for c in st.categories),
+                                        "stimulation", "propagated"]
     rows = list(csv.DictReader(path.open()))
     assert len(rows) == sum(s.n_units for s in st.model.sheets)
     first = rows[0]
     assert first["sheet"] == "fc6" and first["unit"] == "0"
     assert np.isclose(float(first["dprime_faces"]), st.dprime("fc6", "faces")[0], rtol=1e-5, atol=1e-6)
     log = dock.save_log(tmp_path / "log.csv")
-    assert len(list(csv.DictReader(log.open()))) == 1
+    logged = list(csv.DictReader(log.open()))
+    assert len(logged) == 1 and list(logged[0]) == list(LOG_FIELDS)
+
+
+def test_figure_and_screenshot_forms_are_magicgui(topo, tmp_path, monkeypatch):
+    from magicgui.widgets import FunctionGui
+
+    from topoviewer_napari._qt import export_dock
+
+    dock = topo.docks["ExportDock"]
+    assert isinstance(dock.figure_form, FunctionGui) and isinstance(dock.screenshot_form, FunctionGui)
+    monkeypatch.setattr(export_dock, "ask_save_path", lambda *args: str(tmp_path / "chosen"))
+    dock.figure_form.format.value = "SVG"
+    dock.figure_form()  # what "Save figure…" does, with the path the dialog returned
+    assert (tmp_path / "chosen.svg").read_text().lstrip().startswith("<?xml")
+    dock.figure_form.format.value = "PNG"
+    dock.figure_form.dpi.value = 60
+    dock.figure_form()
+    with Image.open(tmp_path / "chosen.png") as im:
+        assert im.format == "PNG" and abs(im.info["dpi"][0] - 60) < 1  # the form's resolution is used

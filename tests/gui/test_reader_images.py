@@ -4,27 +4,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from topoviewer_napari._reader import get_reader, read_folder, read_image, read_model
-
-
-@pytest.mark.parametrize("name", ["m.safetensors", "m.pt", "m.PTH", "m.ckpt", "m.torch"])
-def test_get_reader_claims_model_files(tmp_path, name):
-    p = tmp_path / name
-    p.write_bytes(b"x" * 32)
-    assert get_reader(str(p)) is read_model
-    assert get_reader([str(p)]) is read_model
-
-
-def test_get_reader_is_cheap_and_never_raises(tmp_path):
-    (tmp_path / "a.png").write_bytes(b"not a png")  # claimed by name; the reader reports the problem
-    assert get_reader(str(tmp_path / "a.png")) is read_image
-    assert get_reader(str(tmp_path / "notes.txt")) is None
-    assert get_reader(str(tmp_path)) is read_folder  # a folder with pictures
-    (tmp_path / "empty").mkdir()
-    assert get_reader(str(tmp_path / "empty")) is None
-    for weird in (None, 123, ["a", "b"], "", "/no/such/dir/", object()):
-        assert get_reader(weird) is None or callable(get_reader(weird))
-
 
 def test_drop_model_file_opens_it(topo, tmp_path, tiny_model_file):
     from topoviewer.io import load, save_model

@@ -1,14 +1,23 @@
-"""The registry of model families: architecture name → builder of a :class:`TopoModel`.
+"""The registries of model families.
 
-A builder takes a config dict (missing keys take the family's defaults) and returns a
-model with freshly initialised weights; :mod:`topoviewer.io` loads weights into it.
+* :data:`ARCHITECTURES`: architecture name → builder of a :class:`TopoModel`. A builder takes a
+  config dict (missing keys take the family's defaults) and returns a model with freshly
+  initialised weights; :mod:`topoviewer.io` loads weights into it.
+* :data:`FOREIGN_FORMATS`: foreign checkpoints (already safely unpickled by
+  :func:`topoviewer.io.safe_torch_load`) → a TopoModel, by key-layout detection. Each detector
+  looks at the keys of the loaded object and either claims it or passes; unknown layouts are
+  refused with a message naming what was found.
+
+Both tables name their modules lazily, so importing this package imports no torch. This package
+imports nothing from :mod:`topoviewer.io`; ``io`` imports from here.
 """
 
 from __future__ import annotations
 
 from ..errors import TopoviewerError
 
-__all__ = ["ARCHITECTURES", "build", "default_config"]
+__all__ = ["ARCHITECTURES", "FOREIGN_FORMATS", "build", "check_finite", "default_config", "foreign_safe_globals",
+           "load_foreign"]
 
 
 def _alexnet():
@@ -33,6 +42,12 @@ def _toponets():
     from . import toponets
 
     return toponets
+
+
+def _tdann():
+    from . import tdann
+
+    return tdann
 
 
 # name → (module loader, builder attribute); modules import torch lazily.
@@ -67,3 +82,42 @@ def build(arch: str, config: dict | None = None, sheets=None):
             f"unknown config keys for {arch!r}: {', '.join(sorted(unknown))}; expected: {', '.join(builder.defaults)}"
         )
     return builder({**builder.defaults, **(config or {})}, sheets=sheets)
+
+
+def check_finite(state: dict, path) -> None:
+    """Refuse weights containing NaN or infinity, naming the first bad tensor."""
+    for key, t in state.items():
+        if t.is_floating_point() and not bool(t.isfinite().all()):
+            raise TopoviewerError(f"{path}: weight {key!r} contains NaN or infinity; the model file is damaged")
+
+
+# ---------------------------------------------------------------------- foreign checkpoints
+#: name → (module loader, detect(obj) -> bool, load(obj, path, device, **options) -> TopoModel);
+#: tried in this order (docs/formats.md).
+FOREIGN_FORMATS = {
+    "toponets-resnet": (_toponets, "detect_resnet", "load_resnet"),
+    "toponets-vit": (_toponets, "detect_vit", "load_vit"),
+    "toponets-nanogpt": (_toponets, "detect_nanogpt", "load_nanogpt"),
+    "tdann": (_tdann, "detect", "load"),
+    "lee2020-alexnet": (_tdann, "detect_alexnet", "load_alexnet"),
+}
+
+
+def foreign_safe_globals() -> list:
+    """Harmless classes a foreign checkpoint may pickle besides tensors (for ``safe_torch_load``)."""
+    from ..positions import numpy_safe_globals
+
+    return _toponets().SAFE_GLOBALS + numpy_safe_globals()
+
+
+def load_foreign(obj, path, device: str = "cpu", **options):
+    """Dispatch a safely loaded checkpoint object to the family that recognises it."""
+    for loader, detect, load in FOREIGN_FORMATS.values():
+        module = loader()
+        if getattr(module, detect)(obj):
+            return getattr(module, load)(obj, path, device=device, **options)
+    keys = list(obj)[:6] if isinstance(obj, dict) else type(obj).__name__
+    raise TopoviewerError(
+        f"{path}: unrecognised checkpoint layout (top-level keys: {keys}); expected a topoviewer model, "
+        "a TDANN (VISSL) checkpoint or a TopoNets state dict"
+    )

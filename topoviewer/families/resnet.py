@@ -373,7 +373,7 @@ def head_from_state(state: dict) -> list[int]:
 
 def load_weights(net: nn.Module, state: dict, path, what: str = "weights") -> None:
     """``load_state_dict(strict=True)`` with contiguous float weights and one clear error."""
-    from ..io import check_finite
+    from . import check_finite
 
     state = {k: (v.contiguous() if isinstance(v, torch.Tensor) else v) for k, v in state.items()}
     check_finite(state, path)

@@ -44,7 +44,7 @@ from .resnet import (
     strip_prefixes,
 )
 
-__all__ = ["AREAS", "PAPER_SCALE", "detect", "guess_positions_folder", "load", "sheets_from_positions"]
+__all__ = ["AREAS", "PAPER_SCALE", "detect", "guess_positions_folder", "load"]
 
 #: ResNet-18 block → cortical area (spacetorch ``BRAIN_MAPPING["resnet18"]``).
 AREAS = {
@@ -123,58 +123,6 @@ def vissl_head(heads: dict) -> tuple[list[int], dict, list[str]]:
         else:
             ignored.append(key)
     return dims, state, ignored
-
-
-# ---------------------------------------------------------------------------- positions → sheets
-def _alias(layer: str, depth: int) -> str:
-    return AREAS.get(layer, "") if depth == 18 else ""
-
-
-def sheets_from_positions(layers, dims, positions: dict, *, scale: str = "training", depth: int = 18, source="",
-                          areas: bool = True) -> tuple[list, list]:
-    """Sheets for ``layers`` from loaded positions, checked against the model's ``dims``.
-
-    A layer's positions hold either one unit per activation value (N = C·H·W → ``"chw"``)
-    or one per channel (N = C → ``"channel"``, user coordinates for a channel sheet).
-    With ``areas`` (TDANN ResNet-18), labels name the cortical area and the scale, and
-    ``scale="paper"`` multiplies by :data:`PAPER_SCALE`. Returns ``(sheets, unit_modes)``.
-    """
-    sheets, modes = [], []
-    for layer in layers:
-        lp = positions[layer]
-        c, h, w = dims[layer]
-        n = len(lp.coordinates)
-        if lp.dims and tuple(lp.dims) not in ((c, h, w), (c,)):
-            raise TopoviewerError(
-                f"{source}: positions of {layer} have dims {tuple(lp.dims)} but the model's {layer} output at "
-                f"224×224 is {(c, h, w)}; these positions belong to another model"
-            )
-        if n == c * h * w:
-            modes.append("chw")
-        elif n == c:
-            modes.append("channel")
-        else:
-            raise TopoviewerError(
-                f"{source}: {layer} has {n} positions but the model's {layer} output has {c * h * w} units "
-                f"({c}×{h}×{w}) or {c} channels"
-            )
-        alias = _alias(layer, depth) if areas else ""
-        factor = PAPER_SCALE[alias] if (scale == "paper" and alias) else 1.0
-        pos = np.asarray(lp.coordinates, dtype=np.float64) * factor
-        origin, extent = _bounds(pos)
-        label = ", ".join(p for p in (alias, f"{scale} mm" if alias else "") if p)
-        sheets.append(Sheet(layer, pos, extent, origin, unit="mm", label=label))
-    return sheets, modes
-
-
-def _bounds(pos: np.ndarray):
-    """Sheet origin and extent: from 0 when the layout starts near 0 (TDANN), else from the minimum."""
-    lo, hi = pos.min(axis=0), pos.max(axis=0)
-    span = np.maximum(hi - lo, 1e-9)
-    origin = np.where((lo >= 0) & (lo <= 0.1 * span), 0.0, lo)
-    extent = np.maximum(hi - origin, 1e-9)
-    # a hair of margin so units on the far edge fall inside the last pixel
-    return tuple(origin), tuple(extent * (1 + 1e-9) + 1e-12)
 
 
 # ---------------------------------------------------------------------------- positions folder guess
@@ -289,7 +237,7 @@ def load(obj, path, device: str = "cpu", positions=None, scale=None, **_options)
     layers = block_names(depth)
     dims = block_dims(depth, 224)
 
-    from ..positions import load_positions
+    from ..positions import load_positions, sheets_from_positions
 
     if positions is None:
         if depth != 18:
@@ -304,8 +252,8 @@ def load(obj, path, device: str = "cpu", positions=None, scale=None, **_options)
     # TDANN area scaling applies to TDANN positions folders; user coordinate files are used as given
     areas = depth == 18 and (parts is not None or Path(positions).is_dir())
     scale = scale if areas else "as given"
-    sheets, modes = sheets_from_positions(layers, dims, loaded, scale=scale, depth=depth, source=positions,
-                                          areas=areas)
+    sheets, modes = sheets_from_positions(layers, dims, loaded, source=positions, areas=AREAS if areas else None,
+                                          scale=scale, factors=PAPER_SCALE if scale == "paper" else None)
 
     config = {
         "depth": depth, "blurpool": False, "unit_mode": modes, "head": head, "input_size": 224,
@@ -321,7 +269,7 @@ def load(obj, path, device: str = "cpu", positions=None, scale=None, **_options)
         "positions": {
             "source": str(positions), "guessed": guessed, "version": version, "scale": scale,
             "scales": list(SCALES),
-            "factors": {l: (PAPER_SCALE[_alias(l, depth)] if areas and scale == "paper" else 1.0)
+            "factors": {l: (PAPER_SCALE[AREAS[l]] if areas and scale == "paper" else 1.0)
                         for l in layers},
         },
         "preprocess": "RGB, resize shorter side to 256, centre-crop 224, ImageNet mean/std",
@@ -359,7 +307,7 @@ def detect_alexnet(obj) -> bool:
 
 def load_alexnet(obj, path, device: str = "cpu", positions=None, **_options):
     """Lee 2020 AlexNet weights + user coordinates for ``fc6`` and ``fc7`` → TopoModel (arch ``lee2020``)."""
-    from ..positions import load_positions
+    from ..positions import load_positions, sheet_bounds
     from .alexnet import build_lee2020
 
     path = Path(path)
@@ -378,7 +326,7 @@ def load_alexnet(obj, path, device: str = "cpu", positions=None, **_options):
         pos = np.asarray(loaded[name].coordinates, dtype=np.float64)
         if len(pos) != n:
             raise TopoviewerError(f"{positions}: {name} has {len(pos)} positions but the layer has {n} units")
-        origin, extent = _bounds(pos)
+        origin, extent = sheet_bounds(pos)
         sheets.append(Sheet(name, pos, extent, origin, label=label))
     config = {
         "fc_units": [int(w6.shape[0]), int(w7.shape[0])], "n_classes": int(w8.shape[0]), "dropout": 0.5,

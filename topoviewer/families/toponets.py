@@ -1,6 +1,6 @@
 """TopoNets (Deb et al. 2025): BlurPool ResNet-18/50, ViT-B/32 and NanoGPT checkpoints.
 
-Detection is by key (FORMATS.md §2), after stripping ``module.`` / ``_orig_mod.``:
+Detection is by key (docs/formats.md §2), after stripping ``module.`` / ``_orig_mod.``:
 
 =====================================================  =====================================
 key                                                    family
@@ -149,11 +149,10 @@ def load_resnet(obj, path, device: str = "cpu", positions=None, **options):
         )
     dims = block_dims(depth, FFCV_RES)
     if positions is not None:
-        from ..positions import load_positions
-        from .tdann import sheets_from_positions
+        from ..positions import load_positions, sheets_from_positions
 
         loaded, _ = load_positions(positions, net.block_names)
-        sheets, modes = sheets_from_positions(net.block_names, dims, loaded, source=positions, areas=False)
+        sheets, modes = sheets_from_positions(net.block_names, dims, loaded, source=positions)
         net.unit_modes = tuple(modes)
     else:
         sheets = [Sheet.channel_grid(b, dims[b][0]) for b in net.block_names]

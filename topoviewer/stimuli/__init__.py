@@ -2,7 +2,7 @@
 diet, and images read from folders, files or arrays."""
 
 from topoviewer.stimuli.diet import DIET_CATEGORIES, training_diet
-from topoviewer.stimuli.files import StimulusSet, load_folder, load_image
+from topoviewer.stimuli.files import StimulusSet, load_folder, load_image, load_images
 from topoviewer.stimuli.localizer import LOCALIZER_CATEGORIES, localizer
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "StimulusSet",
     "load_folder",
     "load_image",
+    "load_images",
     "localizer",
     "training_diet",
 ]

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from topoviewer.errors import TopoviewerError
+from topoviewer.images import square_gray
 
 #: Largest image (width × height) that is read; larger files are refused as
 #: possible decompression bombs. Raise it to read bigger images.
@@ -22,8 +23,6 @@ MAX_PIXELS = 100_000_000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 #: Grey that transparent pixels are composited on.
 ALPHA_BACKGROUND = 0.5
-#: ITU-R 601-2 luma weights (those of Pillow's "L" conversion) for colour → grey.
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 _PIL_SETTINGS = threading.Lock()
 
@@ -187,15 +186,14 @@ def load_folder(path, size: int | None = None) -> StimulusSet:
         are skipped), each holding image files with a suffix in
         :data:`IMAGE_SUFFIXES`, any case.
     size : int, optional
-        Edge of the square output images: every image is resized so that its
-        shorter side is `size`, then centre-cropped. By default, the shortest
-        side over all images (no image is upsampled).
+        Edge of the square output images (see :func:`load_images`). By default,
+        the shortest side over all images (no image is upsampled).
 
     Returns
     -------
     StimulusSet
-        Grayscale (n, size, size) images (colour is converted with the ITU-R
-        601 luma weights), labels in folder order, named by the folder path.
+        Grayscale (n, size, size) images, labels in folder order, named by the
+        folder path.
     """
     root = Path(path)
     if not root.is_dir():
@@ -214,9 +212,20 @@ def load_folder(path, size: int | None = None) -> StimulusSet:
         raise TopoviewerError(f"size must be a positive integer number of pixels, got {size!r}")
     else:
         name += f"(size={size})"
-    images = [_square(_to_gray(load_image(f)), int(size)) for group in files for f in group]
+    images = load_images([f for group in files for f in group], int(size))
     labels = np.repeat(np.arange(len(folders)), [len(group) for group in files])
-    return StimulusSet(np.stack(images), labels, [f.name for f in folders], name)
+    return StimulusSet(images, labels, [f.name for f in folders], name)
+
+
+def load_images(paths, size: int) -> np.ndarray:
+    """Read image files as one (n, size, size) grey float32 stack in [0, 1].
+
+    Each image is read with :func:`load_image`, converted to grey with the ITU-R 601
+    luma weights, resized so its shorter side is `size` (antialiased bilinear) and
+    centre-cropped: :func:`topoviewer.images.square_gray`, the same conversion the
+    model applies to images of any other size.
+    """
+    return np.stack([square_gray(load_image(p), size) for p in paths]).astype(np.float32, copy=False)
 
 
 def _image_files(folder: Path) -> list:
@@ -331,18 +340,3 @@ def _unit_range(a: np.ndarray, where: str) -> np.ndarray:
         colour[...] = (colour - lo) / (hi - lo) if hi > lo else 0.5
     return x
 
-
-def _to_gray(image: np.ndarray) -> np.ndarray:
-    return image @ LUMA if image.ndim == 3 else image
-
-
-def _square(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize so the shorter side is `size`, then crop the centre square."""
-    h, w = image.shape
-    k = size / min(h, w)
-    nh, nw = max(size, round(h * k)), max(size, round(w * k))
-    if (nh, nw) != (h, w):
-        filter_ = Image.Resampling.LANCZOS if k < 1 else Image.Resampling.BICUBIC
-        image = np.asarray(Image.fromarray(image).resize((nw, nh), filter_))
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return np.clip(image[top : top + size, left : left + size], 0.0, 1.0)

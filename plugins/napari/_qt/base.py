@@ -9,7 +9,6 @@ from qtpy.QtWidgets import (
     QFrame,
     QGroupBox,
     QLabel,
-    QProgressBar,
     QScrollArea,
     QVBoxLayout,
     QWidget,
@@ -19,7 +18,7 @@ from topoviewer.errors import TopoviewerError
 
 from .controller import controller_for, notify_error
 
-__all__ = ["Dock", "ProgressLine", "ask_save_path", "ask_open_path", "group", "breakable"]
+__all__ = ["Dock", "ask_save_path", "ask_open_path", "group", "breakable", "rich_label"]
 
 
 def breakable(text: str) -> str:
@@ -84,37 +83,6 @@ def group(title: str, form: bool = False):
         lay.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
     box.setLayout(lay)
     return box, lay
-
-
-class ProgressLine(QWidget):
-    """A progress bar plus a one-line status, fed by the state's ``busy`` events for some tasks."""
-
-    def __init__(self, dock: Dock, tasks):
-        super().__init__()
-        self.tasks = set(tasks)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        self.bar = QProgressBar()
-        self.bar.setTextVisible(True)
-        self.bar.setVisible(False)
-        self.label = QLabel("")
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        lay.addWidget(self.bar)
-        lay.addWidget(self.label)
-        dock.listen(dock.state.events.busy, self.on_busy)
-
-    def on_busy(self, task, done, total, text):
-        if task not in self.tasks:
-            return
-        if total <= 0:
-            self.bar.setVisible(False)
-            self.label.setText("")
-            return
-        self.bar.setVisible(True)
-        self.bar.setMaximum(int(total))
-        self.bar.setValue(int(done))
-        self.bar.setFormat(f"{text}  %v/%m")
 
 
 def rich_label(text: str = "") -> QLabel:

@@ -19,7 +19,9 @@ import numpy as np
 from topoviewer.errors import TopoviewerError
 
 from ..layers import KEY, LayerBook
-from ..state import Activations, Signal, TopoState
+from psygnal import SignalGroup
+
+from ..state import Activations, TopoState, signal
 from ..tools import StimulateTool
 
 __all__ = ["Controller", "controller_for", "notify_error", "JobError"]
@@ -72,6 +74,12 @@ def _guarded(gen):
         return JobError(str(exc))
 
 
+class ControllerEvents(SignalGroup):
+    """What the controller announces besides the state's events."""
+
+    job_done = signal(str, bool)  # (name, ok) a background job ended
+
+
 class Controller:
     """Glue between a viewer and a :class:`TopoState`: runs jobs, owns the tool and the book."""
 
@@ -86,7 +94,11 @@ class Controller:
         self.closed = False
         self.jobs: dict = {}  # name → worker
         self.docks: dict = {}  # class name → dock widget (the latest of each kind)
-        self.events_job_done = Signal("job_done")  # (name, ok)
+        self.events = ControllerEvents()
+        self.progress: dict = {}  # task → napari progress bar (the activity dock)
+        self._busy: dict = {}  # task → (done, total, text) not shown yet
+        self._busy_scheduled = False
+        self.state.events.busy.connect(self._on_busy)
         self.first_picture_at: float | None = None
         self.last_latency: dict = {}
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
@@ -101,7 +113,11 @@ class Controller:
             w.quit()
         self.tool.enabled = False
         self.book.close()
-        self.state.events.disconnect_all()
+        self.state.events.disconnect()
+        self.events.disconnect()
+        for bar in self.progress.values():
+            bar.close()
+        self.progress.clear()
         try:
             self.viewer.layers.events.inserted.disconnect(self._on_layer_inserted)
         except (TypeError, ValueError, RuntimeError):
@@ -122,6 +138,40 @@ class Controller:
             QApplication.processEvents()
             time.sleep(0.005)
         QApplication.processEvents()
+
+    def _on_busy(self, task, done, total, text):
+        """Progress of background work → napari's own progress bars (activity dock), one per task.
+
+        Shown on the next event-loop turn, coalesced: a napari bar processes Qt events whenever it
+        changes, which inside a worker's callback would run the worker's later yields first.
+        """
+        self._busy[task] = (done, total, text)
+        if not self._busy_scheduled:
+            self._busy_scheduled = True
+            _next_turn(self._show_progress)
+
+    def _show_progress(self):
+        from napari.utils import progress
+
+        try:
+            while self._busy and not self.closed:
+                task = next(iter(self._busy))
+                done, total, text = self._busy.pop(task)
+                bar = self.progress.get(task)
+                if total <= 0:
+                    if bar is not None:
+                        del self.progress[task]
+                        bar.close()
+                    continue
+                if bar is None:
+                    bar = self.progress[task] = progress(total=total, desc=text)
+                elif bar.total != total:
+                    bar.total = total
+                bar.set_description(text)
+                bar.n = done
+                bar.update(0)  # emits napari's value event
+        finally:
+            self._busy_scheduled = False
 
     def _start(self, name: str, gen, on_done, on_yield=None, replace=True):
         """Start a generator job in a thread worker; ``on_done(result)`` runs on the GUI thread."""
@@ -147,20 +197,20 @@ class Controller:
             self.state.report(name, 0, 0, "")
             if isinstance(result, JobError):
                 notify_error(result.message)
-                self.events_job_done.emit(name, False)
+                self.events.job_done.emit(name, False)
                 return
             try:
                 on_done(result)
             except TopoviewerError as exc:
                 notify_error(str(exc))
-                self.events_job_done.emit(name, False)
+                self.events.job_done.emit(name, False)
                 return
-            self.events_job_done.emit(name, True)
+            self.events.job_done.emit(name, True)
 
         def errored(exc):
             self.jobs.pop(name, None)
             self.state.report(name, 0, 0, "")
-            self.events_job_done.emit(name, False)
+            self.events.job_done.emit(name, False)
 
         if on_yield is not None:
             worker.yielded.connect(on_yield)
@@ -508,16 +558,16 @@ class Controller:
                 on_finished(None, "stopped")
 
         worker.aborted.connect(aborted)
-        self.events_job_done.connect(self._training_error_hook(on_finished))
+        self.events.job_done.connect(self._training_error_hook(on_finished))
         return worker
 
     def _training_error_hook(self, on_finished):
         def hook(name, ok):
             if name == "training" and not ok and on_finished:
-                self.events_job_done.disconnect(hook)
+                self.events.job_done.disconnect(hook)
                 on_finished(None, "error")
             elif name == "training":
-                self.events_job_done.disconnect(hook)
+                self.events.job_done.disconnect(hook)
         return hook
 
     def stop(self, name: str):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSpinBox
+from magicgui import magicgui
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton
 
 from .base import Dock, ask_save_path, breakable, group
 
@@ -18,35 +19,25 @@ class ExportDock(Dock):
         super().__init__(napari_viewer, parent)
         lay = self.content
 
-        box, form = group("Publication figure", form=True)
-        self.format = QComboBox()
-        self.format.addItems(list(FIGURE_FORMATS))
-        form.addRow("Format", self.format)
-        self.dpi = QSpinBox()
-        self.dpi.setRange(50, 1200)
-        self.dpi.setValue(300)
-        self.dpi.setSuffix(" dpi")
-        self.dpi.setToolTip("Resolution of PNGs (and of the rasters inside SVG/PDF)")
-        self.format.currentTextChanged.connect(lambda f: self.dpi.setEnabled(True))
-        form.addRow("Resolution", self.dpi)
-        b = QPushButton("Save figure…")
-        b.setToolTip("Every sheet: d′ map, voxel t-map with patch outline, purity rings, purity curve "
-                     "(topoviewer.figures.map_figure, current category and FWHM)")
-        b.clicked.connect(self._ask_figure)
-        form.addRow("", b)
+        # the two parameter forms are magicgui forms built from the signatures of the dialogs' actions
+        box, blay = group("Publication figure")
+        self.figure_form = magicgui(
+            self._ask_figure, call_button="Save figure…",
+            format={"label": "Format", "choices": list(FIGURE_FORMATS)},
+            dpi={"label": "Resolution (dpi)", "min": 50, "max": 1200,
+                 "tooltip": "Resolution of PNGs (and of the rasters inside SVG/PDF)"})
+        self.figure_form.call_button.tooltip = (
+            "Every sheet: d′ map, voxel t-map with patch outline, purity rings, purity curve "
+            "(topoviewer.figures.map_figure, current category and FWHM)")
+        blay.addWidget(self.figure_form.native)
         lay.addWidget(box)
 
-        box, form = group("Screenshot", form=True)
-        self.scale = QDoubleSpinBox()
-        self.scale.setRange(0.25, 8.0)
-        self.scale.setValue(2.0)
-        self.scale.setSingleStep(0.5)
-        self.scale.setSuffix(" ×")
-        form.addRow("Scale", self.scale)
-        b = QPushButton("Save screenshot…")
-        b.setToolTip("The canvas as shown (PNG)")
-        b.clicked.connect(self._ask_screenshot)
-        form.addRow("", b)
+        box, blay = group("Screenshot")
+        self.screenshot_form = magicgui(
+            self._ask_screenshot, call_button="Save screenshot…",
+            scale={"label": "Scale (×)", "min": 0.25, "max": 8.0, "step": 0.5})
+        self.screenshot_form.call_button.tooltip = "The canvas as shown (PNG)"
+        blay.addWidget(self.screenshot_form.native)
         lay.addWidget(box)
 
         box, blay = group("Data")
@@ -71,11 +62,11 @@ class ExportDock(Dock):
 
     # ------------------------------------------------------------------ actions (paths given: scripts and tests)
     def save_figure(self, path, dpi: int | None = None):
-        out = self.guarded(self.ctrl.save_figure, path, dpi or self.dpi.value())
+        out = self.guarded(self.ctrl.save_figure, path, dpi or self.figure_form.dpi.value)
         return self._done(out)
 
     def save_screenshot(self, path, scale: float | None = None):
-        out = self.guarded(self.ctrl.save_screenshot, path, scale or self.scale.value())
+        out = self.guarded(self.ctrl.save_screenshot, path, scale or self.screenshot_form.scale.value)
         return self._done(out)
 
     def save_maps(self, path):
@@ -94,17 +85,16 @@ class ExportDock(Dock):
         m = self.state.model
         return f"{m.name if m is not None else 'topoviewer'}-{self.state.category}"
 
-    def _ask_figure(self):
-        suffix = FIGURE_FORMATS[self.format.currentText()]
-        path = ask_save_path(self, "Save the figure", Path.cwd() / f"{self._stem()}{suffix}",
-                             f"{self.format.currentText()} (*{suffix})")
+    def _ask_figure(self, format: str = "PNG", dpi: int = 300):
+        suffix = FIGURE_FORMATS[format]
+        path = ask_save_path(self, "Save the figure", Path.cwd() / f"{self._stem()}{suffix}", f"{format} (*{suffix})")
         if path:
-            self.save_figure(path if Path(path).suffix else path + suffix)
+            self.save_figure(path if Path(path).suffix else path + suffix, dpi)
 
-    def _ask_screenshot(self):
+    def _ask_screenshot(self, scale: float = 2.0):
         path = ask_save_path(self, "Save a screenshot", Path.cwd() / f"{self._stem()}-view.png", "PNG (*.png)")
         if path:
-            self.save_screenshot(path)
+            self.save_screenshot(path, scale)
 
     def _ask_maps(self, suffix):
         path = ask_save_path(self, "Save the maps", Path.cwd() / f"{self._stem()}-maps{suffix}", f"(*{suffix})")

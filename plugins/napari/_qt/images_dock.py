@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton
 
-from .base import Dock, ProgressLine, ask_open_path, group
+from .base import Dock, ask_open_path, group
 
 IMAGE_FILTER = "Pictures (*.png *.jpg *.jpeg *.tif *.tiff *.bmp);;All files (*)"
 
@@ -41,8 +41,6 @@ class ImagesDock(Dock):
         blay.addLayout(row)
         lay.addWidget(box)
 
-        self.progress = ProgressLine(self, {"images"})
-        lay.addWidget(self.progress)
         self.result = QLabel("")
         self.result.setWordWrap(True)
         lay.addWidget(self.result)

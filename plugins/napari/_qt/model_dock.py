@@ -14,7 +14,7 @@ from qtpy.QtWidgets import (
 
 from topoviewer import defaults
 
-from .base import Dock, ProgressLine, ask_open_path, breakable, group, rich_label
+from .base import Dock, ask_open_path, breakable, group, rich_label
 
 MODEL_FILTER = "Topographic models (*.safetensors *.pt *.pth *.ckpt *.torch);;All files (*)"
 
@@ -93,8 +93,6 @@ class ModelDock(Dock):
         blay.addWidget(self.summary)
         lay.addWidget(box)
 
-        self.progress = ProgressLine(self, {"load", "analysis", "fwhm"})
-        lay.addWidget(self.progress)
         lay.addStretch(1)
 
         ev = self.state.events

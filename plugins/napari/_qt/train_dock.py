@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
 
 from topoviewer.errors import TopoviewerError
 
-from .base import Dock, ProgressLine, ask_save_path, group
+from .base import Dock, ask_save_path, group
 
 ARCHS = ("tdann_small", "toponet_small", "lee2020")
 LOSSES = ("absolute", "relative", "topoloss", "none")
@@ -146,8 +146,6 @@ class TrainDock(Dock):
         for b in (self.start_button, self.pause_button, self.stop_button):
             row.addWidget(b)
         lay.addLayout(row)
-        self.progress = ProgressLine(self, {"training"})
-        lay.addWidget(self.progress)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         lay.addWidget(self.status)

@@ -1,0 +1,45 @@
+"""The state's events are psygnal signals; a user error raised by a listener reaches the caller as itself."""
+
+import pytest
+from psygnal import EmitLoopError, SignalGroup
+
+from topoviewer.errors import TopoviewerError
+from topoviewer_napari.state import TopoState
+
+
+def test_events_are_a_psygnal_group_and_slots_run_synchronously():
+    st = TopoState()
+    assert isinstance(st.events, SignalGroup)
+    assert set(st.events.signals) == {"model_changed", "analysis_changed", "category_changed", "voxel_t_changed",
+                                      "activations_changed", "stimulated", "log_changed", "busy"}
+    seen = []
+    st.events.busy.connect(lambda *args: seen.append(args))
+    st.report("images", 2, 5, "forward pass")
+    assert seen == [("images", 2, 5, "forward pass")]
+    st.events.disconnect()
+    st.report("images", 3, 5, "forward pass")
+    assert len(seen) == 1
+
+
+def test_a_user_error_in_a_listener_is_one_topoviewer_error_for_the_caller():
+    st = TopoState()
+
+    def refuse(state):
+        raise TopoviewerError("this listener refuses the change")
+
+    st.events.log_changed.connect(refuse)
+    with pytest.raises(TopoviewerError, match="^this listener refuses the change$") as info:
+        st.clear_log()  # emits log_changed
+    assert not isinstance(info.value, EmitLoopError)
+
+
+def test_a_bug_in_a_listener_stays_a_psygnal_error_naming_the_signal():
+    st = TopoState()
+
+    def broken(state):
+        raise ZeroDivisionError("a bug, not a user error")
+
+    st.events.log_changed.connect(broken)
+    with pytest.raises(EmitLoopError, match="log_changed") as info:
+        st.clear_log()
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
