@@ -15,7 +15,7 @@ from ..errors import TopoviewerError
 from .fmri import units_in_voxels, voxel_responses, t_maps
 from .selectivity import dprime_maps, fraction_selective
 
-__all__ = ["photo_transfer", "edge_share"]
+__all__ = ["photo_transfer", "edge_share", "lfw_validation"]
 
 
 def edge_share(sheet, voxel_mask, ring_mm=1.0, voxel_mm=defaults.VOXEL_MM) -> float | None:
@@ -167,3 +167,28 @@ def photo_transfer(model, localizer_stimuli, photo_stimuli, *, layer=None, categ
 
 def _mean(values) -> float | None:
     return float(np.mean(values)) if len(values) else None
+
+
+#: Keys of :func:`photo_transfer` kept in a model's ``meta["validation"]["lfw"]``.
+VALIDATION_KEYS = ("face_units", "fraction_selective", "face_units_dprime", "other_units_dprime", "dprime_gap",
+                   "patch_voxels", "patch_faces", "patch_non_faces", "patch_ratio", "edge_share")
+
+
+def lfw_validation(model, localizer_stimuli=None) -> dict:
+    """The LFW summary stored in a model file's metadata (``meta["validation"]["lfw"]``).
+
+    Runs :func:`photo_transfer` with the default localizer and
+    :func:`topoviewer.stimuli.lfw` at the model's input size and keeps
+    :data:`VALIDATION_KEYS` per sheet (rounded to 4 decimals).
+    """
+    from ..pipeline import default_stimuli
+    from ..stimuli import lfw
+
+    localizer_stimuli = default_stimuli(model) if localizer_stimuli is None else localizer_stimuli
+    photos = lfw(size=max(32, model.input_size))
+    result = photo_transfer(model, localizer_stimuli, photos)
+    return {
+        "set": photos.name, "localizer": localizer_stimuli.name,
+        "sheets": {name: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in entry.items()
+                          if k in VALIDATION_KEYS} for name, entry in result.items()},
+    }
