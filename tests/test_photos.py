@@ -73,3 +73,14 @@ def test_edge_share_counts_voxel_centres_in_the_ring():
     mask[10, 10] = True
     assert edge_share(sheet, mask) == 0.0
     assert edge_share(sheet, np.zeros_like(mask)) is None
+
+
+def test_provenance_lines():
+    from topoviewer.analysis.photos import provenance
+
+    assert provenance({}) == (None, None)
+    meta = {"training_data": "procedural diet v2: …", "validation": {"lfw": {"set": "lfw(size=32)", "sheets": {
+        "fc6": {"face_units_dprime": 0.61, "other_units_dprime": -0.3, "patch_ratio": 1.8}}}}}
+    data, valid = provenance(meta)
+    assert data == "procedural diet v2: …"
+    assert "fc6 face units d′ +0.61 (others -0.30)" in valid.replace("−", "-") and "×1.80" in valid

@@ -56,15 +56,13 @@ def cmd_info(args):
     for s in info["sheets"]:
         label = f" ({s['label']})" if s["label"] else ""
         print(f"  {s['name']}{label}: {s['units']} units on {s['extent_mm'][0]:g} × {s['extent_mm'][1]:g} {s['unit']}")
-    if info.get("training_data"):
-        print(f"  trained on: {info['training_data']}")
-    lfw = (info.get("validation") or {}).get("lfw")
-    if lfw:
-        parts = [f"{name} face units d′ {v['face_units_dprime']:+.2f} (others {v['other_units_dprime']:+.2f}), "
-                 f"face patch faces/non-faces ×{v['patch_ratio']:.2f}"
-                 for name, v in lfw.get("sheets", {}).items()
-                 if v.get("face_units_dprime") is not None and v.get("patch_ratio") is not None]
-        print(f"  validated on LFW photographs ({lfw.get('set', 'lfw')}): " + "; ".join(parts))
+    from .analysis.photos import provenance
+
+    data, validation = provenance(model.meta)
+    if data:
+        print(f"  trained on: {data}")
+    if validation:
+        print(f"  {validation}")
 
 
 def cmd_analyze(args):

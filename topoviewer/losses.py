@@ -322,6 +322,7 @@ class _RelativeLoss(SpatialLoss):
         u = float(torch.rand((1,), generator=generator, device=gen_device).item())
         cdf = np.cumsum(self.centre_weights())
         centre = int(min(np.searchsorted(cdf, u * cdf[-1], side="right"), self.sheet.n_units - 1))
+        self.last_centre = centre
         idx = torch.from_numpy(self.neighbourhood(centre)).to(x.device)
         pos = self._positions_on(x).index_select(0, idx)
         t = _zscore_vector(_target_matrix(pos, self.correlation_length)[rows, cols])

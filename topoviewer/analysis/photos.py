@@ -192,3 +192,21 @@ def lfw_validation(model, localizer_stimuli=None) -> dict:
         "sheets": {name: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in entry.items()
                           if k in VALIDATION_KEYS} for name, entry in result.items()},
     }
+
+
+def provenance(meta: dict) -> tuple[str | None, str | None]:
+    """(training data, LFW validation) lines for a model's metadata, or None where absent.
+
+    E.g. ``("procedural diet v2: …", "validated on LFW photographs (lfw(size=32)): fc6 face units
+    d′ +0.62 (others −0.30), face patch faces/non-faces ×1.8; fc7 …")``. Used by ``topoviewer
+    info`` and the GUI's Model dock.
+    """
+    data = meta.get("training_data") or None
+    lfw = ((meta.get("validation") or {}).get("lfw")) or {}
+    parts = [f"{name} face units d′ {v['face_units_dprime']:+.2f} (others {v['other_units_dprime']:+.2f}), "
+             f"face patch faces/non-faces ×{v['patch_ratio']:.2f}"
+             for name, v in (lfw.get("sheets") or {}).items()
+             if v.get("face_units_dprime") is not None and v.get("other_units_dprime") is not None
+             and v.get("patch_ratio") is not None]
+    valid = f"validated on LFW photographs ({lfw.get('set', 'lfw')}): " + "; ".join(parts) if parts else None
+    return data, valid
