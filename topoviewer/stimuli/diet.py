@@ -56,7 +56,7 @@ DIET_OPTIONS = {
     "contrast": (0.5, 1.4),  # RMS-contrast factor range (log-uniform), every image
     "gamma": (0.7, 1.4),     # gamma range (log-uniform), every image
     "noise": 0.03,           # largest pixel-noise σ
-    "occlude": 0.0,          # share of images with a random erasing: a flat-toned half-plane or box
+    "occlude": 0.3,          # share of images with a random erasing: a flat-toned half-plane or box
 }
 
 
