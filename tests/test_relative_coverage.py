@@ -30,9 +30,9 @@ def test_sampled_centres_follow_the_weights():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(16, 300)
     seen = []
-    for _ in range(400):
+    for _ in range(150):
         loss(x, generator=gen)
         seen.append(loss.last_centre)
     border = np.minimum(sheet.positions, 10 - sheet.positions).min(axis=1) < 1.0
     expected = loss.centre_weights()[border].sum()
-    assert abs(np.mean(border[seen]) - expected) < 0.08
+    assert abs(np.mean(border[seen]) - expected) < 0.12  # 3 binomial σ
