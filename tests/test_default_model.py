@@ -23,7 +23,10 @@ def test_default_is_a_small_tdann(sample):
     assert [s.label for s in sample.sheets] == ["cIT", "aIT"]
     assert sample.meta["training"]["loss"] == "relative"
     assert [s.n_units for s in sample.sheets] == [2048, 2048]
-    assert sample.meta["training"]["val_accuracy"] > 0.9
+    # diet v2 is harder than v1 (photo backdrops, occluders, blur, contrast/gamma, a clutter class):
+    # 21-way chance is 5 %
+    assert sample.meta["training"]["val_accuracy"] > 0.7
+    assert sample.net.input_norm and len(sample.classes) == 21 and "clutter" in sample.classes
 
 
 def test_cit_is_topographic(sample, result):

@@ -32,6 +32,10 @@ def _stimuli(args, model):
 
     if args.stimuli in (None, "localizer"):
         return default_stimuli(model, seed=args.stimuli_seed)
+    if args.stimuli == "lfw":
+        from .stimuli import lfw
+
+        return lfw(size=max(32, model.input_size))
     return load_folder(args.stimuli, size=max(32, model.input_size))
 
 
@@ -54,6 +58,9 @@ def _print_json(obj):
 def cmd_info(args):
     model = _load(args)
     info = model.describe()
+    for key in ("training_data", "validation"):
+        if model.meta.get(key):
+            info[key] = model.meta[key]
     if args.json:
         _print_json(info)
         return
@@ -61,6 +68,13 @@ def cmd_info(args):
     for s in info["sheets"]:
         label = f" ({s['label']})" if s["label"] else ""
         print(f"  {s['name']}{label}: {s['units']} units on {s['extent_mm'][0]:g} × {s['extent_mm'][1]:g} {s['unit']}")
+    from .analysis.photos import provenance
+
+    data, validation = provenance(model.meta)
+    if data:
+        print(f"  trained on: {data}")
+    if validation:
+        print(f"  {validation}")
 
 
 def cmd_analyze(args):
@@ -298,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="TDANN positions in training-time mm or the paper's rescaled mm (default: paper)")
 
     def stimuli_arg(sp):
-        sp.add_argument("--stimuli", default="localizer", help="'localizer' (procedural) or DIR/<category>/*.png")
+        sp.add_argument("--stimuli", default="localizer", help="'localizer' (procedural), 'lfw' (LFW-subset photographs: faces / non-faces) or DIR/<category>/*.png")
         sp.add_argument("--stimuli-seed", type=int, default=1234, help="seed of the procedural localizer")
 
     sp = sub.add_parser("info", help="list a model's sheets")

@@ -274,10 +274,32 @@ class _RelativeLoss(SpatialLoss):
         self.k = min(sheet.n_units, self.neighbourhood_units)
         self.whole = self.k == sheet.n_units  # one neighbourhood: the whole sheet, fixed target
         self._tree = None
+        self._centre_p = None
         if not self.whole:
             from scipy.spatial import cKDTree
 
             self._tree = cKDTree(sheet.positions)
+
+    def centre_weights(self, iterations: int = 50) -> np.ndarray:
+        """Sampling probability of each centre unit such that every unit lies in a sampled
+        neighbourhood equally often.
+
+        With uniformly drawn centres a unit near the border (or in a corner) is in 1/2 (1/4)
+        as many neighbourhoods as a central one: it is barely constrained by the loss and
+        free to become the most selective. Multiplicative (Lee–Seung) updates towards uniform
+        coverage raise the border units' coverage from ≈ 0.6 to ≈ 0.83 of the inner units'
+        (2,048 units on 10 × 10 mm, 500-unit neighbourhoods).
+        """
+        if self._centre_p is None:
+            n = self.sheet.n_units
+            _, nbrs = self._tree.query(self.sheet.positions, k=self.k)
+            p = np.full(n, 1.0 / n)
+            for _ in range(iterations):
+                coverage = np.bincount(nbrs.ravel(), weights=np.repeat(p, self.k), minlength=n)
+                p = p / coverage[nbrs].mean(axis=1)
+                p /= p.sum()
+            self._centre_p = p
+        return self._centre_p
 
     def neighbourhood(self, centre: int) -> np.ndarray:
         """Indices of the ``k`` units nearest to unit ``centre`` (itself first)."""
@@ -297,7 +319,10 @@ class _RelativeLoss(SpatialLoss):
                 self._cache[key] = _zscore_vector(_target_matrix(pos, self.correlation_length)[rows, cols])
             return _relative_from_target(x, self._cache[key], rows, cols)
         gen_device = generator.device if generator is not None else torch.device("cpu")
-        centre = int(torch.randint(self.sheet.n_units, (1,), generator=generator, device=gen_device).item())
+        u = float(torch.rand((1,), generator=generator, device=gen_device).item())
+        cdf = np.cumsum(self.centre_weights())
+        centre = int(min(np.searchsorted(cdf, u * cdf[-1], side="right"), self.sheet.n_units - 1))
+        self.last_centre = centre
         idx = torch.from_numpy(self.neighbourhood(centre)).to(x.device)
         pos = self._positions_on(x).index_select(0, idx)
         t = _zscore_vector(_target_matrix(pos, self.correlation_length)[rows, cols])

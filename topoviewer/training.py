@@ -267,7 +267,11 @@ def train(config: TrainConfig, out, *, resume: bool = False) -> Generator[Progre
 
     def checkpoint(step: int, val_acc: float | None) -> str:
         """Atomic save; the final one is a plain model file (no optimizer state: small, not resumable)."""
+        from .stimuli.diet import DIET_VERSION
+
         model.meta = {
+            "training_data": f"{DIET_VERSION}: {len(classes)} categories × {cfg.per_category} images, procedural "
+                             "(faces, bodies, places, objects, words, …) plus natural-photo clutter; no photograph of a face",
             "training": {
                 "loss": cfg.loss, "weight": weight, "correlation_length_mm": cfg.correlation_length_mm,
                 "steps": step, "seed": cfg.seed, "data": f"training_diet(per_category={cfg.per_category})",

@@ -54,9 +54,13 @@ class AlexNetTDANN(SheetNet):
     unit_modes = ("flat", "flat")
 
     def __init__(self, features: nn.Module, pooled: int, flat: int, fc_units, n_classes: int, dropout: float,
-                 fc_norm: bool = False):
+                 fc_norm: bool = False, input_norm: bool = False):
         super().__init__()
         self.features = features
+        # Optional per-image contrast normalisation of the input (tdann_small): each image is set to
+        # zero mean and unit RMS contrast before the trunk, a retina/LGN-like gain control, so that
+        # photographs of any brightness and contrast reach the sheets as the diet's images do.
+        self.input_norm = bool(input_norm)
         # Optional batch norm of FC6/FC7 pre-activations (tdann_small): every unit gets a comparable
         # response scale, so no single very active unit dominates a simulated voxel. Identity otherwise
         # (no parameters: torchvision/Lee 2020 state dicts are unchanged).
@@ -76,6 +80,9 @@ class AlexNetTDANN(SheetNet):
 
     def stage(self, k, x):
         if k == 0:
+            if self.input_norm:
+                mean = x.mean(dim=(1, 2, 3), keepdim=True)
+                x = (x - mean) / (x.std(dim=(1, 2, 3), keepdim=True) + 1e-3)
             x = torch.flatten(self.avgpool(self.features(x)), 1)
             return self.classifier[2](self.fc_norm[0](self.classifier[1](self.classifier[0](x))))
         return self.classifier[5](self.fc_norm[1](self.classifier[4](self.classifier[3](x))))
@@ -117,6 +124,7 @@ def build_tdann_small(config, sheets=None) -> TopoModel:
     net = AlexNetTDANN(
         _small_features(config["in_channels"], widths), pooled, widths[-1] * pooled * pooled,
         config["fc_units"], config["n_classes"], config["dropout"], bool(config.get("fc_norm", False)),
+        bool(config.get("input_norm", False)),
     )
     return TopoModel(
         net, _fc_sheets(config, sheets), "tdann_small", config, input_size=config["input_size"],
@@ -127,5 +135,5 @@ def build_tdann_small(config, sheets=None) -> TopoModel:
 
 build_tdann_small.defaults = {
     "input_size": 32, "in_channels": 1, "widths": [16, 32, 64, 64], "pooled": 2, "fc_units": [1024, 1024],
-    "n_classes": 20, "dropout": 0.0, "fc_norm": False, "extent_mm": [10.0, 10.0], "positions_seed": 0, "classes": [],
+    "n_classes": 20, "dropout": 0.0, "fc_norm": False, "input_norm": False, "extent_mm": [10.0, 10.0], "positions_seed": 0, "classes": [],
 }

@@ -3,13 +3,16 @@ diet, and images read from folders, files or arrays."""
 
 from topoviewer.stimuli.diet import DIET_CATEGORIES, training_diet
 from topoviewer.stimuli.files import StimulusSet, load_folder, load_image, load_images
+from topoviewer.stimuli.lfw import LFW_CATEGORIES, lfw
 from topoviewer.stimuli.localizer import LOCALIZER_CATEGORIES, localizer
 
 __all__ = [
     "DIET_CATEGORIES",
+    "LFW_CATEGORIES",
     "LOCALIZER_CATEGORIES",
     "StimulusSet",
     "load_folder",
+    "lfw",
     "load_image",
     "load_images",
     "localizer",

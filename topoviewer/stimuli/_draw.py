@@ -236,6 +236,14 @@ class Canvas:
         self._matrix = self.unit * np.array([[c * mirror, -s], [s * mirror, c]])
         self._offset = half * (1.0 + np.asarray(center, float))
 
+    def zoom(self, factor, about=(0.0, 0.0)) -> None:
+        """Magnify everything drawn from now on by `factor` about the object point `about`
+        (which stays where it is on the canvas); e.g. a tight crop of a face."""
+        fixed = self.to_pixels(about)[0]
+        self.unit *= factor
+        self._matrix = self._matrix * factor
+        self._offset = fixed - np.asarray(about, float) @ self._matrix.T
+
     def to_pixels(self, points) -> np.ndarray:
         """Pixel coordinates (k, 2) of object-coordinate `points`."""
         return np.asarray(points, float).reshape(-1, 2) @ self._matrix.T + self._offset
@@ -296,7 +304,8 @@ def _byte(tone) -> int:
 Drawer = Callable[[Canvas, np.random.Generator], None]
 
 
-def render(draw: Drawer, placement: Placement, n: int, size: int, shapes, backgrounds):
+def render(draw: Drawer, placement: Placement, n: int, size: int, shapes, backgrounds, *,
+           backdrop=None, shading: float = 0.0):
     """Render `n` images of one category.
 
     Parameters
@@ -309,6 +318,12 @@ def render(draw: Drawer, placement: Placement, n: int, size: int, shapes, backgr
         Number of images and their edge in pixels.
     shapes, backgrounds : numpy.random.Generator
         Streams for the objects and for the background textures.
+    backdrop : callable, optional
+        ``backdrop(rng, n, size)`` → (n, size, size) images in [0, 1] (NaN: keep the
+        1/f noise) laid behind the objects instead of the noise (the training diet's
+        photographic backgrounds). Drawn from a stream spawned from `backgrounds`.
+    shading : float
+        Largest slope of a random linear lighting gradient across each object (0: flat).
 
     Returns
     -------
@@ -322,7 +337,17 @@ def render(draw: Drawer, placement: Placement, n: int, size: int, shapes, backgr
         draw(canvas, shapes)
         tone[i], cover[i] = canvas.reduce(factor)
     background, surface = pink_noise(backgrounds, (2, n, size, size))
-    images = (MEAN_LUMINANCE + BACKGROUND_RMS * background) * (1 - cover) + tone
+    behind = MEAN_LUMINANCE + BACKGROUND_RMS * background
+    extra = np.random.default_rng(backgrounds.integers(2**63)) if (backdrop or shading) else None
+    if backdrop is not None:
+        photo = np.asarray(backdrop(extra, n, size), np.float32)
+        behind = np.where(np.isnan(photo), behind, photo)
+    if shading:
+        yy, xx = np.mgrid[-1:1:size * 1j, -1:1:size * 1j].astype(np.float32)
+        theta = extra.uniform(0, 2 * np.pi, n).astype(np.float32)[:, None, None]
+        slope = extra.uniform(0, shading, n).astype(np.float32)[:, None, None]
+        tone = tone * np.clip(1 + slope * (np.cos(theta) * xx + np.sin(theta) * yy), 0.2, 2.0)
+    images = behind * (1 - cover) + tone
     images += SURFACE_RMS * surface * cover
     return match_statistics(images)
 

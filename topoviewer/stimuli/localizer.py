@@ -143,13 +143,17 @@ def random_face_expression(rng) -> FaceExpression:
     )
 
 
-def draw_face(canvas, face: FaceIdentity, yaw: float, expression: FaceExpression) -> None:
+def draw_face(canvas, face: FaceIdentity, yaw: float, expression: FaceExpression, photo: bool = False) -> None:
     """Paint a head turned by `yaw` rad (0 frontal, pi/2 right profile).
 
     The head is a deformed ellipsoid centred at (0, -0.12): features sit at an
     azimuth on its surface, move with the yaw, are foreshortened by the cosine
     of their viewing angle and disappear when they turn away. The nose and lips
     protrude, so they break the silhouette near profile.
+
+    With `photo`, the face is drawn as it looks in a photograph: shadowed eye sockets,
+    a sclera only a little brighter than the skin, heavier dark brows, a shadowed nose
+    side and a dark mouth line (the training diet's photographic faces).
     """
     w, h, s = face.width, face.height, math.sin(yaw)
     cy = -0.08
@@ -197,18 +201,21 @@ def draw_face(canvas, face: FaceIdentity, yaw: float, expression: FaceExpression
         x, y = centre[0]
         rx = face.eye_size * (0.3 + 0.7 * facing[0])
         ry = face.eye_size * 0.5 * expression.eye_open
-        canvas.ellipse(x, y, rx, ry, 0.92)
+        if photo:
+            canvas.ellipse(x, y - 0.01, rx * 1.6, face.eye_size * 1.0, face.skin * 0.62)
+        canvas.ellipse(x, y, rx, ry, min(0.92, face.skin * 0.8 + 0.2) if photo else 0.92)
         canvas.ellipse(x + 0.35 * rx * s, y, min(rx, ry) * 0.95, ry, 0.08)
         brow = side * (face.eye_azimuth + np.array([-1.2, 0.0, 1.3]) * eye_az)  # inner → outer
         brow_y = eye_y - face.brow_gap + np.array([expression.brow_tilt, -0.012, 0.004])
         points, seen = project(brow, brow_y)
-        canvas.stroke(points[seen > 0.1], 0.035, min(face.hair, face.skin - 0.3))
+        canvas.stroke(points[seen > 0.1], 0.05 if photo else 0.035,
+                      min(face.hair, face.skin - 0.3) * (0.6 if photo else 1.0))
 
     top, tip = eye_y + 0.01, eye_y + face.nose_length
     nose, _ = project([-0.07, 0.07, 0.09, 0.12, -0.12, -0.09],
                       [top, top, tip - 0.02, tip + 0.03, tip + 0.03, tip - 0.02],
                       [1, 1, 1 + face.nose_depth, 1, 1, 1 + face.nose_depth])
-    canvas.polygon(nose, face.skin * 0.85)
+    canvas.polygon(nose, face.skin * (0.72 if photo else 0.85))
     canvas.stroke(nose[[1, 2, 3, 4, 5]] if yaw > 0.25 else nose[2:], 0.014, face.skin * 0.6)
     for side in (-1, 1):
         nostril, facing = project(side * 0.07, tip + 0.012, 1 + 0.5 * face.nose_depth)
@@ -223,7 +230,7 @@ def draw_face(canvas, face: FaceIdentity, yaw: float, expression: FaceExpression
     if expression.mouth_open:
         lower, _ = project(k * face.mouth_azimuth, upper + expression.mouth_open * (1 - k**2), 1.04)
         canvas.polygon(np.concatenate([points[visible], lower[visible][::-1]]), 0.08)
-    canvas.stroke(points[visible], 0.03, face.skin * 0.5)
+    canvas.stroke(points[visible], 0.045 if photo else 0.03, face.skin * (0.3 if photo else 0.5))
 
 
 def _head_outline(w, h, jaw, s, n=40):

@@ -147,8 +147,11 @@ class ModelDock(Dock):
         )
         source = breakable(html.escape(state.source if len(state.source) < 60 else "…" + state.source[-57:]))
         step = f" · <i>training step {state.training_step}</i>" if state.training_step is not None else ""
+        from topoviewer.analysis.photos import provenance
+
+        about = "".join(f"<br><small>{html.escape(line)}</small>" for line in provenance(m.meta or {}) if line)
         self.info.setText(f"<b>{html.escape(m.name)}</b> ({html.escape(m.arch)}, {m.input_size} px){step}"
-                          f"<br><small>{source}</small>{sheets}")
+                          f"<br><small>{source}</small>{sheets}{about}")
         self.summary.setText("analysing…")
 
     def _on_analysis(self, state):

@@ -1,0 +1,84 @@
+"""The shipped default model transfers to real photographs (properties of the committed file).
+
+Face units and the face patch are found on the procedural localizer and measured on the
+LFW-subset photographs (never trained on): see docs/science.md, "The training diet and
+transfer to photographs".
+"""
+
+import pytest
+
+pytest.importorskip("skimage")
+
+from topoviewer.analysis.photos import photo_transfer  # noqa: E402
+from topoviewer.io import load  # noqa: E402
+from topoviewer.pipeline import default_stimuli  # noqa: E402
+from topoviewer.stimuli import lfw  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load("sample")
+
+
+@pytest.fixture(scope="module")
+def transfer(sample):
+    return photo_transfer(sample, default_stimuli(sample), lfw(size=sample.input_size))
+
+
+def test_every_sheet_is_measured(sample, transfer):
+    assert list(transfer) == [s.name for s in sample.sheets] == ["fc6", "fc7"]
+
+
+@pytest.mark.parametrize("sheet", ["fc6", "fc7"])
+def test_localizer_face_units_prefer_real_faces(transfer, sheet):
+    v = transfer[sheet]
+    assert v["face_units_dprime"] > 0.1  # the previous default: −0.70 (fc6), −0.91 (fc7)
+    assert v["face_units_dprime"] - v["other_units_dprime"] >= 0.4
+
+
+@pytest.mark.parametrize("sheet", ["fc6", "fc7"])
+def test_localizer_face_patch_responds_more_to_real_faces(transfer, sheet):
+    v = transfer[sheet]
+    assert v["patch_voxels"] >= 10
+    assert v["patch_ratio"] >= 1.2  # the previous default: 0.39 (fc6), 0.50 (fc7)
+    # the LFW face photos drive the patch most: most of the top 8 are faces (indices < 100)
+    assert sum(i < 100 for i in v["most_driving"]) >= 5
+
+
+@pytest.mark.parametrize("sheet", ["fc6", "fc7"])
+def test_face_patch_is_not_crowded_at_the_edges(transfer, sheet):
+    # the outer 1 mm ring is 36 % of the area; the previous default had 71 % of fc6's patch there
+    assert transfer[sheet]["edge_share"] <= 0.5
+
+
+@pytest.mark.parametrize("sheet", ["fc6", "fc7"])
+def test_face_selective_fraction_near_the_papers_range(transfer, sheet):
+    assert 0.04 <= transfer[sheet]["fraction_selective"] <= 0.3
+
+
+# Issue-10 targets this default does not reach yet (strict: a model that reaches them must
+# update these tests). See docs/science.md, "The training diet and transfer to photographs".
+@pytest.mark.xfail(strict=True, reason="issue 10 target not met: face-unit LFW d′ ≥ 0.5 on every sheet")
+def test_target_face_units_dprime_at_least_half(transfer):
+    assert all(v["face_units_dprime"] >= 0.5 for v in transfer.values())
+
+
+@pytest.mark.xfail(strict=True, reason="issue 10 target not met: face patch LFW faces ≥ 1.5× non-faces")
+def test_target_patch_ratio_one_and_a_half(transfer):
+    assert all(v["patch_ratio"] >= 1.5 for v in transfer.values())
+
+
+@pytest.mark.xfail(strict=True, reason="issue 10 target not met: ≤ 45 % of patch voxels in the outer ring, "
+                   "4–22 % face-selective units, on every sheet")
+def test_target_edge_share_and_fraction(transfer):
+    assert all(v["edge_share"] <= 0.45 and 0.04 <= v["fraction_selective"] <= 0.22 for v in transfer.values())
+
+
+def test_metadata_names_training_data_and_lfw_validation(sample, transfer):
+    from topoviewer.stimuli.diet import DIET_VERSION
+
+    assert sample.meta["training_data"].startswith(DIET_VERSION)
+    stored = sample.meta["validation"]["lfw"]["sheets"]
+    for sheet, v in transfer.items():
+        for key in ("face_units_dprime", "other_units_dprime", "patch_ratio", "edge_share"):
+            assert stored[sheet][key] == pytest.approx(v[key], abs=1e-3)

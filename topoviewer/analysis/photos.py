@@ -1,0 +1,212 @@
+"""Transfer to photographs: do the localizer's face units and face patch respond to real faces?
+
+:func:`photo_transfer` locates the face-selective units and the face patch of each sheet on
+the procedural localizer, then measures them on a photograph set with categories ``faces`` and
+``non-faces`` (e.g. :func:`topoviewer.stimuli.lfw`). The photographs are never used to find
+the units or the patch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import defaults
+from ..errors import TopoviewerError
+from .fmri import units_in_voxels, voxel_responses, t_maps
+from .selectivity import dprime_maps, fraction_selective
+
+__all__ = ["photo_transfer", "edge_share", "lfw_validation"]
+
+
+def edge_share(sheet, voxel_mask, ring_mm=1.0, voxel_mm=defaults.VOXEL_MM) -> float | None:
+    """Share of the selected voxels whose centre lies within `ring_mm` of the sheet's border.
+
+    Returns None when no voxel is selected.
+    """
+    mask = np.asarray(voxel_mask, bool)
+    if not mask.any():
+        return None
+    grid = sheet.grid(voxel_mm)
+    centres = grid.centres().reshape(grid.shape[0], grid.shape[1], 2)
+    lo = np.asarray(sheet.origin_mm, float)
+    hi = lo + np.asarray(sheet.extent_mm, float)
+    border = np.minimum(centres - lo, hi - centres).min(axis=-1)
+    return float((border[mask] < ring_mm).mean())
+
+
+def photo_transfer(model, localizer_stimuli, photo_stimuli, *, layer=None, category="faces",
+                   negative="non-faces", threshold=defaults.DPRIME_THRESHOLD,
+                   t_threshold=defaults.VOXEL_T_THRESHOLD, ring_mm=1.0, n_extreme=8,
+                   responses=None, photo_responses=None) -> dict:
+    """Do the units and the patch that are face-selective on the localizer prefer real faces?
+
+    Parameters
+    ----------
+    model : TopoModel
+        Any model with sheets.
+    localizer_stimuli : StimulusSet
+        Defines the face units (d′ of `category` vs all other categories > `threshold`)
+        and the face patch (simulated-fMRI voxels with Welch t > `t_threshold`, and the
+        units inside them). Usually ``topoviewer.pipeline.default_stimuli(model)``.
+    photo_stimuli : StimulusSet
+        Photographs with categories `category` and `negative`, e.g.
+        ``topoviewer.stimuli.lfw(size=model.input_size)``. Only measured, never used to
+        select units.
+    layer : str or sequence of str, optional
+        Sheet name(s) or label(s); by default every sheet.
+    category, negative : str
+        The face category (in both sets) and the photographs' contrast category.
+    threshold : float
+        Unit d′ threshold for "face-selective" on the localizer.
+    t_threshold : float
+        Voxel t threshold of the localizer face patch.
+    ring_mm : float
+        Width of the border ring for the edge-crowding share.
+    n_extreme : int
+        How many most / least patch-driving photographs to list.
+    responses, photo_responses : dict, optional
+        Precomputed ``model.responses`` of the two sets (sheet name → (n_images, n_units)).
+
+    Returns
+    -------
+    dict
+        Sheet name → a JSON-able dict with keys
+
+        ``face_units``
+            Number of localizer face-selective units.
+        ``fraction_selective``
+            Their fraction of the sheet's units.
+        ``face_units_dprime``
+            Mean photo d′ (`category` vs `negative`) of the face units (None if there are none).
+        ``other_units_dprime``
+            Mean photo d′ of all other units with a finite d′.
+        ``dprime_gap``
+            ``face_units_dprime - other_units_dprime``.
+        ``patch_voxels``
+            Number of localizer face voxels with t > `t_threshold` (all of them, not only
+            the largest connected patch).
+        ``patch_units``
+            Units inside those voxels.
+        ``patch_faces``, ``patch_non_faces``
+            Mean response of the patch units to the photographed faces / non-faces.
+        ``patch_ratio``
+            ``patch_faces / patch_non_faces`` (None if the patch is empty or the
+            denominator is not positive).
+        ``edge_share``
+            Share of the patch voxels within `ring_mm` of the border (None without a patch).
+        ``edge_area_share``
+            Share of all voxels within `ring_mm` of the border (the chance level).
+        ``most_driving``, ``least_driving``
+            Indices into `photo_stimuli` of the `n_extreme` photographs with the highest /
+            lowest mean patch response (empty without a patch).
+        ``patch_response``
+            Mean patch response of every photograph (list, photo order; empty without a patch).
+
+    Raises
+    ------
+    TopoviewerError
+        If a category is missing from either set.
+    """
+    for stim, names in ((localizer_stimuli, (category,)), (photo_stimuli, (category, negative))):
+        missing = [c for c in names if c not in stim.categories]
+        if missing:
+            raise TopoviewerError(f"{stim.name} has no categor{'y' if len(missing) == 1 else 'ies'} {missing}")
+    if layer is None:
+        sheets = list(model.sheets)
+    else:
+        sheets = [model.sheet(name) for name in ([layer] if isinstance(layer, str) else layer)]
+    if responses is None:
+        responses = model.responses(localizer_stimuli.images)
+    if photo_responses is None:
+        photo_responses = model.responses(photo_stimuli.images)
+    keep = np.isin(photo_stimuli.labels, [photo_stimuli.categories.index(c) for c in (category, negative)])
+    is_face = photo_stimuli.labels == photo_stimuli.categories.index(category)
+    is_other = keep & ~is_face
+    out = {}
+    for sheet in sheets:
+        r = np.asarray(responses[sheet.name], np.float64)
+        p = np.asarray(photo_responses[sheet.name], np.float64)
+        dp_loc = dprime_maps(r, localizer_stimuli.labels, localizer_stimuli.categories)[category]
+        face_units = dp_loc > threshold
+        dp_photo = dprime_maps(p[keep], photo_stimuli.labels[keep], photo_stimuli.categories)[category]
+        finite = np.isfinite(dp_photo)
+        f_dp = _mean(dp_photo[face_units & finite])
+        o_dp = _mean(dp_photo[~face_units & finite])
+        vt = t_maps(voxel_responses(sheet, r), localizer_stimuli.labels, localizer_stimuli.categories)[category]
+        voxels = np.nan_to_num(vt, nan=-np.inf) > t_threshold
+        in_patch = units_in_voxels(sheet, voxels) if voxels.any() else np.zeros(sheet.n_units, bool)
+        ring = edge_share(sheet, np.isfinite(vt), ring_mm)
+        entry = {
+            "face_units": int(face_units.sum()),
+            "fraction_selective": float(fraction_selective(dp_loc, threshold)),
+            "face_units_dprime": f_dp,
+            "other_units_dprime": o_dp,
+            "dprime_gap": None if f_dp is None or o_dp is None else f_dp - o_dp,
+            "patch_voxels": int(voxels.sum()),
+            "patch_units": int(in_patch.sum()),
+            "patch_faces": None, "patch_non_faces": None, "patch_ratio": None,
+            "edge_share": edge_share(sheet, voxels, ring_mm),
+            "edge_area_share": ring,
+            "most_driving": [], "least_driving": [], "patch_response": [],
+        }
+        if in_patch.any():
+            per_photo = p[:, in_patch].mean(axis=1)
+            faces, others = float(per_photo[is_face].mean()), float(per_photo[is_other].mean())
+            order = np.argsort(-per_photo, kind="stable")
+            order = order[keep[order]]
+            entry.update(
+                patch_faces=faces, patch_non_faces=others,
+                patch_ratio=faces / others if others > 0 else None,
+                most_driving=[int(i) for i in order[:n_extreme]],
+                least_driving=[int(i) for i in order[::-1][:n_extreme]],
+                patch_response=[float(v) for v in per_photo],
+            )
+        out[sheet.name] = entry
+    return out
+
+
+def _mean(values) -> float | None:
+    return float(np.mean(values)) if len(values) else None
+
+
+#: Keys of :func:`photo_transfer` kept in a model's ``meta["validation"]["lfw"]``.
+VALIDATION_KEYS = ("face_units", "fraction_selective", "face_units_dprime", "other_units_dprime", "dprime_gap",
+                   "patch_voxels", "patch_faces", "patch_non_faces", "patch_ratio", "edge_share")
+
+
+def lfw_validation(model, localizer_stimuli=None) -> dict:
+    """The LFW summary stored in a model file's metadata (``meta["validation"]["lfw"]``).
+
+    Runs :func:`photo_transfer` with the default localizer and
+    :func:`topoviewer.stimuli.lfw` at the model's input size and keeps
+    :data:`VALIDATION_KEYS` per sheet (rounded to 4 decimals).
+    """
+    from ..pipeline import default_stimuli
+    from ..stimuli import lfw
+
+    localizer_stimuli = default_stimuli(model) if localizer_stimuli is None else localizer_stimuli
+    photos = lfw(size=max(32, model.input_size))
+    result = photo_transfer(model, localizer_stimuli, photos)
+    return {
+        "set": photos.name, "localizer": localizer_stimuli.name,
+        "sheets": {name: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in entry.items()
+                          if k in VALIDATION_KEYS} for name, entry in result.items()},
+    }
+
+
+def provenance(meta: dict) -> tuple[str | None, str | None]:
+    """(training data, LFW validation) lines for a model's metadata, or None where absent.
+
+    E.g. ``("procedural diet v2: …", "validated on LFW photographs (lfw(size=32)): fc6 face units
+    d′ +0.62 (others −0.30), face patch faces/non-faces ×1.8; fc7 …")``. Used by ``topoviewer
+    info`` and the GUI's Model dock.
+    """
+    data = meta.get("training_data") or None
+    lfw = ((meta.get("validation") or {}).get("lfw")) or {}
+    parts = [f"{name} face units d′ {v['face_units_dprime']:+.2f} (others {v['other_units_dprime']:+.2f}), "
+             f"face patch faces/non-faces ×{v['patch_ratio']:.2f}"
+             for name, v in (lfw.get("sheets") or {}).items()
+             if v.get("face_units_dprime") is not None and v.get("other_units_dprime") is not None
+             and v.get("patch_ratio") is not None]
+    valid = f"validated on LFW photographs ({lfw.get('set', 'lfw')}): " + "; ".join(parts) if parts else None
+    return data, valid
