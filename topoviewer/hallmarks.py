@@ -24,7 +24,7 @@ from .pipeline import Stimulator, default_stimuli, dprime_thresholds, sheet_maps
 __all__ = ["measure"]
 
 
-def measure(model, stimuli=None, *, category="faces", seed=0, n_outside=8, null=100) -> dict:
+def measure(model, stimuli=None, *, category="faces", seed=0, n_outside=8, null=100, photos=True) -> dict:
     """Every hallmark of one model, on the first sheet ("cIT") and its next ("aIT").
 
     Returns a JSON-able dict: selectivity fractions (d′ > 0.85 and calibrated), patch
@@ -34,7 +34,10 @@ def measure(model, stimuli=None, *, category="faces", seed=0, n_outside=8, null=
     values, neighbour agreement of face d′, the spatial null's p-values (``null``
     position shuffles), and inside- vs outside-patch microstimulation of the next sheet
     for both decay profiles, raw and as Δ from the silent-sheet baseline (outside sites:
-    the paper's rule; the strict rule as a comparison).
+    the paper's rule; the strict rule as a comparison). With ``photos``, the transfer to
+    real photographs (LFW, validation only) of every sheet
+    (:func:`~topoviewer.analysis.photos.photo_transfer`) and where the cIT face patch sits
+    relative to the sheet's border (:func:`~topoviewer.analysis.photos.edge_profile`).
     """
     stimuli = default_stimuli(model) if stimuli is None else stimuli
     responses = model.responses(stimuli.images)
@@ -84,7 +87,19 @@ def measure(model, stimuli=None, *, category="faces", seed=0, n_outside=8, null=
     if nxt is not None:
         next_frac = fraction_selective(dprime_maps(responses[nxt.name], stimuli.labels, stimuli.categories)[category])
     nl = s.get("null", {})
+    photo = {}
+    if photos:
+        from .analysis.photos import edge_profile, photo_transfer
+        from .stimuli import lfw
+
+        transfer = photo_transfer(model, stimuli, lfw(size=max(32, model.input_size)), responses=responses)
+        photo = {
+            "photos": {name: {k: v for k, v in e.items() if k != "patch_response"} for name, e in transfer.items()},
+            "edge_profile": edge_profile(cit, np.nan_to_num(maps.voxel_t[category], nan=-np.inf)
+                                         > defaults.VOXEL_T_THRESHOLD),
+        }
     return {
+        **photo,
         "sheet": cit.name,
         "val_accuracy": model.meta.get("training", {}).get("val_accuracy"),
         "fraction_selective": s["fraction_selective"],

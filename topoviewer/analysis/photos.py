@@ -15,7 +15,7 @@ from ..errors import TopoviewerError
 from .fmri import units_in_voxels, voxel_responses, t_maps
 from .selectivity import dprime_maps, fraction_selective
 
-__all__ = ["photo_transfer", "edge_share", "lfw_validation"]
+__all__ = ["photo_transfer", "edge_share", "edge_profile", "lfw_validation"]
 
 
 def edge_share(sheet, voxel_mask, ring_mm=1.0, voxel_mm=defaults.VOXEL_MM) -> float | None:
@@ -26,12 +26,33 @@ def edge_share(sheet, voxel_mask, ring_mm=1.0, voxel_mm=defaults.VOXEL_MM) -> fl
     mask = np.asarray(voxel_mask, bool)
     if not mask.any():
         return None
+    return float((_border_distance(sheet, voxel_mm)[mask] < ring_mm).mean())
+
+
+def edge_profile(sheet, voxel_mask, bin_mm=1.0, voxel_mm=defaults.VOXEL_MM) -> dict:
+    """Where the selected voxels sit: their share per ``bin_mm`` band of distance from the border.
+
+    Returns ``{"distance_mm": band centres, "share": of the selected voxels (None without any),
+    "area_share": of all voxels (the chance level)}``.
+    """
+    border = _border_distance(sheet, voxel_mm)
+    bands = np.floor(border / bin_mm).astype(int)
+    n = int(bands.max()) + 1
+    mask = np.asarray(voxel_mask, bool)
+    area = np.bincount(bands.ravel(), minlength=n) / bands.size
+    share = np.bincount(bands[mask], minlength=n) / mask.sum() if mask.any() else None
+    return {"distance_mm": [float((k + 0.5) * bin_mm) for k in range(n)],
+            "share": None if share is None else [float(v) for v in share],
+            "area_share": [float(v) for v in area]}
+
+
+def _border_distance(sheet, voxel_mm):
+    """Distance (mm) of every voxel centre to the nearest sheet border: (rows, cols)."""
     grid = sheet.grid(voxel_mm)
     centres = grid.centres().reshape(grid.shape[0], grid.shape[1], 2)
     lo = np.asarray(sheet.origin_mm, float)
     hi = lo + np.asarray(sheet.extent_mm, float)
-    border = np.minimum(centres - lo, hi - centres).min(axis=-1)
-    return float((border[mask] < ring_mm).mean())
+    return np.minimum(centres - lo, hi - centres).min(axis=-1)
 
 
 def photo_transfer(model, localizer_stimuli, photo_stimuli, *, layer=None, category="faces",
