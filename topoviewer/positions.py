@@ -28,6 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TopoviewerError
+from .validate import coordinates as _check_range
+from .validate import dims as _check_dims
+from .validate import number as _check_number
 
 __all__ = [
     "LayerPositions",
@@ -254,8 +257,8 @@ def load_layer_positions(path, *, neighborhoods: bool = False) -> LayerPositions
                 )
             coords = _read_key(npz, "coordinates", path)
             name = str(_scalar(_read_key(npz, "name", path))) if "name" in keys else path.stem
-            dims = tuple(int(d) for d in np.ravel(_read_key(npz, "dims", path))) if "dims" in keys else ()
-            width = float(_scalar(_read_key(npz, "neighborhood_width", path))) if "neighborhood_width" in keys else None
+            dims = _check_dims(_read_key(npz, "dims", path), path) if "dims" in keys else ()
+            width = _scalar(_read_key(npz, "neighborhood_width", path)) if "neighborhood_width" in keys else None
             nbh = _read_key(npz, "neighborhood_indices", path) if neighborhoods and "neighborhood_indices" in keys else None
         lp = LayerPositions(name, dims, coords, nbh, width)
     elif path.suffix == ".pkl":
@@ -265,14 +268,15 @@ def load_layer_positions(path, *, neighborhoods: bool = False) -> LayerPositions
                 f"{path}: expected a pickled LayerPositions, found {type(obj).__name__}"
             )
         lp = obj
-        lp.dims = tuple(int(d) for d in np.ravel(np.asarray(lp.dims))) if lp.dims is not None else ()
-        if lp.neighborhood_width is not None:
-            lp.neighborhood_width = float(_scalar(lp.neighborhood_width))
+        lp.dims = _check_dims(lp.dims, path) if lp.dims is not None else ()
         if not neighborhoods:
             lp.neighborhood_indices = None
         lp.name = str(lp.name) if lp.name else path.stem
     else:
         raise TopoviewerError(f"{path}: positions files must end in .npz or .pkl")
+    if lp.neighborhood_width is not None:
+        lp.neighborhood_width = float(_check_number(_scalar(lp.neighborhood_width), f"{path}: neighborhood_width",
+                                                    low=0))
     lp.coordinates = _check_coordinates(lp.coordinates, path)
     if lp.dims and math.prod(lp.dims) != len(lp.coordinates):
         raise TopoviewerError(
@@ -290,7 +294,7 @@ def _check_coordinates(coords, path) -> np.ndarray:
         raise TopoviewerError(f"{path}: coordinates must be an (N, 2) array of x, y in mm, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise TopoviewerError(f"{path}: coordinates contain NaN or infinity")
-    return arr
+    return _check_range(arr, path)
 
 
 # ---------------------------------------------------------------------------- folders and files
@@ -370,7 +374,7 @@ def load_positions(source, layers) -> tuple[dict[str, LayerPositions], int]:
                 continue
             coords = _check_coordinates(_read_key(npz, layer, source), f"{source}[{layer}]")
             dkey = f"{layer}.dims" if f"{layer}.dims" in keys else (f"{layer}_dims" if f"{layer}_dims" in keys else None)
-            dims = tuple(int(d) for d in np.ravel(_read_key(npz, dkey, source))) if dkey else ()
+            dims = _check_dims(_read_key(npz, dkey, source), source) if dkey else ()
             if dims and math.prod(dims) != len(coords):
                 raise TopoviewerError(f"{source}: dims {dims} of {layer!r} do not hold {len(coords)} units")
             out[layer] = LayerPositions(layer, dims, coords)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Generator
 
@@ -165,12 +165,23 @@ def evaluate(model, x, y, batch_size: int = 512) -> float:
     return correct / max(1, len(x))
 
 
-def train(config: TrainConfig, out, *, resume: bool = False) -> Generator[Progress, None, object]:
+def train(config: TrainConfig, out, *, resume: bool = False, steps: int | None = None
+          ) -> Generator[Progress, None, object]:
     """Train a topographic model; yields :class:`Progress`, returns the model.
 
-    With ``resume=True`` the run continues from the checkpoint in ``out`` (its saved
-    config is used; ``config.steps`` may extend it).
+    With ``resume=True`` the run continues from the checkpoint in ``out`` with its saved
+    config — its own steps and learning-rate schedule unless ``steps`` is given.
+    While it runs, ``<out>.lock`` is held (a second writer of ``out`` is refused) and
+    temporary files a killed earlier writer of ``out`` left are removed first.
     """
+    from .validate import output_lock, remove_stale_tmp
+
+    with output_lock(out):
+        remove_stale_tmp(out)
+        return (yield from _train(config, Path(out), resume=resume, steps=steps))
+
+
+def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None):
     import torch
     import torch.nn.functional as F
 
@@ -185,15 +196,20 @@ def train(config: TrainConfig, out, *, resume: bool = False) -> Generator[Progre
     if resume:
         if not out.exists():
             raise TopoviewerError(f"--resume: no checkpoint at {out}; start a run with --out {out} first")
-        header = read_header(out)
-        training = header.get("training")
-        if not training:
-            raise TopoviewerError(f"--resume: {out} is a finished model without training state")
-        saved = TrainConfig(**training["config"])
-        saved.steps = max(cfg.steps, saved.steps)
-        saved.device = cfg.device
-        cfg = saved.validate()
-        start_step = int(training["step"])
+        from .validate import resume_state
+
+        training = resume_state(read_header(out), out, [f.name for f in fields(TrainConfig)])
+        try:
+            saved = TrainConfig(**training["config"])
+            saved.steps = saved.steps if steps is None else int(steps)
+            saved.device = cfg.device
+            cfg = saved.validate()
+        except TypeError as exc:
+            raise TopoviewerError(f"--resume: {out}: the stored training config is damaged ({exc})") from None
+        start_step = training["step"]
+        if start_step >= cfg.steps:
+            raise TopoviewerError(f"--resume: {out} stopped at step {start_step}; pass --steps larger than that "
+                                  "to train further")
         model = load_model(out)
     else:
         from .stimuli import DIET_CATEGORIES
@@ -224,7 +240,15 @@ def train(config: TrainConfig, out, *, resume: bool = False) -> Generator[Progre
         ]
     opt = _optimizer(model.net, cfg)
     if resume:
-        _restore_optimizer(opt, load_tensors(out, "optim."), read_header(out)["training"]["optimizer"])
+        state = load_tensors(out, "optim.")
+        if not state and start_step > 0:
+            raise TopoviewerError(f"--resume: {out} has no optimizer tensors (optim.*); the run cannot be "
+                                  "continued exactly — start a new run")
+        try:
+            _restore_optimizer(opt, state, training["optimizer"])
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise TopoviewerError(f"--resume: {out}: the stored optimizer state does not fit the model "
+                                  f"({type(exc).__name__}: {exc})") from None
 
     def checkpoint(step: int, val_acc: float | None) -> str:
         """Atomic save; the final one is a plain model file (no optimizer state: small, not resumable)."""
