@@ -199,6 +199,10 @@ def cmd_stimulate(args):
     )
 
 
+def _resume_hint(path) -> str:
+    return " (it is a topoviewer model: to continue its run pass --resume)" if validate.is_own_model(path) else ""
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM (what schedulers send), handled like Ctrl-C."""
 
@@ -213,8 +217,7 @@ def cmd_train(args):
     if args.resume:
         out = validate.input_file(args.out, "training checkpoint (--resume continues --out)")
     else:
-        hint = " (to continue its run pass --resume)" if Path(args.out).is_file() and validate.is_own_model(args.out) else ""
-        out = validate.output_file(args.out, force=args.force, what="--out", hint=hint)
+        out = validate.output_file(args.out, force=args.force, what="--out", hint=_resume_hint)
     if args.recipe:
         from .hallmarks import load_recipe
 

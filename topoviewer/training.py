@@ -211,6 +211,10 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None):
             raise TopoviewerError(f"--resume: {out} stopped at step {start_step}; pass --steps larger than that "
                                   "to train further")
         model = load_model(out)
+        optim_state = load_tensors(out, "optim.")
+        if not optim_state and start_step > 0:
+            raise TopoviewerError(f"--resume: {out} has no optimizer tensors (optim.*); the run cannot be "
+                                  "continued exactly — start a new run")
     else:
         from .stimuli import DIET_CATEGORIES
 
@@ -240,12 +244,8 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None):
         ]
     opt = _optimizer(model.net, cfg)
     if resume:
-        state = load_tensors(out, "optim.")
-        if not state and start_step > 0:
-            raise TopoviewerError(f"--resume: {out} has no optimizer tensors (optim.*); the run cannot be "
-                                  "continued exactly — start a new run")
         try:
-            _restore_optimizer(opt, state, training["optimizer"])
+            _restore_optimizer(opt, optim_state, training["optimizer"])
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             raise TopoviewerError(f"--resume: {out}: the stored optimizer state does not fit the model "
                                   f"({type(exc).__name__}: {exc})") from None

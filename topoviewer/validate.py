@@ -39,8 +39,8 @@ __all__ = [
 
 #: Largest figure (width × height pixels) that is drawn: 100 megapixels (~400 MB RGBA).
 MAX_FIGURE_PIXELS = 100_000_000
-#: Largest simulated-fMRI grid per sheet (voxels): 512 × 512.
-MAX_VOXELS = 262_144
+#: Largest simulated-fMRI grid per sheet (voxels): 256 × 256 (a 0.04 mm grid on a 10 mm sheet).
+MAX_VOXELS = 65_536
 #: Largest number of Gaussian voxel weights (voxels × units within 4σ) per sheet (~1.2 GB).
 MAX_VOXEL_WEIGHTS = 100_000_000
 #: Largest model that is built from a file header (parameters; 2 × 10⁹ ≈ 8 GB of float32).
@@ -97,7 +97,7 @@ def tmp_prefix(path: Path) -> str:
 
 
 def output_file(path, *, force: bool = False, own=None, what: str = "--out", need_bytes: int = 0,
-                hint: str = "") -> Path:
+                hint=None) -> Path:
     """Check an output file before any work: returns the expanded path.
 
     Refuses a folder, a path under a file, a non-writable folder, a name that with the
@@ -116,7 +116,7 @@ def output_file(path, *, force: bool = False, own=None, what: str = "--out", nee
             raise TopoviewerError(f"{what} {path} exists and is not a regular file; choose another name")
         if not force and not (own is not None and own(path)):
             raise TopoviewerError(
-                f"{what} {path} already exists and is not this command's own output{hint}; "
+                f"{what} {path} already exists and is not this command's own output{hint(path) if hint else ''}; "
                 "pass --force to replace it"
             )
     _writable_folder(path.parent, what, need_bytes)
@@ -181,6 +181,10 @@ def output_lock(path):
     """Hold ``<path>.lock`` (``fcntl.flock``) while writing ``path``: a second writer is refused."""
     path = Path(path)
     lock = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TopoviewerError(f"cannot create the folder {path.parent} ({exc.strerror or exc})") from None
     while True:
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
@@ -274,8 +278,9 @@ def number(text, name: str, *, low=None, high=None, low_open: bool = False, inte
         raise TopoviewerError(f"{name}: expected a finite number, got {text!r}")
     too_low = low is not None and (value <= low if low_open else value < low)
     if too_low or (high is not None and value > high):
-        lo = "" if low is None else (f"> {low:g}" if low_open else f"≥ {low:g}")
-        hi = "" if high is None else f"≤ {high:g}"
+        fmt = "d" if integer else "g"
+        lo = "" if low is None else (f"> {low:{fmt}}" if low_open else f"≥ {low:{fmt}}")
+        hi = "" if high is None else f"≤ {high:{fmt}}"
         raise TopoviewerError(f"{name}: expected a number {' and '.join(x for x in (lo, hi) if x)}, got {text!r}")
     return value
 
@@ -426,7 +431,7 @@ def coordinates(arr: np.ndarray, path) -> np.ndarray:
     if span == 0:
         raise TopoviewerError(f"{path}: all {len(arr)} units are at the same position; expected distinct positions in mm")
     if not lo_span <= span <= hi_span:
-        hint = " (micrometres? divide by 1000)" if span > hi_span else " (metres? multiply by 1000)"
+        hint = " (micrometres? divide by 1000)" if span > hi_span else ""
         raise TopoviewerError(
             f"{path}: coordinates span {span:.3g} mm; expected a sheet between {lo_span:g} and {hi_span:g} mm{hint}"
         )
