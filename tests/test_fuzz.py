@@ -459,6 +459,27 @@ def test_voxel_weight_guard():
         voxel_grid(sheet, 0.05, 500.0)
 
 
+def test_positions_declaring_huge_arrays_are_refused_before_reading(tmp_path):
+    """A tiny .npz whose header declares 16 GB, and a 20-byte pickle asking for bytearray(10**10)."""
+    import io
+    import zipfile
+
+    from topoviewer import TopoviewerError
+    from topoviewer.positions import load_positions
+
+    path = tmp_path / "layer1.0.npz"
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**9, 2)})
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("coordinates.npy", header.getvalue() + bytes(64))
+    with pytest.raises(TopoviewerError, match="declares 16,000,000,000 bytes; at most MAX_ARRAY_BYTES"):
+        load_positions(path, ["layer1.0"])
+    pkl = tmp_path / "layer1.0.pkl"
+    pkl.write_bytes(b"cbuiltins\nbytearray\n(\x8a\x05\x00\xe4\x0bT\x02tR.")
+    with pytest.raises(TopoviewerError, match=r"refused bytearray\(10,000,000,000\)"):
+        load_positions(pkl, ["layer1.0"])
+
+
 # ---------------------------------------------------------------------------- outputs and training
 def _hold_lock(path):
     from topoviewer.validate import output_lock

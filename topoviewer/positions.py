@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TopoviewerError
+from .validate import MAX_ARRAY_BYTES
 from .validate import coordinates as _check_range
 from .validate import dims as _check_dims
 from .validate import number as _check_number
@@ -113,6 +114,18 @@ _SAFE_BUILTINS = {
 }
 
 
+def _sized(kind):
+    """``bytes``/``bytearray`` for the unpickler, refusing ``bytes(10**10)`` (a 56-byte file asking for 10 GB)."""
+
+    def make(*args):
+        if args and isinstance(args[0], int) and not isinstance(args[0], bool) and args[0] > MAX_ARRAY_BYTES:
+            raise TopoviewerError(f"refused {kind.__name__}({args[0]:,}) in a positions pickle: more than "
+                                  f"MAX_ARRAY_BYTES = {MAX_ARRAY_BYTES:,}")
+        return kind(*args)
+
+    return make
+
+
 def _reconstructor(cls, base, state):
     """``copyreg._reconstructor`` (protocol 0/1 pickles), limited to the position stand-ins."""
     if cls not in (LayerPositions, _NetworkPositions) or base is not object or state is not None:
@@ -176,7 +189,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         if module in ("builtins", "__builtin__") and name in _SAFE_BUILTINS:
             import builtins
 
-            return getattr(builtins, name)
+            return _sized(getattr(builtins, name)) if name in ("bytes", "bytearray") else getattr(builtins, name)
         if module == "collections" and name == "OrderedDict":
             from collections import OrderedDict
 
@@ -230,7 +243,24 @@ def _open_npz(path):
         raise TopoviewerError(f"{path} is not a readable .npz file ({exc}); the file may be truncated") from None
 
 
+def _declared_bytes(npz, key) -> int:
+    """Size of an .npz member from its .npy header, read without loading the array."""
+    with npz.zip.open(f"{key}.npy") as fh:
+        fmt = np.lib.format
+        read = fmt.read_array_header_1_0 if fmt.read_magic(fh) == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = read(fh, max_header_size=100_000)
+    return math.prod(shape) * dtype.itemsize
+
+
 def _read_key(npz, key, path):
+    try:
+        size = _declared_bytes(npz, key)
+    except Exception as exc:  # noqa: BLE001 - a damaged member header
+        raise TopoviewerError(f"{path}: array {key!r} is unreadable ({type(exc).__name__}: {exc}); "
+                              "the file may be truncated") from None
+    if size > MAX_ARRAY_BYTES:
+        raise TopoviewerError(f"{path}: array {key!r} declares {size:,} bytes; at most MAX_ARRAY_BYTES = "
+                              f"{MAX_ARRAY_BYTES:,} are read (the file is damaged or not positions)")
     try:
         return npz[key]
     except ValueError as exc:  # object arrays need pickle: refused

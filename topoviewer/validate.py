@@ -31,7 +31,7 @@ import numpy as np
 from .errors import TopoviewerError
 
 __all__ = [
-    "MAX_FIGURE_PIXELS", "MAX_PARAMETERS", "MAX_VOXELS", "MAX_VOXEL_WEIGHTS", "COORD_SPAN_MM", "MAX_INPUT_SIZE",
+    "MAX_ARRAY_BYTES", "MAX_FIGURE_PIXELS", "MAX_PARAMETERS", "MAX_VOXELS", "MAX_VOXEL_WEIGHTS", "COORD_SPAN_MM", "MAX_INPUT_SIZE",
     "input_file", "output_file", "output_dir", "output_lock", "remove_stale_tmp", "tmp_prefix", "number", "seed",
     "device_name", "voxel_grid", "figure_pixels", "parameter_count", "model_header", "resume_state", "coordinates",
     "dims", "stimulus_categories", "is_own_model", "is_own_analysis", "write_error",
@@ -45,6 +45,8 @@ MAX_VOXELS = 65_536
 MAX_VOXEL_WEIGHTS = 100_000_000
 #: Largest model that is built from a file header (parameters; 2 × 10⁹ ≈ 8 GB of float32).
 MAX_PARAMETERS = 2_000_000_000
+#: Largest array a positions file may declare (bytes); checked before it is read.
+MAX_ARRAY_BYTES = 1_000_000_000
 #: Largest input image edge a header may ask for (pixels).
 MAX_INPUT_SIZE = 4096
 #: Unit positions are millimetres: a sheet spans between these (mm); |coordinate| ≤ 10⁴ mm.
