@@ -215,6 +215,9 @@ CASES = [
      ["info", "bad.safetensors"], 2, "unknown architecture 'gpt9'"),
     ("header-not-json", "the header is not JSON", _bad_model(header_edit=lambda h: "{oops"),
      ["info", "bad.safetensors"], 2, "corrupt topoviewer header"),
+    ("weights-int32", "a weight stored as int32 (loaded silently as garbage before)",
+     _bad_model(tensors_edit=lambda t: t.update({"net.classifier.4.weight": t["net.classifier.4.weight"].int()})),
+     ["info", "bad.safetensors"], 2, "weight 'classifier.4.weight' is stored as I32; expected floating point"),
     ("missing-positions", "a sheet's positions tensor is missing",
      _bad_model(tensors_edit=lambda t: t.pop("positions.fc7")),
      ["info", "bad.safetensors"], 2, "positions of sheet 'fc7' are missing"),
@@ -332,6 +335,13 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+# CI runs a quick profile; TOPOVIEWER_FUZZ=deep runs ten times more examples.
+settings.register_profile("ci", max_examples=40, deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture])
+settings.register_profile("deep", max_examples=400, deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings.get_profile(os.environ.get("TOPOVIEWER_FUZZ", "ci"))
+
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
@@ -345,7 +355,7 @@ HEADER_FIELDS = [
 ]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@FUZZ
 @given(field=st.sampled_from(HEADER_FIELDS), value=JSON_VALUES)
 def test_any_one_field_header_edit(field, value, model_file, tmp_path_factory, capsys):
     """Replacing any one header field by any JSON value: the file opens (exit 0) or one line (exit 2)."""
@@ -367,7 +377,7 @@ def test_any_one_field_header_edit(field, value, model_file, tmp_path_factory, c
         one_error_line(err)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@FUZZ
 @given(data=st.binary(min_size=0, max_size=300), suffix=st.sampled_from([".pt", ".safetensors", ".ckpt"]))
 def test_random_bytes_as_model(data, suffix, tmp_path_factory, capsys):
     path = tmp_path_factory.mktemp("b") / f"m{suffix}"
@@ -377,7 +387,7 @@ def test_random_bytes_as_model(data, suffix, tmp_path_factory, capsys):
     one_error_line(err)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@FUZZ
 @given(cut=st.integers(0, 10_000), flip=st.integers(0, 10**9), byte=st.integers(0, 255))
 def test_damaged_torch_checkpoint(cut, flip, byte, tmp_path_factory, capsys):
     """Truncated or bit-flipped zip checkpoints (19 uncaught KeyError/IndexError before)."""

@@ -171,11 +171,13 @@ def load_model(path, device: str = "cpu"):
         raise TopoviewerError(f"{path}: weights do not fit architecture {header['arch']!r}: {first}") from None
     model.net.eval()
     model.name = header.get("name") or Path(path).stem
-    model.meta = header.get("meta", {})
-    model.classes = header.get("classes", [])
+    model.meta = header.get("meta") or {}
+    model.classes = header.get("classes") or []
     return model.to(device)
 
 
+#: safetensors dtypes a floating-point weight may be stored as.
+_FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 #: Families trained by topoviewer whose nets take (B, C, input_size, input_size) images directly.
 _IMAGE_SMOKE_TEST = ("tdann_small", "toponet_small", "lee2020")
 
@@ -195,11 +197,16 @@ def _dry_build(header, sheets, path) -> None:
             params = model.net.state_dict()
             parameter_count(sum(p.numel() for p in params.values()), path, arch)
             with safe_open(str(path), framework="pt") as f:
-                stored = {k[4:]: tuple(f.get_slice(k).get_shape()) for k in f.keys() if k.startswith("net.")}
+                stored = {k[4:]: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype())
+                          for k in f.keys() if k.startswith("net.")}
             for key, p in params.items():
-                if key in stored and tuple(p.shape) != stored[key]:
+                shape, dtype = stored.get(key, (tuple(p.shape), None))
+                if tuple(p.shape) != shape:
                     raise TopoviewerError(f"{path}: weights do not fit architecture {arch!r}: {key} is stored with "
-                                          f"shape {list(stored[key])}, the header's config needs {list(p.shape)}")
+                                          f"shape {list(shape)}, the header's config needs {list(p.shape)}")
+                if p.is_floating_point() and dtype is not None and dtype not in _FLOAT_DTYPES:
+                    raise TopoviewerError(f"{path}: weight {key!r} is stored as {dtype}; expected floating point "
+                                          f"({', '.join(_FLOAT_DTYPES)}) — the file is damaged")
             if arch in _IMAGE_SMOKE_TEST:
                 model.net.eval()
                 model.net(torch.zeros(1, model.in_channels, model.input_size, model.input_size))
