@@ -240,7 +240,7 @@ def is_own_model(path) -> bool:
     return True
 
 
-_ANALYSIS_KEYS = re.compile(r"(dprime|voxel_t)_.+|responses|labels|categories|positions\Z")
+_ANALYSIS_KEYS = re.compile(r"((dprime|voxel_t)_.+|responses|labels|categories|positions)\Z")
 
 
 def is_own_analysis(path) -> bool:
