@@ -507,6 +507,17 @@ def test_second_writer_is_refused(tmp_path, capsys):
     assert not (tmp_path / "same.safetensors.lock").exists()
 
 
+def test_too_little_free_space_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 1000, 1000))
+    code, _o, err = run_cli(capsys, [*TRAIN, "--out", tmp_path / "m.safetensors"])
+    assert code == 2 and "MB free; about" in one_error_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_force_replaces_and_stale_tmp_is_removed(tmp_path, capsys):
     out = tmp_path / "notes.txt"
     out.write_text("my notes")

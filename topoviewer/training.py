@@ -221,6 +221,10 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None):
         classes = list(DIET_CATEGORIES)
         torch.manual_seed(cfg.seed)  # initial weights depend on the seed only
         model = build(cfg.arch, {**cfg.arch_config, "n_classes": len(classes), "classes": classes})
+    from .validate import free_space
+
+    weights = sum(t.numel() * t.element_size() for t in model.net.state_dict().values())
+    free_space(out.parent, 2 * weights * (3 if cfg.optimizer == "adam" else 2))  # checkpoint + its temp copy
     device = resolve_device(cfg.device)
     model.to(device)
 

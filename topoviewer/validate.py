@@ -32,7 +32,7 @@ from .errors import TopoviewerError
 
 __all__ = [
     "MAX_ARRAY_BYTES", "MAX_FIGURE_PIXELS", "MAX_PARAMETERS", "MAX_VOXELS", "MAX_VOXEL_WEIGHTS", "COORD_SPAN_MM", "MAX_INPUT_SIZE",
-    "input_file", "output_file", "output_dir", "output_lock", "remove_stale_tmp", "tmp_prefix", "number", "seed",
+    "input_file", "free_space", "output_file", "output_dir", "output_lock", "remove_stale_tmp", "tmp_prefix", "number", "seed",
     "device_name", "voxel_grid", "figure_pixels", "parameter_count", "model_header", "resume_state", "coordinates",
     "dims", "stimulus_categories", "is_own_model", "is_own_analysis", "write_error",
 ]
@@ -168,14 +168,23 @@ def _writable_folder(folder: Path, what: str, need_bytes: int):
             raise TopoviewerError(f"{what}: cannot write in {folder} ({exc.strerror or exc})") from None
     elif not os.access(probe, os.W_OK | os.X_OK):
         raise TopoviewerError(f"{what}: cannot create folders in {probe} (permission denied)")
-    if need_bytes:
-        import shutil
+    free_space(probe, need_bytes, what)
 
-        free = shutil.disk_usage(probe).free
-        if free < need_bytes:
-            raise TopoviewerError(
-                f"{what}: {probe} has {free / 1e6:.1f} MB free; about {need_bytes / 1e6:.1f} MB are needed"
-            )
+
+def free_space(folder, need_bytes: int, what: str = "--out"):
+    """Refuse to start when ``folder``'s file system has less than ``need_bytes`` free."""
+    if not need_bytes:
+        return
+    import shutil
+
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < need_bytes:
+        raise TopoviewerError(
+            f"{what}: {folder} has {free / 1e6:.1f} MB free; about {need_bytes / 1e6:.1f} MB are needed"
+        )
 
 
 @contextlib.contextmanager
