@@ -444,6 +444,28 @@ def test_bad_positions(arrays, expected, tmp_path):
     assert expected in str(info.value) and "\n" not in str(info.value)
 
 
+@FUZZ
+@given(coords=st.lists(st.tuples(st.floats(), st.floats()), min_size=1, max_size=6),
+       dims=st.one_of(st.none(), st.lists(st.integers(-3, 10**10), max_size=4)))
+def test_any_positions_file(coords, dims, tmp_path_factory):
+    """Any coordinates (NaN, inf, 1e308, one point…) and dims: loaded within the rules or one-line refusal."""
+    from topoviewer import TopoviewerError
+    from topoviewer.positions import load_positions
+
+    path = tmp_path_factory.mktemp("p") / "layer1.0.npz"
+    arrays = {"coordinates": np.array(coords, dtype=np.float64)}
+    if dims is not None:
+        arrays["dims"] = np.array(dims, dtype=np.int64)
+    np.savez(path, **arrays)
+    try:
+        lp = load_positions(path, ["layer1.0"])[0]["layer1.0"]
+    except TopoviewerError as exc:
+        assert "\n" not in str(exc)
+        return
+    span = np.ptp(lp.coordinates, axis=0).max()
+    assert np.isfinite(lp.coordinates).all() and 1e-3 <= span <= 1000 and np.abs(lp.coordinates).max() <= 1e4
+
+
 def test_bad_positions_pickle(tmp_path, fake_spacetorch):
     import pickle
 
