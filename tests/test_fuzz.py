@@ -698,6 +698,21 @@ def test_disk_full_while_saving(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_unreadable_category_folder(tmp_path, model_file, monkeypatch, capsys):
+    """A sub-folder that cannot be listed (PermissionError before); simulated, as root reads everything."""
+    _stimuli(tmp_path / "stim", ["faces", "cars"])
+    iterdir = Path.iterdir
+
+    def guarded(self):
+        if self.name == "cars":
+            raise PermissionError(13, "Permission denied", str(self))
+        return iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", guarded)
+    code, _o, err = run_cli(capsys, ["analyze", model_file, "--stimuli", tmp_path / "stim", "--out", tmp_path / "r"])
+    assert code == 2 and "cannot read the folder" in one_error_line(err) and "Permission denied" in err
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
 def test_permissions(tmp_path, model_file, capsys):
     ro = tmp_path / "ro"
