@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import TopoviewerError
 from .sheet import Sheet
-from .validate import input_file, model_header, parameter_count, write_error
+from .validate import input_file, model_header, parameter_count, tmp_prefix, write_error
 
 __all__ = ["save_model", "load_model", "load", "safe_torch_load", "read_header", "atomic_write", "sample_path"]
 
@@ -47,7 +47,7 @@ def atomic_write(path, write) -> Path:
     """Call ``write(tmp_path)`` then atomically rename onto ``path``: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         try:

@@ -98,13 +98,12 @@ def tmp_prefix(path: Path) -> str:
     return f".{path.name}."
 
 
-def output_file(path, *, force: bool = False, own=None, what: str = "--out", need_bytes: int = 0,
-                hint=None) -> Path:
+def output_file(path, *, force: bool = False, own=None, what: str = "--out", hint=None) -> Path:
     """Check an output file before any work: returns the expanded path.
 
     Refuses a folder, a path under a file, a non-writable folder, a name that with the
-    temporary suffix exceeds 255 bytes, too little free space (``need_bytes``) and an
-    existing file unless ``own(path)`` says it is this tool's own output or ``force``.
+    temporary suffix exceeds 255 bytes, and an existing file unless ``own(path)`` says it
+    is this tool's own output or ``force`` (``hint(path)`` adds advice to that refusal).
     """
     path = expand(path)
     if path.name in ("", ".", ".."):
@@ -121,7 +120,7 @@ def output_file(path, *, force: bool = False, own=None, what: str = "--out", nee
                 f"{what} {path} already exists and is not this command's own output{hint(path) if hint else ''}; "
                 "pass --force to replace it"
             )
-    _writable_folder(path.parent, what, need_bytes)
+    _writable_folder(path.parent, what)
     return path
 
 
@@ -130,7 +129,7 @@ def output_dir(path, names, *, force: bool = False, own=None, what: str = "--out
     path = expand(path)
     if path.exists() and not path.is_dir():
         raise TopoviewerError(f"{what} {path} exists and is not a folder; expected an output folder")
-    _writable_folder(path, what, 0)
+    _writable_folder(path, what)
     for name in names:
         output_file(path / name, force=force, own=own, what=what)
     return path
@@ -148,7 +147,7 @@ def _name_fits(name: str, what: str):
         )
 
 
-def _writable_folder(folder: Path, what: str, need_bytes: int):
+def _writable_folder(folder: Path, what: str):
     """The folder (or, when it does not exist yet, its nearest existing parent) must be a writable folder."""
     probe = folder
     while not probe.exists() and probe != probe.parent:
@@ -168,7 +167,6 @@ def _writable_folder(folder: Path, what: str, need_bytes: int):
             raise TopoviewerError(f"{what}: cannot write in {folder} ({exc.strerror or exc})") from None
     elif not os.access(probe, os.W_OK | os.X_OK):
         raise TopoviewerError(f"{what}: cannot create folders in {probe} (permission denied)")
-    free_space(probe, need_bytes, what)
 
 
 def free_space(folder, need_bytes: int, what: str = "--out"):
