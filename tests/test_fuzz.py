@@ -512,6 +512,22 @@ def test_positions_declaring_huge_arrays_are_refused_before_reading(tmp_path):
         load_positions(pkl, ["layer1.0"])
 
 
+def test_gpt_neo_is_refused_by_name(tmp_path, capsys):
+    """A GPT-Neo state dict (HuggingFace names) shares nanoGPT's MLP keys: it was opened as NanoGPT."""
+    import torch
+
+    sd = {"transformer.wte.weight": torch.zeros(8, 4), "transformer.wpe.weight": torch.zeros(8, 4)}
+    for i in range(2):
+        for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            sd[f"transformer.h.{i}.attn.attention.{proj}.weight"] = torch.zeros(4, 4)
+        sd[f"transformer.h.{i}.mlp.c_fc.weight"] = torch.zeros(16, 4)
+        sd[f"transformer.h.{i}.mlp.c_proj.weight"] = torch.zeros(4, 16)
+    path = tmp_path / "gpt_neo_125m_topo.pt"
+    torch.save(sd, path)
+    code, _o, err = run_cli(capsys, ["info", path])
+    assert code == 2 and "is a GPT-Neo" in one_error_line(err) and "nanoGPT TopoNets" in err
+
+
 # ---------------------------------------------------------------------------- outputs and training
 def _hold_lock(path):
     from topoviewer.validate import output_lock
