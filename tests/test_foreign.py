@@ -143,7 +143,7 @@ def test_tdann_positions_of_another_model_are_refused(tdann_files, tmp_path):
              coordinates=retinotopic_positions(dims, 4.0))
     with pytest.raises(TopoviewerError, match=r"dims \(64, 28, 28\).*\(64, 56, 56\)"):
         tv.load(tdann_files["ckpt"], positions=bad)
-    np.savez(bad / "layer1.0.npz", coordinates=np.zeros((1000, 2)))  # no dims, wrong count
+    np.savez(bad / "layer1.0.npz", coordinates=np.random.default_rng(0).uniform(0, 4, (1000, 2)))  # no dims, wrong count
     with pytest.raises(TopoviewerError, match="1000 positions"):
         tv.load(tdann_files["ckpt"], positions=bad)
 

@@ -176,7 +176,7 @@ def test_one_npz_with_one_array_per_layer(tmp_path):
 
 def test_single_layer_file_needs_one_layer(tmp_path):
     path = tmp_path / "c.npz"
-    np.savez(path, coordinates=np.zeros((4, 2)))
+    np.savez(path, coordinates=np.random.default_rng(0).uniform(0, 10, (4, 2)))
     assert load_positions(path, ["only"])[0]["only"].n_units == 4
     with pytest.raises(TopoviewerError, match="one layer"):
         load_positions(path, ["a", "b"])

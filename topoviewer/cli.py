@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
 
 from . import defaults
+from . import validate
 from .errors import TopoviewerError
 
 MODEL_HELP = "'sample' (the embedded default model) or a path to a model file"
@@ -51,6 +54,36 @@ def _threshold_arg(text):
     return value
 
 
+def _checked(check):
+    """An argparse ``type`` from a :mod:`topoviewer.validate` check (its message becomes argparse's)."""
+
+    def parse(text):
+        try:
+            return check(text)
+        except TopoviewerError as exc:
+            raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+
+    parse.__name__ = getattr(check, "__name__", "value")
+    return parse
+
+
+def _positive(name, high, integer=False):
+    return _checked(lambda t: validate.number(t, name, low=0, low_open=True, high=high, integer=integer))
+
+
+def _count(name, low, high):
+    return _checked(lambda t: validate.number(t, name, low=low, high=high, integer=True))
+
+
+def _finite(name, low=None, high=None):
+    return _checked(lambda t: validate.number(t, name, low=low, high=high))
+
+
+SEED = _checked(validate.seed)
+NULL = _count("--null", 0, 100_000)
+DEVICE = _checked(validate.device_name)
+
+
 def _print_json(obj):
     print(json.dumps(obj, indent=2))
 
@@ -82,14 +115,20 @@ def cmd_analyze(args):
     from .pipeline import iter_analysis
 
     model = _load(args)
+    names = ["summary.json"] + [f"{_safe(n)}.npz" for n in model.sheet_names]
+    if args.save_responses:
+        names += [f"responses_{_safe(n)}.npz" for n in model.sheet_names]
+    out = validate.output_dir(args.out, names, force=args.force, own=validate.is_own_analysis)
+    for sheet in model.sheets:
+        validate.voxel_grid(sheet, args.voxel, args.fwhm)
     stimuli = _stimuli(args, model)
+    validate.stimulus_categories(stimuli, what="analyze")
     result = _run_with_progress(
         iter_analysis(model, stimuli, fwhm_mm=args.fwhm, voxel_mm=args.voxel, seed=args.seed,
                       threshold=args.threshold, gain=args.gain, null=args.null, null_seed=args.null_seed,
                       patch_criterion=args.patch_criterion),
         quiet=args.json, desc="analyze",
     )
-    out = Path(args.out)
     summary = result.summary()
     for name, maps in result.sheets.items():
         arrays = {f"dprime_{c}": v for c, v in maps.dprime.items()}
@@ -183,27 +222,61 @@ TRAIN_OPTIONS = {
 }
 
 
+def _resume_hint(path) -> str:
+    return " (it is a topoviewer model: to continue its run pass --resume)" if validate.is_own_model(path) else ""
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (what schedulers send), handled like Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
 def cmd_train(args):
     import dataclasses
 
     from .training import TrainConfig, train
 
+    if args.resume:
+        out = validate.input_file(args.out, "training checkpoint (--resume continues --out)")
+    else:
+        out = validate.output_file(args.out, force=args.force, what="--out", hint=_resume_hint)
     cfg = TrainConfig.from_json(args.recipe) if args.recipe else TrainConfig()
     given = {field: getattr(args, dest) for dest, field in TRAIN_OPTIONS.items() if getattr(args, dest) is not None}
     cfg = dataclasses.replace(cfg, **given)
-    gen = train(cfg, args.out, resume=args.resume)
+    gen = train(cfg, out, resume=args.resume, steps=args.steps)
+    seen = {"step": None, "checkpoint": None}
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        model = _run_training(gen, quiet=args.quiet)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: the last checkpoint in {args.out} is intact; continue with --resume", file=sys.stderr)
-        return 130
+        model = _run_training(gen, quiet=args.quiet, seen=seen)
+    except KeyboardInterrupt as exc:
+        gen.close()
+        print(f"\ntopoviewer: {_interrupt_message(args, out, seen, cfg.checkpoint_every)}", file=sys.stderr)
+        return 143 if isinstance(exc, _Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     acc = model.meta.get("training", {}).get("val_accuracy")
-    print(f"saved {args.out}" + (f" (validation accuracy {acc:.3f})" if acc is not None else ""))
+    print(f"saved {out}" + (f" (validation accuracy {acc:.3f})" if acc is not None else ""))
 
 
-def _run_training(gen, quiet=False):
+def _interrupt_message(args, out, seen, every) -> str:
+    """What an interrupted run left behind, truthfully."""
+    at = f"interrupted at step {seen['step']}" if seen["step"] is not None else "interrupted before the first step"
+    if seen["checkpoint"] is not None:
+        return f"{at}: the checkpoint of step {seen['checkpoint']} in {out} is intact; continue with --resume"
+    if args.resume:
+        return f"{at}: {out} still holds the checkpoint this run resumed from; continue with --resume"
+    kept = f"; the existing {out} was not touched" if out.exists() else ""
+    return (f"{at}, before the first checkpoint: nothing was saved{kept}. Checkpoints are written every "
+            f"{every} steps; lower --checkpoint-every to save sooner")
+
+
+def _run_training(gen, quiet=False, seen=None):
     from tqdm import tqdm
 
+    seen = {} if seen is None else seen
     bar = None
     while True:
         try:
@@ -212,6 +285,9 @@ def _run_training(gen, quiet=False):
             if bar:
                 bar.close()
             return stop.value
+        seen["step"] = p.step
+        if p.checkpoint:
+            seen["checkpoint"] = p.step
         if bar is None and not quiet:
             bar = tqdm(total=p.steps, initial=p.step - 1, unit="step", file=sys.stderr, dynamic_ncols=True, disable=None)
         if bar:
@@ -242,11 +318,14 @@ def _run_with_progress(gen, quiet=False, desc=""):
 
 
 def cmd_figure(args):
-    from .figures import model_figure
+    from .figures import _format_of, model_figure
 
+    out = validate.output_file(args.out, force=args.force, what="--out")
+    _format_of(out)
     model = _load(args)
     stimuli = _stimuli(args, model)
-    path = model_figure(model, stimuli, args.out, category=args.category, dpi=args.dpi, null=args.null)
+    validate.stimulus_categories(stimuli, needed=(args.category,), what="figure --category")
+    path = model_figure(model, stimuli, out, category=args.category, dpi=args.dpi, null=args.null)
     print(f"wrote {path}")
 
 
@@ -255,6 +334,7 @@ def cmd_calibrate(args):
 
     model = _load(args)
     stimuli = _stimuli(args, model)
+    validate.stimulus_categories(stimuli, needed=(args.category,), what="calibrate --category")
     layer = model.sheet(args.layer).name if args.layer else model.sheet_names[0]
     resp = model.responses(stimuli.images, [layer])[layer]
     cal = calibrate_threshold(resp, stimuli.labels, stimuli.categories, args.category, gain=args.gain,
@@ -300,11 +380,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _Parser(prog="topoviewer", description="Look inside topographic deep neural networks.")
     p.add_argument("--version", action="version", version=f"topoviewer {__version__}")
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of an unexpected error")
     sub = p.add_subparsers(dest="command", required=True)
+    add_parser = sub.add_parser
+
+    def add(*a, **k):  # every command also takes --debug after its name
+        sp = add_parser(*a, **k)
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        return sp
+
+    sub.add_parser = add
 
     def model_arg(sp):
         sp.add_argument("model", metavar="MODEL", help=MODEL_HELP)
-        sp.add_argument("--device", default="cpu", help="auto, cpu or cuda (default: cpu)")
+        sp.add_argument("--device", default="cpu", type=DEVICE, help="auto, cpu, cuda or cuda:N (default: cpu)")
         sp.add_argument("--positions", metavar="DIR",
                         help="positions folder (TDANN) or coordinates .npz for a foreign checkpoint "
                              "(default: guessed next to the checkpoint)")
@@ -312,8 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="TDANN positions in training-time mm or the paper's rescaled mm (default: paper)")
 
     def stimuli_arg(sp):
-        sp.add_argument("--stimuli", default="localizer", help="'localizer' (procedural), 'lfw' (LFW-subset photographs: faces / non-faces) or DIR/<category>/*.png")
-        sp.add_argument("--stimuli-seed", type=int, default=1234, help="seed of the procedural localizer")
+        sp.add_argument("--stimuli", default="localizer",
+                        help="'localizer' (procedural), 'lfw' (LFW-subset photographs: faces / non-faces) "
+                             "or DIR/<category>/*.png")
+        sp.add_argument("--stimuli-seed", type=SEED, default=1234, help="seed of the procedural localizer")
 
     sp = sub.add_parser("info", help="list a model's sheets")
     model_arg(sp)
@@ -324,18 +415,21 @@ def build_parser() -> argparse.ArgumentParser:
     model_arg(sp)
     stimuli_arg(sp)
     sp.add_argument("--out", default="topoviewer-analysis", help="output folder (default: %(default)s)")
+    sp.add_argument("--force", action="store_true", help="replace files in --out that are not an earlier analysis")
     sp.add_argument("--save-responses", action="store_true", help="also write responses_<sheet>.npz")
-    sp.add_argument("--fwhm", type=float, default=defaults.FWHM_MM, help="fMRI smoothing FWHM in mm")
-    sp.add_argument("--voxel", type=float, default=defaults.VOXEL_MM, help="fMRI voxel size in mm")
-    sp.add_argument("--seed", type=int, default=0, help="seed of the split halves (cluster strength)")
+    sp.add_argument("--fwhm", type=_positive("--fwhm", 1000.0), default=defaults.FWHM_MM,
+                    help="fMRI smoothing FWHM in mm")
+    sp.add_argument("--voxel", type=_positive("--voxel", 1000.0), default=defaults.VOXEL_MM,
+                    help="fMRI voxel size in mm")
+    sp.add_argument("--seed", type=SEED, default=0, help="seed of the split halves (cluster strength)")
     sp.add_argument("--threshold", default=str(defaults.DPRIME_THRESHOLD), type=_threshold_arg,
                     help="d′ threshold of a selective unit: a number or 'calibrated' (Poisson noise calibration "
                          "of the neural 0.65, per sheet and category; default: %(default)s)")
-    sp.add_argument("--gain", type=float, default=1.0,
+    sp.add_argument("--gain", type=_positive("--gain", 1e6), default=1.0,
                     help="Poisson counts per unit of response for --threshold calibrated (default: %(default)s)")
-    sp.add_argument("--null", type=int, default=0, metavar="N",
+    sp.add_argument("--null", type=NULL, default=0, metavar="N",
                     help="spatial null: shuffle unit positions N times and give p-values (default: none)")
-    sp.add_argument("--null-seed", type=int, default=0, help="seed of the position shuffles")
+    sp.add_argument("--null-seed", type=SEED, default=0, help="seed of the position shuffles")
     sp.add_argument("--patch-criterion", choices=["paper", "null95"], default="paper",
                     help="paper: ≥ 10 voxels at t > 10; null95: also larger than the null's 95th percentile "
                          "(runs 100 shuffles unless --null is given)")
@@ -346,15 +440,16 @@ def build_parser() -> argparse.ArgumentParser:
     model_arg(sp)
     sp.add_argument("--layer", help="stimulated sheet (default: the first)")
     where = sp.add_mutually_exclusive_group(required=True)
-    where.add_argument("--at", nargs=2, type=float, metavar=("X", "Y"), help="site in mm")
+    where.add_argument("--at", nargs=2, type=_finite("--at"), metavar=("X", "Y"), help="site in mm")
     where.add_argument("--site", choices=["inside", "outside"], help="the face-patch centre or a random outside site")
-    sp.add_argument("--radius-mm", type=float, default=defaults.STIM_RADIUS_MM)
-    sp.add_argument("--sigma-mm", type=float, default=defaults.STIM_SIGMA_MM, help="σ of the Gaussian decay")
+    sp.add_argument("--radius-mm", type=_positive("--radius-mm", 1000.0), default=defaults.STIM_RADIUS_MM)
+    sp.add_argument("--sigma-mm", type=_positive("--sigma-mm", 1000.0), default=defaults.STIM_SIGMA_MM,
+                    help="σ of the Gaussian decay")
     sp.add_argument("--decay", choices=["peak1", "normal_density"], default=defaults.STIM_DECAY,
                     help="decay scale: exp(−d²/2σ²) (peak 1) or the normal density (peak 0.399/σ)")
     sp.add_argument("--outside-rule", choices=["paper", "strict"], default=defaults.STIM_OUTSIDE_RULE,
                     help="paper: the site's centre outside every patch; strict: the whole disc clear of patches")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=SEED, default=0)
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_stimulate)
 
@@ -369,21 +464,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     opt("--arch", help="tdann_small, toponet_small or lee2020")
     opt("--loss", choices=["absolute", "relative", "topoloss", "none"], help="spatial loss")
-    opt("--weight", "--alpha", type=float, help="spatial loss weight: α per sheet, τ for TopoLoss; None = 0.25 / τ 10")
-    opt("--steps", type=int, help="training steps")
-    opt("--batch-size", type=int, help="images per step")
-    opt("--lr", type=float, help="peak learning rate")
+    opt("--weight", "--alpha", type=_finite("--weight", 0.0, 1e6),
+        help="spatial loss weight: α per sheet, τ for TopoLoss; None = 0.25 / τ 10")
+    opt("--steps", type=_count("--steps", 1, 10**9), help="training steps; with --resume: the interrupted run's own")
+    opt("--batch-size", type=_count("--batch-size", 1, 65536), help="images per step")
+    opt("--lr", type=_positive("--lr", 100.0), help="peak learning rate")
     opt("--optimizer", choices=["adam", "sgd"], help="optimizer")
-    opt("--device", help="auto (CUDA when present), cpu or cuda")
-    opt("--seed", type=int, help="seed of weights, batches and augmentation")
-    opt("--checkpoint-every", type=int, help="steps between checkpoints")
-    opt("--correlation-length", type=float, help="λ of the target 1/(d/λ + 1), mm")
-    opt("--per-category", type=int, help="training images per category")
+    opt("--device", type=DEVICE, help="auto (CUDA when present), cpu, cuda or cuda:N")
+    opt("--seed", type=SEED, help="seed of weights, batches and augmentation")
+    opt("--checkpoint-every", type=_count("--checkpoint-every", 1, 10**9), help="steps between checkpoints")
+    opt("--correlation-length", type=_positive("--correlation-length", 1000.0), help="λ of the target 1/(d/λ + 1), mm")
+    opt("--per-category", type=_count("--per-category", 1, 100_000), help="training images per category")
     sp.add_argument("--recipe", help="a recipe JSON of training settings, or 'sample' (the default model's); "
                     "options given on the command line override it")
     sp.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is --out")
     sp.add_argument("--quiet", action="store_true")
     sp.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    sp.add_argument("--force", action="store_true", help="replace an existing --out file")
     sp.set_defaults(func=cmd_train)
 
     sp = sub.add_parser("calibrate", help="Poisson-noise calibration of the model d′ threshold (Lee 2020)")
@@ -391,18 +488,21 @@ def build_parser() -> argparse.ArgumentParser:
     stimuli_arg(sp)
     sp.add_argument("--layer", help="sheet (default: the first)")
     sp.add_argument("--category", default="faces")
-    sp.add_argument("--gain", type=float, default=1.0, help="Poisson counts per unit of response")
-    sp.add_argument("--neural-threshold", type=float, default=defaults.NEURAL_DPRIME_THRESHOLD)
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--gain", type=_positive("--gain", 1e6), default=1.0, help="Poisson counts per unit of response")
+    sp.add_argument("--neural-threshold", type=_finite("--neural-threshold", -100.0, 100.0),
+                    default=defaults.NEURAL_DPRIME_THRESHOLD)
+    sp.add_argument("--seed", type=SEED, default=0)
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_calibrate)
 
     sp = sub.add_parser("hallmarks", help="train seeds and controls with a recipe and write the hallmark report")
     sp.add_argument("--recipe", default="sample", help="a recipe JSON, or 'sample' (the default model's; default)")
-    sp.add_argument("--seeds", type=int, default=5, help="topographic seeds")
-    sp.add_argument("--controls", type=int, default=3, help="non-topographic controls (spatial weight 0)")
-    sp.add_argument("--steps", type=int, default=None, help="override the recipe's steps")
-    sp.add_argument("--jobs", type=int, default=2, help="models trained in parallel (one thread each)")
+    sp.add_argument("--seeds", type=_count("--seeds", 0, 1000), default=5, help="topographic seeds")
+    sp.add_argument("--controls", type=_count("--controls", 0, 1000), default=3,
+                    help="non-topographic controls (spatial weight 0)")
+    sp.add_argument("--steps", type=_count("--steps", 1, 10**9), default=None, help="override the recipe's steps")
+    sp.add_argument("--jobs", type=_count("--jobs", 1, 256), default=2,
+                    help="models trained in parallel (one thread each)")
     sp.add_argument("--models", default=None, help="folder for the trained models (reused if present)")
     sp.add_argument("--out", default="docs")
     sp.set_defaults(func=cmd_hallmarks)
@@ -411,24 +511,44 @@ def build_parser() -> argparse.ArgumentParser:
     model_arg(sp)
     stimuli_arg(sp)
     sp.add_argument("--out", required=True, help="FILE.png, .svg or .pdf")
+    sp.add_argument("--force", action="store_true", help="replace an existing --out file")
     sp.add_argument("--category", default="faces")
-    sp.add_argument("--dpi", type=int, default=200)
-    sp.add_argument("--null", type=int, default=0, metavar="N",
+    sp.add_argument("--dpi", type=_count("--dpi", 10, 2400), default=200)
+    sp.add_argument("--null", type=NULL, default=0, metavar="N",
                     help="draw the spatial null's 5–95 %% purity band from N position shuffles")
     sp.set_defaults(func=cmd_figure)
     return p
 
 
 def main(argv=None) -> int:
+    """Run one command. Exit codes: 0 success, 2 a user mistake (one line saying what was expected),
+    1 any other failure (one line; ``--debug`` prints the traceback), 130/143 interrupted (SIGINT/SIGTERM)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except TopoviewerError as exc:
-        print(f"topoviewer: error: {exc}", file=sys.stderr)
+        print(f"topoviewer: error: {_one_line(exc)}", file=sys.stderr)
+        if getattr(args, "debug", False):
+            traceback.print_exc()
         return 2
     except KeyboardInterrupt:
         print("topoviewer: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("topoviewer: error: out of memory; try a smaller model, fewer stimuli or coarser --voxel",
+              file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        hint = "" if getattr(args, "debug", False) else " (run with --debug for the traceback)"
+        print(f"topoviewer: error: unexpected {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc) -> str:
+    text = " ".join(str(exc).split())
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 if __name__ == "__main__":

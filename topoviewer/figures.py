@@ -85,6 +85,9 @@ def save_figure(fig, out, dpi: int = 200) -> Path:
     if not (isinstance(dpi, (int, float)) and dpi > 0):
         raise TopoviewerError(f"dpi must be a positive number, got {dpi!r}")
     from .io import atomic_write
+    from .validate import figure_pixels
+
+    figure_pixels(*fig.get_size_inches(), dpi)
 
     # Dates left out of vector files so that the same figure gives the same bytes.
     metadata = {"Creator": "topoviewer"} if fmt == "png" else {"Creator": "topoviewer", "Date": None}

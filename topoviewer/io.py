@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import TopoviewerError
 from .sheet import Sheet
+from .validate import input_file, model_header, parameter_count, tmp_prefix, write_error
 
 __all__ = ["save_model", "load_model", "load", "safe_torch_load", "read_header", "atomic_write", "sample_path"]
 
@@ -46,10 +47,17 @@ def atomic_write(path, write) -> Path:
     """Call ``write(tmp_path)`` then atomically rename onto ``path``: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        write(tmp)
+        try:
+            write(tmp)
+        except OSError as exc:
+            raise write_error(path, exc) from None
+        except Exception as exc:  # safetensors reports a full disk as its own SafetensorError
+            if type(exc).__name__ != "SafetensorError":
+                raise
+            raise write_error(path, exc) from None
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a saved file gets ordinary permissions
@@ -112,9 +120,10 @@ def read_header(path) -> dict:
         header = json.loads(meta["topoviewer"])
     except json.JSONDecodeError as exc:
         raise TopoviewerError(f"{path}: corrupt topoviewer header ({exc})") from None
-    if header.get("format") != FORMAT:
-        raise TopoviewerError(f"{path}: expected format {FORMAT!r}, found {header.get('format')!r}")
-    return header
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        found = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise TopoviewerError(f"{path}: expected format {FORMAT!r}, found {found!r}")
+    return model_header(header, path)
 
 
 def load_tensors(path, prefix: str = "") -> dict:
@@ -151,6 +160,7 @@ def load_model(path, device: str = "cpu"):
                 label=spec.get("label", ""),
             )
         )
+    _dry_build(header, sheets, path)
     model = build(header["arch"], header["config"], sheets=sheets)
     state = load_tensors(path, "net.")
     check_finite(state, path)
@@ -161,9 +171,50 @@ def load_model(path, device: str = "cpu"):
         raise TopoviewerError(f"{path}: weights do not fit architecture {header['arch']!r}: {first}") from None
     model.net.eval()
     model.name = header.get("name") or Path(path).stem
-    model.meta = header.get("meta", {})
-    model.classes = header.get("classes", [])
+    model.meta = header.get("meta") or {}
+    model.classes = header.get("classes") or []
     return model.to(device)
+
+
+#: safetensors dtypes a floating-point weight may be stored as.
+_FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
+#: Families trained by topoviewer whose nets take (B, C, input_size, input_size) images directly.
+_IMAGE_SMOKE_TEST = ("tdann_small", "toponet_small", "lee2020")
+
+
+def _dry_build(header, sheets, path) -> None:
+    """Build the header's architecture on torch's meta device (no memory) and run one image through it:
+    a config that cannot be built, is too large or does not fit the stored weights is refused first."""
+    import torch
+    from safetensors import safe_open
+
+    from .families import build
+
+    arch = header["arch"]
+    try:
+        with torch.device("meta"):
+            model = build(arch, header["config"], sheets=sheets)
+            params = model.net.state_dict()
+            parameter_count(sum(p.numel() for p in params.values()), path, arch)
+            with safe_open(str(path), framework="pt") as f:
+                stored = {k[4:]: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype())
+                          for k in f.keys() if k.startswith("net.")}
+            for key, p in params.items():
+                shape, dtype = stored.get(key, (tuple(p.shape), None))
+                if tuple(p.shape) != shape:
+                    raise TopoviewerError(f"{path}: weights do not fit architecture {arch!r}: {key} is stored with "
+                                          f"shape {list(shape)}, the header's config needs {list(p.shape)}")
+                if p.is_floating_point() and dtype is not None and dtype not in _FLOAT_DTYPES:
+                    raise TopoviewerError(f"{path}: weight {key!r} is stored as {dtype}; expected floating point "
+                                          f"({', '.join(_FLOAT_DTYPES)}) — the file is damaged")
+            if arch in _IMAGE_SMOKE_TEST:
+                model.net.eval()
+                model.net(torch.zeros(1, model.in_channels, model.input_size, model.input_size))
+    except TopoviewerError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of a damaged config is the file's fault
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise TopoviewerError(f"{path}: the header's {arch!r} config cannot be built ({type(exc).__name__}: {first})") from None
 
 
 # ---------------------------------------------------------------------- foreign files
@@ -188,8 +239,9 @@ def safe_torch_load(path, safe_globals=()):
             f"refused to load {path}: it contains pickled code or objects that are not plain tensors ({culprit}). "
             "Only weights-only checkpoints can be opened."
         ) from None
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:
-        raise TopoviewerError(f"{path} is not a readable PyTorch checkpoint ({str(exc).splitlines()[0]})") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged zip or pickle fails in many ways (KeyError, IndexError…)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise TopoviewerError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {first})") from None
 
 
 def load(source, device: str = "cpu", **options):
@@ -200,9 +252,7 @@ def load(source, device: str = "cpu", **options):
     """
     if str(source) == "sample":
         return load_model(sample_path(), device=device)
-    path = _existing(source)
-    if path.is_dir():
-        raise TopoviewerError(f"{path} is a folder; expected a model file (.safetensors, .pt, .pth, .ckpt, .torch)")
+    path = input_file(source, "model file (.safetensors, .pt, .pth, .ckpt, .torch)")
     with open(path, "rb") as fh:
         head = fh.read(16)
     if len(head) < 8:
@@ -225,7 +275,4 @@ def _looks_like_safetensors(head: bytes) -> bool:
 
 
 def _existing(path) -> Path:
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise TopoviewerError(f"no such file: {path}")
-    return path
+    return input_file(path)

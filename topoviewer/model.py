@@ -30,6 +30,10 @@ def resolve_device(device: str = "auto") -> str:
         raise TopoviewerError("device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto")
     if device.split(":")[0] not in ("cpu", "cuda", "mps"):
         raise TopoviewerError(f"unknown device {device!r}; expected auto, cpu or cuda")
+    if device.startswith("cuda:"):
+        index, count = device.split(":", 1)[1], torch.cuda.device_count()
+        if not index.isdigit() or int(index) >= count:
+            raise TopoviewerError(f"device {device!r}: expected cuda:0 … cuda:{count - 1} ({count} GPU(s) present)")
     return device
 
 

@@ -29,6 +29,10 @@ import numpy as np
 
 from .errors import TopoviewerError
 from .sheet import Sheet
+from .validate import MAX_ARRAY_BYTES
+from .validate import coordinates as _check_range
+from .validate import dims as _check_dims
+from .validate import number as _check_number
 
 __all__ = [
     "LayerPositions",
@@ -113,6 +117,18 @@ _SAFE_BUILTINS = {
 }
 
 
+def _sized(kind):
+    """``bytes``/``bytearray`` for the unpickler, refusing ``bytes(10**10)`` (a 56-byte file asking for 10 GB)."""
+
+    def make(*args):
+        if args and isinstance(args[0], int) and not isinstance(args[0], bool) and args[0] > MAX_ARRAY_BYTES:
+            raise TopoviewerError(f"refused {kind.__name__}({args[0]:,}) in a positions pickle: more than "
+                                  f"MAX_ARRAY_BYTES = {MAX_ARRAY_BYTES:,}")
+        return kind(*args)
+
+    return make
+
+
 def _reconstructor(cls, base, state):
     """``copyreg._reconstructor`` (protocol 0/1 pickles), limited to the position stand-ins."""
     if cls not in (LayerPositions, _NetworkPositions) or base is not object or state is not None:
@@ -176,7 +192,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         if module in ("builtins", "__builtin__") and name in _SAFE_BUILTINS:
             import builtins
 
-            return getattr(builtins, name)
+            return _sized(getattr(builtins, name)) if name in ("bytes", "bytearray") else getattr(builtins, name)
         if module == "collections" and name == "OrderedDict":
             from collections import OrderedDict
 
@@ -230,7 +246,24 @@ def _open_npz(path):
         raise TopoviewerError(f"{path} is not a readable .npz file ({exc}); the file may be truncated") from None
 
 
+def _declared_bytes(npz, key) -> int:
+    """Size of an .npz member from its .npy header, read without loading the array."""
+    with npz.zip.open(f"{key}.npy") as fh:
+        fmt = np.lib.format
+        read = fmt.read_array_header_1_0 if fmt.read_magic(fh) == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = read(fh, max_header_size=100_000)
+    return math.prod(shape) * dtype.itemsize
+
+
 def _read_key(npz, key, path):
+    try:
+        size = _declared_bytes(npz, key)
+    except Exception as exc:  # noqa: BLE001 - a damaged member header
+        raise TopoviewerError(f"{path}: array {key!r} is unreadable ({type(exc).__name__}: {exc}); "
+                              "the file may be truncated") from None
+    if size > MAX_ARRAY_BYTES:
+        raise TopoviewerError(f"{path}: array {key!r} declares {size:,} bytes; at most MAX_ARRAY_BYTES = "
+                              f"{MAX_ARRAY_BYTES:,} are read (the file is damaged or not positions)")
     try:
         return npz[key]
     except ValueError as exc:  # object arrays need pickle: refused
@@ -257,8 +290,8 @@ def load_layer_positions(path, *, neighborhoods: bool = False) -> LayerPositions
                 )
             coords = _read_key(npz, "coordinates", path)
             name = str(_scalar(_read_key(npz, "name", path))) if "name" in keys else path.stem
-            dims = tuple(int(d) for d in np.ravel(_read_key(npz, "dims", path))) if "dims" in keys else ()
-            width = float(_scalar(_read_key(npz, "neighborhood_width", path))) if "neighborhood_width" in keys else None
+            dims = _check_dims(_read_key(npz, "dims", path), path) if "dims" in keys else ()
+            width = _scalar(_read_key(npz, "neighborhood_width", path)) if "neighborhood_width" in keys else None
             nbh = _read_key(npz, "neighborhood_indices", path) if neighborhoods and "neighborhood_indices" in keys else None
         lp = LayerPositions(name, dims, coords, nbh, width)
     elif path.suffix == ".pkl":
@@ -268,14 +301,15 @@ def load_layer_positions(path, *, neighborhoods: bool = False) -> LayerPositions
                 f"{path}: expected a pickled LayerPositions, found {type(obj).__name__}"
             )
         lp = obj
-        lp.dims = tuple(int(d) for d in np.ravel(np.asarray(lp.dims))) if lp.dims is not None else ()
-        if lp.neighborhood_width is not None:
-            lp.neighborhood_width = float(_scalar(lp.neighborhood_width))
+        lp.dims = _check_dims(lp.dims, path) if lp.dims is not None else ()
         if not neighborhoods:
             lp.neighborhood_indices = None
         lp.name = str(lp.name) if lp.name else path.stem
     else:
         raise TopoviewerError(f"{path}: positions files must end in .npz or .pkl")
+    if lp.neighborhood_width is not None:
+        lp.neighborhood_width = float(_check_number(_scalar(lp.neighborhood_width), f"{path}: neighborhood_width",
+                                                    low=0))
     lp.coordinates = _check_coordinates(lp.coordinates, path)
     if lp.dims and math.prod(lp.dims) != len(lp.coordinates):
         raise TopoviewerError(
@@ -293,7 +327,7 @@ def _check_coordinates(coords, path) -> np.ndarray:
         raise TopoviewerError(f"{path}: coordinates must be an (N, 2) array of x, y in mm, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise TopoviewerError(f"{path}: coordinates contain NaN or infinity")
-    return arr
+    return _check_range(arr, path)
 
 
 # ---------------------------------------------------------------------------- folders and files
@@ -373,7 +407,7 @@ def load_positions(source, layers) -> tuple[dict[str, LayerPositions], int]:
                 continue
             coords = _check_coordinates(_read_key(npz, layer, source), f"{source}[{layer}]")
             dkey = f"{layer}.dims" if f"{layer}.dims" in keys else (f"{layer}_dims" if f"{layer}_dims" in keys else None)
-            dims = tuple(int(d) for d in np.ravel(_read_key(npz, dkey, source))) if dkey else ()
+            dims = _check_dims(_read_key(npz, dkey, source), source) if dkey else ()
             if dims and math.prod(dims) != len(coords):
                 raise TopoviewerError(f"{source}: dims {dims} of {layer!r} do not hold {len(coords)} units")
             out[layer] = LayerPositions(layer, dims, coords)

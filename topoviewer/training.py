@@ -204,12 +204,23 @@ def evaluate(model, x, y, batch_size: int = 512) -> float:
     return correct / max(1, len(x))
 
 
-def train(config: TrainConfig, out, *, resume: bool = False) -> Generator[Progress, None, object]:
+def train(config: TrainConfig, out, *, resume: bool = False, steps: int | None = None
+          ) -> Generator[Progress, None, object]:
     """Train a topographic model; yields :class:`Progress`, returns the model.
 
-    With ``resume=True`` the run continues from the checkpoint in ``out`` (its saved
-    config is used; ``config.steps`` may extend it).
+    With ``resume=True`` the run continues from the checkpoint in ``out`` with its saved
+    config — its own steps and learning-rate schedule unless ``steps`` is given.
+    While it runs, ``<out>.lock`` is held (a second writer of ``out`` is refused) and
+    temporary files a killed earlier writer of ``out`` left are removed first.
     """
+    from .validate import output_lock, remove_stale_tmp
+
+    with output_lock(out):
+        remove_stale_tmp(out)
+        return (yield from _train(config, Path(out), resume=resume, steps=steps))
+
+
+def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None):
     import torch
     import torch.nn.functional as F
 
@@ -224,22 +235,35 @@ def train(config: TrainConfig, out, *, resume: bool = False) -> Generator[Progre
     if resume:
         if not out.exists():
             raise TopoviewerError(f"--resume: no checkpoint at {out}; start a run with --out {out} first")
-        header = read_header(out)
-        training = header.get("training")
-        if not training:
-            raise TopoviewerError(f"--resume: {out} is a finished model without training state")
-        saved = TrainConfig(**training["config"])
-        saved.steps = max(cfg.steps, saved.steps)
-        saved.device = cfg.device
-        cfg = saved.validate()
-        start_step = int(training["step"])
+        from .validate import resume_state
+
+        training = resume_state(read_header(out), out, [f.name for f in fields(TrainConfig)])
+        try:
+            saved = TrainConfig(**training["config"])
+            saved.steps = saved.steps if steps is None else int(steps)
+            saved.device = cfg.device
+            cfg = saved.validate()
+        except TypeError as exc:
+            raise TopoviewerError(f"--resume: {out}: the stored training config is damaged ({exc})") from None
+        start_step = training["step"]
+        if start_step >= cfg.steps:
+            raise TopoviewerError(f"--resume: {out} stopped at step {start_step}; pass --steps larger than that "
+                                  "to train further")
         model = load_model(out)
+        optim_state = load_tensors(out, "optim.")
+        if not optim_state and start_step > 0:
+            raise TopoviewerError(f"--resume: {out} has no optimizer tensors (optim.*); the run cannot be "
+                                  "continued exactly — start a new run")
     else:
         from .stimuli import DIET_CATEGORIES
 
         classes = list(DIET_CATEGORIES)
         torch.manual_seed(cfg.seed)  # initial weights depend on the seed only
         model = build(cfg.arch, {**cfg.arch_config, "n_classes": len(classes), "classes": classes})
+    from .validate import free_space
+
+    weights = sum(t.numel() * t.element_size() for t in model.net.state_dict().values())
+    free_space(out.parent, 2 * weights * (3 if cfg.optimizer == "adam" else 2))  # checkpoint + its temp copy
     device = resolve_device(cfg.device)
     model.to(device)
 
@@ -263,7 +287,11 @@ def train(config: TrainConfig, out, *, resume: bool = False) -> Generator[Progre
         ]
     opt = _optimizer(model.net, cfg)
     if resume:
-        _restore_optimizer(opt, load_tensors(out, "optim."), read_header(out)["training"]["optimizer"])
+        try:
+            _restore_optimizer(opt, optim_state, training["optimizer"])
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise TopoviewerError(f"--resume: {out}: the stored optimizer state does not fit the model "
+                                  f"({type(exc).__name__}: {exc})") from None
 
     def checkpoint(step: int, val_acc: float | None) -> str:
         """Atomic save; the final one is a plain model file (no optimizer state: small, not resumable)."""

@@ -371,7 +371,14 @@ _GPT_KEY = "transformer.h.0.mlp.c_fc.weight"
 
 def _gpt_state(obj):
     sd = _state(obj)
-    return sd if sd is not None and _GPT_KEY in sd else None
+    if sd is None or _GPT_KEY not in sd:
+        return None
+    if any(".attn.attention.q_proj." in k for k in sd):  # HuggingFace GPT-Neo shares nanoGPT's MLP names
+        raise TopoviewerError(
+            "this checkpoint is a GPT-Neo (HuggingFace GPTNeoForCausalLM: attn.attention.q_proj/k_proj/v_proj), "
+            "e.g. a GPT-Neo-125M TopoNet; topoviewer opens the nanoGPT TopoNets (attn.c_attn) only"
+        )
+    return sd
 
 
 def detect_nanogpt(obj) -> bool:

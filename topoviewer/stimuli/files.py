@@ -199,7 +199,14 @@ def load_folder(path, size: int | None = None) -> StimulusSet:
     if not root.is_dir():
         what = "a file" if root.exists() else "missing"
         raise TopoviewerError(f"expected a stimulus folder DIR/<category>/*.png, but {root} is {what}")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = sorted(p for p in _listdir(root) if p.is_dir() and not p.name.startswith("."))
+    for folder in folders:
+        try:
+            folder.name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise TopoviewerError(
+                f"category folder name {folder.name!r} in {root} is not valid UTF-8; rename it"
+            ) from None
     if not folders:
         raise TopoviewerError(
             f"expected one subfolder per category in {root} (DIR/<category>/*.png), found none"
@@ -230,7 +237,7 @@ def load_images(paths, size: int) -> np.ndarray:
 
 def _image_files(folder: Path) -> list:
     files = sorted(
-        p for p in folder.iterdir()
+        p for p in _listdir(folder)
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
     )
     if not files:
@@ -239,6 +246,13 @@ def _image_files(folder: Path) -> list:
             f"{', '.join(IMAGE_SUFFIXES)})"
         )
     return files
+
+
+def _listdir(folder: Path) -> list:
+    try:
+        return list(folder.iterdir())
+    except OSError as e:
+        raise TopoviewerError(f"cannot read the folder {folder}: {e.strerror or e}") from None
 
 
 def _image_size(path: Path) -> tuple:
