@@ -19,6 +19,9 @@ What is measured (medians of repeats after warm-up, ``time.perf_counter``):
    toponet_small. The variants run interleaved, round-robin, so drift hits all alike.
 5. our TopoLoss vs the ``topoloss`` 0.0.2 package on the same weights: value difference
    and time ratio (loss + backward).
+6. the spatial null: ``spatial_null`` with 100 position shuffles of the first sheet on the
+   default localizer (target ≤ 10 s on one core), vs the plain way — the ordinary per-sheet
+   analysis (``sheet_maps``) rerun on shuffled sheets — timed per shuffle.
 
 The table goes to stdout, then the JSON (also written to ``--json FILE``). ``--profile``
 adds a cProfile / torch-profiler breakdown of every target that fails.
@@ -50,6 +53,7 @@ TARGETS = {
     "absolute_ratio": ("train step, absolute / none", "≤ 1.25×"),
     "relative_ratio": ("train step, relative / none", "≤ 1.25×"),
     "topoloss_ratio": ("train step, TopoLoss / none", "≤ 1.05×"),
+    "null_s": ("spatial null, 100 shuffles of a sheet", "≤ 10 s"),
 }
 
 
@@ -138,7 +142,7 @@ def bench_stimulation(model, stimuli, repeats, profile):
     def click():
         site = sites[next(it) % len(sites)]
         out = stim.stimulate(site)
-        nxt.rasterise(out["propagated"])
+        nxt.rasterise(out.propagated)
 
     k = model.sheet_index(stim.layer)
     x = torch.from_numpy(stim.max_activation.astype(np.float32)[None]).to(model.device)
@@ -148,7 +152,7 @@ def bench_stimulation(model, stimuli, repeats, profile):
         with torch.inference_mode():
             model.net.stage(k + 1, x)
 
-    act = stim.stimulate(sites[0])["propagated"]
+    act = stim.stimulate(sites[0]).propagated
 
     def pattern():
         from topoviewer.analysis import stimulation_pattern
@@ -201,6 +205,31 @@ def bench_analysis(model, stimuli, repeats, batch_size, profile):
     if profile or res["ratio"] < 0.8:
         res["profile"] = cprofile(ours, n=2)
     return res
+
+
+# ---------------------------------------------------------------------- 6. spatial null
+def bench_null(model, n_shuffles=100, n_plain=5):
+    from topoviewer.analysis import spatial_null
+    from topoviewer.pipeline import default_stimuli, sheet_maps
+    from topoviewer.sheet import Sheet
+
+    stimuli = default_stimuli(model)
+    sheet = model.sheets[0]
+    r = model.responses(stimuli.images, [sheet.name])[sheet.name]
+    args = (r, stimuli.labels, stimuli.categories)
+    spatial_null(sheet, *args, n_shuffles=2)  # warm the voxel weights
+    t0 = time.perf_counter()
+    spatial_null(sheet, *args, n_shuffles=n_shuffles)
+    ours = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for _ in range(n_plain):  # the plain way: a fresh sheet and the whole analysis per shuffle
+        shuffled = Sheet(sheet.name, sheet.positions[rng.permutation(sheet.n_units)], sheet.extent_mm)
+        sheet_maps(shuffled, *args)
+    plain = (time.perf_counter() - t0) / n_plain
+    return {"sheet": sheet.name, "units": sheet.n_units, "images": len(r), "shuffles": n_shuffles,
+            "null_s": ours, "per_shuffle_ms": 1e3 * ours / n_shuffles, "plain_per_shuffle_ms": 1e3 * plain,
+            "ratio": plain / (ours / n_shuffles)}
 
 
 # ---------------------------------------------------------------------- 3. voxelise
@@ -395,9 +424,10 @@ def verdicts(r):
         "absolute_ratio": tr["tdann_small/absolute"]["ratio"],
         "relative_ratio": tr["tdann_small/relative"]["ratio"],
         "topoloss_ratio": tr["toponet_small/topoloss"]["ratio"],
+        "null_s": r["null"]["null_s"],
     }
     limits = {"stimulate_ms": ("<=", 20.0), "analysis_ratio": (">=", 0.8), "absolute_ratio": ("<=", 1.25),
-              "relative_ratio": ("<=", 1.25), "topoloss_ratio": ("<=", 1.05)}
+              "relative_ratio": ("<=", 1.25), "topoloss_ratio": ("<=", 1.05), "null_s": ("<=", 10.0)}
     out = {}
     for key, v in values.items():
         op, lim = limits[key]
@@ -434,6 +464,10 @@ def table(r) -> str:
         rows.append(("5 TopoLoss vs topoloss 0.0.2 (loss+backward)", f"{p['ours_ms']:.3f} ms",
                      f"package {p['theirs_ms']:.3f} ms", f"{p['ratio']:.2f}×"))
         rows.append(("  value |ours − theirs| / max |Δgrad|", f"{p['abs_diff']:.1e}", f"{p['max_grad_diff']:.1e}", ""))
+    n = r["null"]
+    rows.append((f"6 spatial null, {n['shuffles']} shuffles ({n['units']} units, {n['images']} images)",
+                 f"{n['null_s']:.2f} s", f"plain re-analysis {n['plain_per_shuffle_ms']:.0f} ms/shuffle",
+                 f"{n['ratio']:.1f}× faster"))
     w = [max(len(row[i]) for row in rows) for i in range(4)]
     head = ("benchmark", "topoviewer", "baseline", "ratio")
     w = [max(wi, len(hi)) for wi, hi in zip(w, head)]
@@ -479,6 +513,7 @@ def main(argv=None) -> int:
         ("voxelise", lambda: bench_voxelise(model, cfg["voxel_repeats"])),
         ("training", lambda: bench_training(cfg["train_repeats"], cfg["batch_size"], args.profile)),
         ("topoloss_peer", lambda: bench_topoloss_peer(cfg["peer_repeats"])),
+        ("null", lambda: bench_null(model)),
     ]
     for name, fn in steps:
         t0 = time.perf_counter()

@@ -44,21 +44,17 @@ def test_cit_face_patch_and_purity(result):
 
 def test_inside_patch_stimulation_drives_next_face_patch(sample):
     stim = Stimulator(sample, "cIT")
-    inside = stim.stimulate(stim.site("inside"))["next_patch_mean"]
+    inside = stim.stimulate(stim.site("inside")).next_patch_mean
     rng = np.random.default_rng(0)
-    outside = [stim.stimulate(stim.site("outside", rng=rng))["next_patch_mean"] for _ in range(5)]
+    outside = [stim.stimulate(stim.site("outside", rng=rng)).next_patch_mean for _ in range(5)]
     assert inside >= 2 * np.mean(outside)
 
 
 def test_default_was_trained_with_the_committed_recipe(sample):
     """`topoviewer train --recipe sample_data/recipe.json --seed 0` reproduces the shipped file's config."""
-    from dataclasses import asdict
-    from importlib import resources
+    from topoviewer.training import TrainConfig
 
-    from topoviewer.hallmarks import load_recipe
-
-    recipe = load_recipe(resources.files("topoviewer.sample_data") / "recipe.json")
-    expected = asdict(recipe.train_config(0, device="cpu"))
+    expected = TrainConfig.from_json("sample").to_json()
     stored = sample.meta["training"]["config"]
     ignore = {"checkpoint_every", "device"}  # do not change the trained weights
     assert {k: v for k, v in stored.items() if k not in ignore} == {

@@ -124,8 +124,8 @@ def test_model_figure_runs_the_analysis(tiny, tmp_path):
 def test_map_figure_on_a_channel_grid_model(tmp_path):
     """TopoNet sheets are in grid cells: the figure says so and still renders.
 
-    With one unit per 1-cell region the purity curve is undefined (purity_curve needs 3 units
-    per region); the figure then says so in the purity panels instead of failing.
+    A channel grid has one unit per 1-cell region, so purity uses 1-unit regions there: the
+    figure draws the same purity curve as the analysis summary (one implementation).
     """
     import torch
 
@@ -136,11 +136,16 @@ def test_map_figure_on_a_channel_grid_model(tmp_path):
     torch.manual_seed(0)
     model = build("toponet_small", {"widths": [8, 8, 64, 64]})
     stimuli = localizer(size=32, per_category=6, seed=5)
-    analysis = analyze(model, stimuli, purity_category=None)
+    analysis = analyze(model, stimuli)
     out = map_figure(analysis, model, tmp_path / "grid.svg")
     text = out.read_text()
     assert "x (cell)" in text and "1 cell" in text  # axis labels and scale bar in cells
-    assert "purity not defined" in text
+    assert "purity not defined" not in text and "purity rings (1 cell)" in text
+    for name, maps in analysis.sheets.items():  # the figure's curve is the summary's curve
+        curve = maps.purity("faces")
+        summary = maps.summary["purity_curve"]
+        assert summary["centre_mm"] == list(curve.centre)
+        np.testing.assert_allclose(np.array(summary["purity"], float), curve.purity)
 
 
 # ---------------------------------------------------------------------- geometry
@@ -300,3 +305,45 @@ def test_purity_figure_errors(tmp_path):
         figures._curve_arrays({"purity": [1.0]})
     with pytest.raises(TopoviewerError, match="differ in shape"):
         figures._curve_arrays(([0.5, 1.5], [1.0]))
+
+
+def test_map_figure_draws_the_null_band(tiny, tmp_path):
+    from topoviewer.pipeline import analyze
+
+    model, stimuli, _ = tiny
+    analysis = analyze(model, stimuli, null=5)
+    text = map_figure(analysis, model, tmp_path / "null.svg").read_text()
+    assert "spatial null, 5–95 % (5 shuffles)" in text
+    plain = map_figure(analyze(model, stimuli), model, tmp_path / "plain.svg").read_text()
+    assert "spatial null" not in plain
+
+
+def test_figure_and_screen_share_colormaps_and_limits(tiny, tmp_path, monkeypatch):
+    """map_figure draws each map with the colormap and limits of topoviewer.style (the GUI's too)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.image import AxesImage
+
+    from topoviewer.style import CMAP, DPRIME_PERCENTILE
+
+    import topoviewer.figures as figures
+
+    model, _, analysis = tiny
+    fig_store = {}
+    real_save = figures.save_figure
+    monkeypatch.setattr(figures, "save_figure",
+                        lambda fig, out, dpi=200: fig_store.setdefault("fig", fig) and real_save(fig, out, dpi))
+    map_figure(analysis, model, tmp_path / "f.png", dpi=40)
+    images = [im for ax in fig_store["fig"].get_axes() for im in ax.get_images() if isinstance(im, AxesImage)]
+    sheet = model.sheets[0]
+    dp = analysis.sheets[sheet.name].dprime["faces"]
+    # own computation of the d′ limit: the 99th percentile of |d′|, at least 1.5 × 0.85
+    lim = max(np.percentile(np.abs(dp), DPRIME_PERCENTILE), 1.5 * 0.85)
+    first_sheet = images[:3]  # d′, voxel t, purity rings of the first sheet
+    assert [im.get_cmap().name for im in first_sheet] == [CMAP["dprime"], CMAP["voxel_t"], CMAP["purity"]]
+    np.testing.assert_allclose(first_sheet[0].get_clim(), (-lim, lim))
+    t = analysis.sheets[sheet.name].voxel_t["faces"]
+    tl = max(np.nanmax(np.abs(t)), 12.0)
+    np.testing.assert_allclose(first_sheet[1].get_clim(), (-tl, tl))
+    assert first_sheet[2].get_clim() == (0.0, 1.0)

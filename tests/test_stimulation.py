@@ -34,7 +34,7 @@ def test_outside_site_avoids_patches_and_edges():
     sheet = _lattice()
     patch = sheet.distances_to((3.0, 3.0)) <= 1.0
     for seed in range(5):
-        x, y = outside_site(sheet, patch, radius_mm=2.0, rng=seed)
+        x, y = outside_site(sheet, patch, radius_mm=2.0, rng=seed, rule="strict")
         assert 2.0 <= x <= 8.0 and 2.0 <= y <= 8.0  # the disc fits the sheet
         assert sheet.distances_to((x, y))[patch].min() > 2.0  # and holds no patch unit
     assert outside_site(sheet, patch, rng=3) == outside_site(sheet, patch, rng=3)
@@ -44,7 +44,7 @@ def test_outside_site_with_a_voxel_patch_mask():
     sheet = _lattice()
     voxels = np.zeros((20, 20), bool)  # 0.5 mm voxels
     voxels[:, :12] = True  # everything left of x = 6 mm
-    x, y = outside_site(sheet, voxels, radius_mm=1.0, rng=0, voxel_mm=0.5)
+    x, y = outside_site(sheet, voxels, radius_mm=1.0, rng=0, voxel_mm=0.5, rule="strict")
     assert x - 5.75 > 1.0 and x <= 9.0  # clear of the last patch voxel centre (x = 5.75)
     with pytest.raises(TopoviewerError, match="shape"):
         outside_site(sheet, np.zeros((3, 3), bool))

@@ -95,3 +95,32 @@ def test_control_logs_spatial_loss_but_trains_like_no_loss(tmp_path):
     ctrl = load(tmp_path / "c.safetensors")
     for k, v in _weights(plain).items():
         torch.testing.assert_close(_weights(ctrl)[k], v, rtol=0, atol=0)
+
+
+def test_recipes_load_into_the_one_train_config(tmp_path):
+    import json
+
+    from topoviewer.training import recipe_path
+
+    sample = TrainConfig.from_json("sample")
+    shipped = json.loads(recipe_path().read_text())
+    assert sample == TrainConfig(**shipped)  # what the recipe sets; TrainConfig's defaults for the rest
+    assert TrainConfig.from_json(sample.to_json()) == sample
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"steps": 5, "stpes": 6}))
+    with pytest.raises(TopoviewerError, match="unknown recipe setting.*stpes"):
+        TrainConfig.from_json(bad)
+    bad.write_text("[1, 2]")
+    with pytest.raises(TopoviewerError, match="JSON object"):
+        TrainConfig.from_json(bad)
+
+
+def test_cli_options_override_the_recipe(tmp_path):
+    from topoviewer.cli import main
+
+    out = tmp_path / "m.safetensors"
+    assert main(["train", "--recipe", "sample", "--steps", "2", "--batch-size", "8", "--per-category", "4",
+                 "--checkpoint-every", "1", "--quiet", "--out", str(out)]) == 0
+    cfg = read_header(out)["meta"]["training"]["config"]
+    assert (cfg["steps"], cfg["batch_size"], cfg["per_category"]) == (2, 8, 4)
+    assert cfg["loss"] == "relative" and cfg["arch_config"]["fc_norm"] is True  # the rest from the recipe

@@ -35,6 +35,18 @@ def _stimuli(args, model):
     return load_folder(args.stimuli, size=max(32, model.input_size))
 
 
+def _threshold_arg(text):
+    if text == "calibrated":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'calibrated', got {text!r}") from None
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number or 'calibrated', got {text!r}")
+    return value
+
+
 def _print_json(obj):
     print(json.dumps(obj, indent=2))
 
@@ -58,7 +70,9 @@ def cmd_analyze(args):
     model = _load(args)
     stimuli = _stimuli(args, model)
     result = _run_with_progress(
-        iter_analysis(model, stimuli, fwhm_mm=args.fwhm, voxel_mm=args.voxel, seed=args.seed),
+        iter_analysis(model, stimuli, fwhm_mm=args.fwhm, voxel_mm=args.voxel, seed=args.seed,
+                      threshold=args.threshold, gain=args.gain, null=args.null, null_seed=args.null_seed,
+                      patch_criterion=args.patch_criterion),
         quiet=args.json, desc="analyze",
     )
     out = Path(args.out)
@@ -94,13 +108,28 @@ def _safe(name: str) -> str:
 def _print_summary(summary, out):
     print(f"{summary['model']} on {summary['stimuli']}")
     for name, s in summary["sheets"].items():
+        pad = " " * len(name)
+        null = s.get("null", {}).get("categories", {})
+
+        def p_of(c, key):
+            p = null.get(c, {}).get(key, {}).get("p")
+            return "" if p is None else f" (p = {p:.3g})"
+
         frac = ", ".join(f"{c} {100 * v:.1f}%" for c, v in s["fraction_selective"].items())
-        patch = ", ".join(f"{c} {v}" for c, v in s["largest_patch_voxels"].items())
-        print(f"  {name}: selective units (d′ > {defaults.DPRIME_THRESHOLD}): {frac}")
-        print(f"  {' ' * len(name)}  largest patch (voxels, t > {defaults.VOXEL_T_THRESHOLD:g}): {patch}")
+        patch = ", ".join(f"{c} {v}{'*' if s['patch'][c] else ''}{p_of(c, 'largest_patch_voxels')}"
+                          for c, v in s["largest_patch_voxels"].items())
+        print(f"  {name}: selective units (d′ > {s['dprime_threshold']['rule']}): {frac}")
+        rule = s["patch_criterion"]["rule"]
+        print(f"  {pad}  largest cluster (voxels, t > {defaults.VOXEL_T_THRESHOLD:g}; * = patch, {rule} rule): {patch}")
         if "purity_curve" in s:
             pur = " ".join("—" if p is None else f"{p:.2f}" for p in s["purity_curve"]["purity"][:6])
-            print(f"  {' ' * len(name)}  face purity by distance (1 mm bins): {pur}")
+            extra = ""
+            if "purity_1_2mm" in s.get("null", {}):
+                n = s["null"]["purity_1_2mm"]
+                extra = f"; at 1–2 mm p = {n['p']:.3g} (null 95th percentile {n['null_p95']:.2f})"
+            print(f"  {pad}  face purity by distance (1 mm bins): {pur}{extra}")
+        if "null" in s:
+            print(f"  {pad}  spatial null: {s['null']['n_shuffles']} position shuffles (p-values one-sided)")
     print(f"wrote {out / 'summary.json'} and one .npz of maps per sheet")
 
 
@@ -108,40 +137,46 @@ def cmd_stimulate(args):
     from .pipeline import Stimulator
 
     model = _load(args)
-    stim = Stimulator(model, args.layer, seed=args.seed)
+    stim = Stimulator(model, args.layer, seed=args.seed, outside_rule=args.outside_rule)
     if args.at is not None:
         site = tuple(args.at)
     else:
         site = stim.site(args.site, radius_mm=args.radius_mm)
-    result = stim.stimulate(site, radius_mm=args.radius_mm)
-    public = {k: v for k, v in result.items() if not isinstance(v, np.ndarray)}
+    result = stim.stimulate(site, radius_mm=args.radius_mm, sigma_mm=args.sigma_mm, decay=args.decay,
+                            site=args.site or "at")
+    public = result.to_json()
+    if args.site == "outside":
+        public["outside_rule"] = args.outside_rule
     if args.json:
         _print_json(public)
         return
+    clipped = " (clipped by the sheet edge)" if public["clipped"] else ""
     print(
         f"stimulated {public['stimulated_units']} units of {public['layer']} at "
-        f"({public['site_mm'][0]:.2f}, {public['site_mm'][1]:.2f}) mm, radius {public['radius_mm']:g} mm\n"
+        f"({public['site_mm'][0]:.2f}, {public['site_mm'][1]:.2f}) mm, radius {public['radius_mm']:g} mm{clipped}\n"
         f"{public['next_layer']} face patch ({public['next_patch_units']} units): mean activation "
-        f"{public['next_patch_mean']:.4f} (baseline {public['next_patch_baseline']:.4f}); "
-        f"whole sheet {public['next_mean']:.4f}"
+        f"{public['next_patch_mean']:.4f}, Δ {public['next_patch_delta']:+.4f} from the baseline "
+        f"{public['baseline']:.4f} ({public['layer']} silent); whole sheet {public['next_mean']:.4f}"
     )
 
 
+#: The ``train`` options that set TrainConfig fields (option dest → field); unset options keep the
+#: recipe's (or TrainConfig's) value.
+TRAIN_OPTIONS = {
+    "arch": "arch", "loss": "loss", "weight": "weight", "steps": "steps", "batch_size": "batch_size", "lr": "lr",
+    "optimizer": "optimizer", "device": "device", "seed": "seed", "checkpoint_every": "checkpoint_every",
+    "correlation_length": "correlation_length_mm", "per_category": "per_category",
+}
+
+
 def cmd_train(args):
+    import dataclasses
+
     from .training import TrainConfig, train
 
-    if args.recipe:
-        from .hallmarks import load_recipe
-
-        cfg = load_recipe(args.recipe).train_config(args.seed, device=args.device)
-        cfg.checkpoint_every = args.checkpoint_every
-    else:
-        cfg = TrainConfig(
-            arch=args.arch, loss=args.loss, weight=args.weight, steps=args.steps, batch_size=args.batch_size,
-            lr=args.lr, optimizer=args.optimizer, device=args.device, seed=args.seed,
-            checkpoint_every=args.checkpoint_every, correlation_length_mm=args.correlation_length,
-            per_category=args.per_category,
-        )
+    cfg = TrainConfig.from_json(args.recipe) if args.recipe else TrainConfig()
+    given = {field: getattr(args, dest) for dest, field in TRAIN_OPTIONS.items() if getattr(args, dest) is not None}
+    cfg = dataclasses.replace(cfg, **given)
     gen = train(cfg, args.out, resume=args.resume)
     try:
         model = _run_training(gen, quiet=args.quiet)
@@ -197,7 +232,7 @@ def cmd_figure(args):
 
     model = _load(args)
     stimuli = _stimuli(args, model)
-    path = model_figure(model, stimuli, args.out, category=args.category, dpi=args.dpi)
+    path = model_figure(model, stimuli, args.out, category=args.category, dpi=args.dpi, null=args.null)
     print(f"wrote {path}")
 
 
@@ -220,17 +255,22 @@ def cmd_calibrate(args):
 
 
 def cmd_hallmarks(args):
-    from .hallmarks import load_recipe
-    from .report import run_hallmarks, summarise
+    import dataclasses
 
-    recipe = load_recipe(args.recipe)
+    from .report import MAIN_PROTOCOL, run_hallmarks, summarise
+    from .training import TrainConfig
+
+    recipe = TrainConfig.from_json(args.recipe)
     if args.steps:
-        recipe.steps = args.steps
+        recipe = dataclasses.replace(recipe, steps=args.steps)
     results = run_hallmarks(recipe, seeds=args.seeds, controls=args.controls, out=args.out,
                             models_dir=args.models, jobs=args.jobs)
     s = summarise(results)
-    print(json.dumps({g: {k: v for k, v in d.items() if k in ("n", "face_patch_runs", "stim_t", "stim_p")}
-                      for g, d in s.items()}))
+    main = {g: {"n": d["n"], "face_patch_runs": d["face_patch_runs"],
+                "face_patch_null95_runs": d["face_patch_null95_runs"],
+                "stimulation_delta_t": d["stimulation"].get(MAIN_PROTOCOL, {}).get("t"),
+                "stimulation_delta_p": d["stimulation"].get(MAIN_PROTOCOL, {}).get("p")} for g, d in s.items()}
+    print(json.dumps(main))
     print(f"wrote {Path(args.out) / 'hallmarks.md'}")
 
 
@@ -274,6 +314,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fwhm", type=float, default=defaults.FWHM_MM, help="fMRI smoothing FWHM in mm")
     sp.add_argument("--voxel", type=float, default=defaults.VOXEL_MM, help="fMRI voxel size in mm")
     sp.add_argument("--seed", type=int, default=0, help="seed of the split halves (cluster strength)")
+    sp.add_argument("--threshold", default=str(defaults.DPRIME_THRESHOLD), type=_threshold_arg,
+                    help="d′ threshold of a selective unit: a number or 'calibrated' (Poisson noise calibration "
+                         "of the neural 0.65, per sheet and category; default: %(default)s)")
+    sp.add_argument("--gain", type=float, default=1.0,
+                    help="Poisson counts per unit of response for --threshold calibrated (default: %(default)s)")
+    sp.add_argument("--null", type=int, default=0, metavar="N",
+                    help="spatial null: shuffle unit positions N times and give p-values (default: none)")
+    sp.add_argument("--null-seed", type=int, default=0, help="seed of the position shuffles")
+    sp.add_argument("--patch-criterion", choices=["paper", "null95"], default="paper",
+                    help="paper: ≥ 10 voxels at t > 10; null95: also larger than the null's 95th percentile "
+                         "(runs 100 shuffles unless --null is given)")
     sp.add_argument("--json", action="store_true", help="print summary.json")
     sp.set_defaults(func=cmd_analyze)
 
@@ -284,27 +335,38 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--at", nargs=2, type=float, metavar=("X", "Y"), help="site in mm")
     where.add_argument("--site", choices=["inside", "outside"], help="the face-patch centre or a random outside site")
     sp.add_argument("--radius-mm", type=float, default=defaults.STIM_RADIUS_MM)
+    sp.add_argument("--sigma-mm", type=float, default=defaults.STIM_SIGMA_MM, help="σ of the Gaussian decay")
+    sp.add_argument("--decay", choices=["peak1", "normal_density"], default=defaults.STIM_DECAY,
+                    help="decay scale: exp(−d²/2σ²) (peak 1) or the normal density (peak 0.399/σ)")
+    sp.add_argument("--outside-rule", choices=["paper", "strict"], default=defaults.STIM_OUTSIDE_RULE,
+                    help="paper: the site's centre outside every patch; strict: the whole disc clear of patches")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_stimulate)
 
     sp = sub.add_parser("train", help="train a small topographic model on the procedural diet")
-    sp.add_argument("--arch", default="tdann_small", help="tdann_small, toponet_small or lee2020")
-    sp.add_argument("--loss", default="absolute", choices=["absolute", "relative", "topoloss", "none"])
-    sp.add_argument("--weight", "--alpha", type=float, default=None,
-                    help="spatial loss weight (α per sheet; τ for TopoLoss); default: 0.25 / τ = 10")
-    sp.add_argument("--steps", type=int, default=2000)
-    sp.add_argument("--batch-size", type=int, default=128)
-    sp.add_argument("--lr", type=float, default=3e-3)
-    sp.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
-    sp.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--checkpoint-every", type=int, default=250)
-    sp.add_argument("--correlation-length", type=float, default=defaults.CORRELATION_LENGTH_MM,
-                    help="λ of the target 1/(d/λ + 1), mm")
-    sp.add_argument("--per-category", type=int, default=500, help="training images per category")
-    sp.add_argument("--recipe", help="a recipe JSON (e.g. sample_data/recipe.json); replaces the options above "
-                    "except --seed, --device and --checkpoint-every")
+    from .training import TrainConfig
+
+    base = TrainConfig()
+
+    def opt(flag, *aliases, help, **kw):  # every default is TrainConfig's (or the recipe's)
+        field = TRAIN_OPTIONS[flag.lstrip("-").replace("-", "_")]
+        sp.add_argument(flag, *aliases, default=None, help=f"{help} (default: {getattr(base, field)})", **kw)
+
+    opt("--arch", help="tdann_small, toponet_small or lee2020")
+    opt("--loss", choices=["absolute", "relative", "topoloss", "none"], help="spatial loss")
+    opt("--weight", "--alpha", type=float, help="spatial loss weight: α per sheet, τ for TopoLoss; None = 0.25 / τ 10")
+    opt("--steps", type=int, help="training steps")
+    opt("--batch-size", type=int, help="images per step")
+    opt("--lr", type=float, help="peak learning rate")
+    opt("--optimizer", choices=["adam", "sgd"], help="optimizer")
+    opt("--device", help="auto (CUDA when present), cpu or cuda")
+    opt("--seed", type=int, help="seed of weights, batches and augmentation")
+    opt("--checkpoint-every", type=int, help="steps between checkpoints")
+    opt("--correlation-length", type=float, help="λ of the target 1/(d/λ + 1), mm")
+    opt("--per-category", type=int, help="training images per category")
+    sp.add_argument("--recipe", help="a recipe JSON of training settings, or 'sample' (the default model's); "
+                    "options given on the command line override it")
     sp.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is --out")
     sp.add_argument("--quiet", action="store_true")
     sp.add_argument("--out", required=True, help="model file to write (.safetensors)")
@@ -322,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_calibrate)
 
     sp = sub.add_parser("hallmarks", help="train seeds and controls with a recipe and write the hallmark report")
-    sp.add_argument("--recipe", default=str(Path(__file__).resolve().parent.parent / "sample_data" / "recipe.json"))
+    sp.add_argument("--recipe", default="sample", help="a recipe JSON, or 'sample' (the default model's; default)")
     sp.add_argument("--seeds", type=int, default=5, help="topographic seeds")
     sp.add_argument("--controls", type=int, default=3, help="non-topographic controls (spatial weight 0)")
     sp.add_argument("--steps", type=int, default=None, help="override the recipe's steps")
@@ -337,6 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="FILE.png, .svg or .pdf")
     sp.add_argument("--category", default="faces")
     sp.add_argument("--dpi", type=int, default=200)
+    sp.add_argument("--null", type=int, default=0, metavar="N",
+                    help="draw the spatial null's 5–95 %% purity band from N position shuffles")
     sp.set_defaults(func=cmd_figure)
     return p
 

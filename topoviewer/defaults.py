@@ -26,6 +26,12 @@ PURITY_BIN_MM = 1.0
 STIM_RADIUS_MM = 2.0
 #: σ of the Gaussian spatial decay of microstimulation, mm [§6].
 STIM_SIGMA_MM = 1.0
+#: Spatial profile of microstimulation: "peak1" (exp(−d²/2σ²), peak 1) or "normal_density"
+#: (the normal density exp(−d²/2σ²)/(σ·sqrt(2π)), peak 0.399 at σ = 1 mm) [§6].
+STIM_DECAY = "peak1"
+#: Outside stimulation sites: "paper" (only the site's centre outside every patch) or "strict"
+#: (the whole disc clear of every patch voxel) [§6].
+STIM_OUTSIDE_RULE = "paper"
 #: Correlation length λ of the spatial-loss target 1/(d/λ + 1), mm [§2].
 CORRELATION_LENGTH_MM = 1.0
 #: Per-layer weight of the absolute / relative spatial loss [§2].

@@ -28,6 +28,7 @@ import numpy as np
 
 from . import defaults
 from .errors import TopoviewerError
+from .style import CMAP, map_limits
 
 __all__ = [
     "FORMATS",
@@ -361,7 +362,7 @@ def map_figure(analysis, model, out, category="faces", dpi=200, *, threshold=def
     t_threshold : float
         Voxel t of the patch outline (t > 10).
     """
-    from .analysis import purity_curve, purity_rings
+    from .analysis import purity_rings
 
     _format_of(out)
     if category not in analysis.categories:
@@ -386,9 +387,9 @@ def map_figure(analysis, model, out, category="faces", dpi=200, *, threshold=def
         # d′ map
         dp = np.asarray(maps.dprime[category], dtype=float)
         px = sheet.default_pixel_mm()
-        lim = _symmetric_limit(dp, floor=threshold * 1.5)
+        vmin, vmax = map_limits("dprime", dp, threshold=threshold)
         _, cbar, _ = sheet_map_axes(
-            axes[0], sheet, sheet.rasterise(dp, px), pixel_mm=px, cmap="RdBu_r", vmin=-lim, vmax=lim,
+            axes[0], sheet, sheet.rasterise(dp, px), pixel_mm=px, cmap=CMAP["dprime"], vmin=vmin, vmax=vmax,
             title=f"{category} d′ (units)", colorbar_label="d′",
         )
         for v in (-threshold, threshold):
@@ -400,10 +401,10 @@ def map_figure(analysis, model, out, category="faces", dpi=200, *, threshold=def
             _empty(axes[1], f"no voxel t-map for {category}")
         else:
             t_map = np.asarray(t_map, dtype=float)
-            tlim = _symmetric_limit(t_map, floor=1.0)
+            tmin, tlim = map_limits("voxel_t", t_map, threshold=t_threshold)
             n_sel = int(np.sum(np.nan_to_num(t_map, nan=-np.inf) > t_threshold))
             _, tbar, _ = sheet_map_axes(
-                axes[1], sheet, t_map, pixel_mm=voxel_mm, cmap="RdBu_r", vmin=-tlim, vmax=tlim,
+                axes[1], sheet, t_map, pixel_mm=voxel_mm, cmap=CMAP["voxel_t"], vmin=tmin, vmax=tlim,
                 title=f"voxel t ({fwhm_mm:g} {unit} FWHM)", colorbar_label=f"t ({category} vs others)",
                 outline=np.nan_to_num(t_map, nan=-np.inf) > t_threshold,
             )
@@ -416,20 +417,28 @@ def map_figure(analysis, model, out, category="faces", dpi=200, *, threshold=def
 
         # purity rings and curve
         try:
-            curve = purity_curve(sheet, dp > threshold)
+            curve = maps.purity(category, threshold)
         except TopoviewerError as exc:
             _empty(axes[2], f"purity not defined:\n{exc}")
             _empty(axes[3], "")
             continue
         rpx = sheet.default_pixel_mm(200)
+        rings = purity_rings(sheet, curve, rpx)
+        vmin, vmax = map_limits("purity", rings)
         sheet_map_axes(
-            axes[2], sheet, purity_rings(sheet, curve, rpx), pixel_mm=rpx, cmap="viridis", vmin=0.0, vmax=1.0,
+            axes[2], sheet, rings, pixel_mm=rpx, cmap=CMAP["purity"], vmin=vmin, vmax=vmax,
             title=f"purity rings ({curve.bin_mm:g} {unit})", colorbar_label="purity", marks=[curve.centre],
         )
         d, p = _curve_arrays(curve)
         ax = axes[3]
         _purity_axes(ax, reference=sheet.unit == "mm", max_d=float(d.max() + curve.bin_mm / 2), unit=unit)
         ax.plot(d, p, "-o", color="C3", ms=3.5, lw=1.4, label="model")
+        same = maps.null is not None and category == _purity_category(maps) and maps.thresholds.get(category) == threshold
+        band = maps.null.purity_band() if same else None
+        if band is not None:
+            k = min(len(d), len(band[0]))
+            ax.fill_between(d[:k], band[0][:k], band[1][:k], color="C0", alpha=0.2, lw=0,
+                            label=f"spatial null, 5–95 % ({maps.null.n_shuffles} shuffles)")
         frac = float(np.mean(dp > threshold))
         ax.axhline(frac, color="C3", lw=0.7, ls=":", label="model, whole-sheet fraction")
         ax.set_title("purity vs distance")
@@ -441,11 +450,8 @@ def map_figure(analysis, model, out, category="faces", dpi=200, *, threshold=def
     return save_figure(fig, out, dpi)
 
 
-def _symmetric_limit(values, floor=1.0):
-    finite = np.abs(np.asarray(values, dtype=float))
-    finite = finite[np.isfinite(finite)]
-    top = float(finite.max()) if finite.size else 0.0
-    return max(top, floor)
+def _purity_category(maps):
+    return (maps.summary.get("purity_curve") or {}).get("category")
 
 
 def _empty(ax, message):

@@ -1,15 +1,12 @@
 """The hallmarks of the IT face-patch network (Lee et al. 2020, Figs. 3–5), measured.
 
 :func:`measure` computes every hallmark of one trained model on the localizer;
-:func:`compare` trains topographic seeds and non-topographic controls with one
-recipe and collects their measurements; :mod:`topoviewer.report` writes them up.
+:func:`topoviewer.report.run_hallmarks` trains topographic seeds and non-topographic
+controls with one recipe (a :class:`~topoviewer.training.TrainConfig`), measures them
+and writes the report.
 """
 
 from __future__ import annotations
-
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -19,91 +16,89 @@ from .analysis import (
     dprime_maps,
     fraction_selective,
     neighbour_agreement,
-    peak_distance,
     random_pair_distances,
 )
 from .errors import TopoviewerError
-from .pipeline import Stimulator, default_stimuli, sheet_maps
+from .pipeline import Stimulator, default_stimuli, dprime_thresholds, sheet_maps
 
-__all__ = ["Recipe", "measure", "load_recipe"]
-
-
-@dataclass
-class Recipe:
-    """How the default model is trained (sample_data/recipe.json)."""
-
-    arch: str = "tdann_small"
-    loss: str = "absolute"
-    weight: float = 4.0
-    steps: int = 2000
-    batch_size: int = 128
-    lr: float = 3e-3
-    per_category: int = 500
-    correlation_length_mm: float = defaults.CORRELATION_LENGTH_MM
-    arch_config: dict = field(default_factory=dict)
-    category_frequency: dict = field(default_factory=dict)
-
-    def train_config(self, seed: int, control: bool = False, device: str = "cpu"):
-        from .training import TrainConfig
-
-        return TrainConfig(
-            arch=self.arch, loss=self.loss, weight=0.0 if control else self.weight, steps=self.steps,
-            batch_size=self.batch_size, lr=self.lr, per_category=self.per_category, seed=seed, device=device,
-            correlation_length_mm=self.correlation_length_mm, arch_config=dict(self.arch_config),
-            category_frequency=dict(self.category_frequency),
-            checkpoint_every=max(1, self.steps // 4),
-        )
+__all__ = ["measure"]
 
 
-def load_recipe(path) -> Recipe:
-    try:
-        return Recipe(**json.loads(Path(path).read_text()))
-    except (OSError, json.JSONDecodeError, TypeError) as exc:
-        raise TopoviewerError(f"{path}: not a valid recipe ({exc})") from None
-
-
-def measure(model, stimuli=None, *, category="faces", seed=0, n_outside=8) -> dict:
+def measure(model, stimuli=None, *, category="faces", seed=0, n_outside=8, null=100) -> dict:
     """Every hallmark of one model, on the first sheet ("cIT") and its next ("aIT").
 
-    Returns a JSON-able dict: selectivity fractions, patch sizes, cluster strength,
-    face–body peak distance (and the random-pair reference), the purity curve, the
-    correlation-vs-distance curve with its near/far ratio, neighbour agreement of
-    face d′, and inside- vs outside-patch microstimulation of the next sheet.
+    Returns a JSON-able dict: selectivity fractions (d′ > 0.85 and calibrated), patch
+    sizes and patches under the paper's rule and the null95 rule, cluster strength,
+    face–body peak distance (and the random-pair reference), the purity curve (with its
+    spread over tied centres), the correlation-vs-distance curve with its near/far
+    values, neighbour agreement of face d′, the spatial null's p-values (``null``
+    position shuffles), and inside- vs outside-patch microstimulation of the next sheet
+    for both decay profiles, raw and as Δ from the silent-sheet baseline (outside sites:
+    the paper's rule; the strict rule as a comparison).
     """
     stimuli = default_stimuli(model) if stimuli is None else stimuli
     responses = model.responses(stimuli.images)
     cit = model.sheets[0]
     r = responses[cit.name]
-    maps = sheet_maps(cit, r, stimuli.labels, stimuli.categories, seed=seed)
+    maps = sheet_maps(cit, r, stimuli.labels, stimuli.categories, seed=seed, null=null, patch_criterion="null95")
     s = maps.summary
+    calibrated, rule = dprime_thresholds(r, stimuli.labels, stimuli.categories, maps.dprime, "calibrated")
     curve = correlation_by_distance(r, cit.positions, bin_mm=0.5)
     dp_face = maps.dprime[category]
     w, h = cit.extent_mm
     rand = random_pair_distances(10000, low=(0.1 * w, 0.1 * h), high=(0.9 * w, 0.9 * h), seed=seed)
-    stim = Stimulator(model, cit.name, stimuli, category=category, seed=seed, responses=responses)
-    inside = stim.stimulate(stim.site("inside"))
-    rng = np.random.default_rng(seed)
-    outside = []
-    for _ in range(n_outside):
-        try:
-            outside.append(stim.stimulate(stim.site("outside", rng=rng)))
-        except TopoviewerError:
-            break
+    stimulation = {}
+    for outside_rule in ("paper", "strict"):
+        stim = Stimulator(model, cit.name, stimuli, category=category, seed=seed, responses=responses,
+                          outside_rule=outside_rule)
+        rng = np.random.default_rng(seed)
+        sites = []
+        for _ in range(n_outside):
+            try:
+                sites.append(stim.site("outside", rng=rng))
+            except TopoviewerError:
+                break
+        inside_site = stim.site("inside")
+        for decay in ("peak1", "normal_density"):
+            if outside_rule == "strict" and decay != defaults.STIM_DECAY:
+                continue  # the strict rule is a comparison for the default decay only
+            inside = stim.stimulate(inside_site, decay=decay)
+            outside = [stim.stimulate(site, decay=decay) for site in sites]
+            stimulation[f"{decay}/{outside_rule}"] = {
+                "inside_next_patch_mean": inside.next_patch_mean,
+                "inside_delta": inside.next_patch_delta,
+                "outside_next_patch_mean": float(np.mean([o.next_patch_mean for o in outside])) if outside else None,
+                "outside_delta": float(np.mean([o.next_patch_delta for o in outside])) if outside else None,
+                "outside_deltas": [o.next_patch_delta for o in outside],
+                "baseline": inside.baseline,
+                "inside_units": inside.stimulated_units,
+                "inside_clipped": inside.clipped,
+                "outside_units": float(np.mean([o.stimulated_units for o in outside])) if outside else None,
+                "next_patch_units": len(inside.next_patch_units),
+                "patch_rule": inside.patch_rule,
+                "inside_site_mm": list(inside.site_mm),
+                "peak_mm": list(stim.centre[cit.name]),
+            }
     nxt = model.sheets[1] if len(model.sheets) > 1 else None
     next_frac = None
     if nxt is not None:
         next_frac = fraction_selective(dprime_maps(responses[nxt.name], stimuli.labels, stimuli.categories)[category])
+    nl = s.get("null", {})
     return {
         "sheet": cit.name,
         "val_accuracy": model.meta.get("training", {}).get("val_accuracy"),
         "fraction_selective": s["fraction_selective"],
+        "fraction_selective_calibrated": {c: fraction_selective(maps.dprime[c], calibrated[c])
+                                          for c in stimuli.categories},
+        "calibrated_threshold": {"rule": rule, **calibrated},
         "next_fraction_selective": next_frac,
         "largest_patch_voxels": s["largest_patch_voxels"],
-        "peak_voxel_t": {c: float(np.nanmax(t)) if np.isfinite(t).any() else None for c, t in maps.voxel_t.items()},
+        "patch_null95": s["patch"],
+        "patch_null95_min_voxels": s["patch_criterion"]["min_voxels"],
+        "peak_voxel_t": s["peak_voxel_t"],
         "cluster_strength": s["cluster_strength"],
         "peak_mm": s["peak_mm"],
-        "face_body_peak_distance_mm": float(peak_distance(cit, maps.dprime["faces"], maps.dprime["bodies"]))
-        if {"faces", "bodies"} <= set(stimuli.categories) else None,
+        "face_body_peak_distance_mm": s.get("face_body_peak_distance_mm"),
         "random_pair_distance_mm": {"mean": float(rand.mean()), "p5": float(np.percentile(rand, 5))},
         "purity_curve": s.get("purity_curve"),
         "correlation_curve": {
@@ -113,12 +108,22 @@ def measure(model, stimuli=None, *, category="faces", seed=0, n_outside=8) -> di
         "correlation_near": curve.at(0.0, 1.0),
         "correlation_far": curve.at(5.0, 6.0),
         "neighbour_dprime_agreement": neighbour_agreement(cit, dp_face, 1.0),
-        "stimulation": {
-            "inside_next_patch_mean": inside["next_patch_mean"],
-            "outside_next_patch_mean": float(np.mean([o["next_patch_mean"] for o in outside])) if outside else None,
-            "next_patch_baseline": inside["next_patch_baseline"],
-            "next_patch_units": inside["next_patch_units"],
-            "patch_rule": inside["patch_rule"],
-            "inside_site_mm": inside["site_mm"],
+        "null": {
+            "n_shuffles": nl.get("n_shuffles", 0),
+            "p": {
+                **{f"{c}_patch_voxels": nl["categories"][c]["largest_patch_voxels"]["p"] for c in ("faces", "bodies")
+                   if c in nl.get("categories", {})},
+                **{f"{c}_peak_t": nl["categories"][c]["peak_voxel_t"]["p"] for c in ("faces", "bodies")
+                   if c in nl.get("categories", {})},
+                **{f"{c}_cluster_strength": nl["categories"][c]["cluster_strength"]["p"] for c in ("faces", "bodies")
+                   if c in nl.get("categories", {})},
+                "purity_1_2mm": nl.get("purity_1_2mm", {}).get("p"),
+                "near_minus_far": nl.get("near_minus_far_correlation", {}).get("p"),
+                "face_body_distance": nl.get("face_body_peak_distance_mm", {}).get("p"),
+            },
+            "faces_patch_null_p95": nl.get("categories", {}).get("faces", {}).get("largest_patch_voxels", {})
+            .get("null_p95"),
+            "purity_band": nl.get("purity_band"),
         },
+        "stimulation": stimulation,
     }

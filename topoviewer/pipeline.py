@@ -8,21 +8,26 @@ stimulation pattern plus one propagation.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import defaults
 from .analysis import (
+    calibrate_threshold,
+    disc_is_clipped,
     dprime_maps,
     find_patches,
     fraction_selective,
+    inside_site,
     largest_patch_voxels,
     microstimulate,
     outside_site,
     peak_distance,
     peak_point,
     purity_curve,
+    spatial_null,
     split_halves,
     t_maps,
     units_in_voxels,
@@ -30,10 +35,11 @@ from .analysis import (
     voxel_responses,
     voxel_t_maps,
 )
+from .analysis.stimulation import OUTSIDE_RULES
 from .errors import TopoviewerError
 from .model import drain
 
-__all__ = ["Analysis", "SheetMaps", "iter_analysis", "analyze", "Stimulator", "default_stimuli"]
+__all__ = ["Analysis", "SheetMaps", "StimulationResult", "Stimulator", "analyze", "default_stimuli", "iter_analysis"]
 
 
 def default_stimuli(model, seed: int = 1234):
@@ -45,11 +51,46 @@ def default_stimuli(model, seed: int = 1234):
 
 @dataclass
 class SheetMaps:
-    """Every map of one sheet: per-unit d′ and per-voxel t for each category."""
+    """Every map of one sheet, computed once; the CLI, the GUI, figures and the report read it.
 
+    Attributes
+    ----------
+    sheet : Sheet
+    dprime : dict
+        Per category, each unit's d′ (category vs all others).
+    voxel_t : dict
+        Per category, the simulated-fMRI voxel Welch t map (rows = y, cols = x).
+    summary : dict
+        The sheet's block of ``summary.json``.
+    thresholds : dict
+        Per category, the d′ threshold of a selective unit (0.85 or calibrated).
+    null : SpatialNull or None
+        The spatial null, when asked for.
+    """
+
+    sheet: object
     dprime: dict
     voxel_t: dict
     summary: dict
+    thresholds: dict = field(default_factory=dict)
+    null: object = None
+    _purity: dict = field(default_factory=dict, repr=False, compare=False, init=False)
+
+    def purity(self, category="faces", threshold=None):
+        """The :class:`~topoviewer.analysis.PurityCurve` of a category's selective units (cached).
+
+        ``threshold`` defaults to the analysis's d′ threshold for the category; ties of
+        the purest region are broken by d′ (see :func:`~topoviewer.analysis.purity_curve`).
+        Raises TopoviewerError where purity is undefined (no region holds enough units).
+        """
+        thr = self.thresholds.get(category, defaults.DPRIME_THRESHOLD) if threshold is None else float(threshold)
+        key = (category, thr)
+        if key not in self._purity:
+            if category not in self.dprime:
+                raise TopoviewerError(f"no d′ map for category {category!r}")
+            dp = self.dprime[category]
+            self._purity[key] = purity_curve(self.sheet, dp > thr, values=dp)
+        return self._purity[key]
 
 
 @dataclass
@@ -73,34 +114,100 @@ class Analysis:
         }
 
 
+#: The patch criteria of ``--patch-criterion``: the paper's fixed rule, or also beating the spatial null.
+PATCH_CRITERIA = ("paper", "null95")
+
+
 def sheet_maps(
-    sheet, responses, labels, categories, *, threshold=defaults.DPRIME_THRESHOLD, fwhm_mm=defaults.FWHM_MM,
-    voxel_mm=defaults.VOXEL_MM, purity_category="faces", seed=0,
+    sheet, responses, labels, categories, *, threshold=defaults.DPRIME_THRESHOLD, gain=1.0, fwhm_mm=defaults.FWHM_MM,
+    voxel_mm=defaults.VOXEL_MM, purity_category="faces", seed=0, null=0, null_seed=0, patch_criterion="paper",
 ) -> SheetMaps:
-    """All §3–5 maps and summary numbers of one sheet from its (images, units) responses."""
+    """All §3–5 maps and summary numbers of one sheet from its (images, units) responses.
+
+    Parameters
+    ----------
+    threshold : float or "calibrated"
+        d′ threshold of a selective unit: a number (default 0.85, Lee et al. 2020) or
+        ``"calibrated"``: per category, the Poisson-noise calibration of the neural
+        threshold 0.65 (:func:`~topoviewer.analysis.calibrate_threshold`) with ``gain``
+        counts per unit of response.
+    null : int
+        Position shuffles of the spatial null (0: none).
+    patch_criterion : {"paper", "null95"}
+        ``paper``: a patch is ≥ 10 connected voxels with t > 10. ``null95``: that, and
+        larger than the 95th percentile of the largest cluster under the spatial null
+        (needs ``null``; 100 shuffles when 0).
+    """
+    if patch_criterion not in PATCH_CRITERIA:
+        raise TopoviewerError(f"patch criterion must be one of {', '.join(PATCH_CRITERIA)}, got {patch_criterion!r}")
+    if patch_criterion == "null95" and not null:
+        null = 100
     dp = dprime_maps(responses, labels, categories)
+    thresholds, rule = dprime_thresholds(responses, labels, categories, dp, threshold, gain)
     voxels = voxel_responses(sheet, responses, fwhm_mm, voxel_mm)
     vt = t_maps(voxels, labels, categories)
+    largest = {c: int(largest_patch_voxels(vt[c])) for c in categories}
     summary = {
         "units": sheet.n_units,
         "extent_mm": [sheet.extent_mm[0], sheet.extent_mm[1]],
-        "fraction_selective": {c: fraction_selective(dp[c], threshold) for c in categories},
-        "largest_patch_voxels": {c: int(largest_patch_voxels(vt[c])) for c in categories},
+        "dprime_threshold": {"rule": rule, **{c: thresholds[c] for c in categories}},
+        "fraction_selective": {c: fraction_selective(dp[c], thresholds[c]) for c in categories},
+        "largest_patch_voxels": largest,
+        "peak_voxel_t": {c: float(np.nanmax(vt[c])) if np.isfinite(vt[c]).any() else None for c in categories},
         "peak_mm": {c: [float(v) for v in peak_point(sheet, dp[c])] for c in categories},
         "cluster_strength": {c: voxel_cluster_strength(voxels, labels, categories, c, seed=seed) for c in categories},
     }
+    maps = SheetMaps(sheet, dp, vt, summary, thresholds)
+    if null:
+        maps.null = spatial_null(sheet, responses, labels, categories, n_shuffles=null, seed=null_seed,
+                                 threshold=thresholds, fwhm_mm=fwhm_mm, voxel_mm=voxel_mm,
+                                 purity_category=purity_category, split_seed=seed)
+        summary["null"] = maps.null.to_json()
+    min_size = {c: defaults.PATCH_MIN_VOXELS for c in categories}
+    if patch_criterion == "null95":
+        min_size = {c: max(min_size[c], int(np.floor(maps.null.patch_criterion(c))) + 1) for c in categories}
+    summary["patch_criterion"] = {"rule": patch_criterion, "min_voxels": min_size}
+    summary["patch"] = {c: bool(largest[c] >= min_size[c]) for c in categories}
     if purity_category in categories:
-        # a channel grid has one unit per cell: every cell is a region of its own
-        curve = purity_curve(sheet, dp[purity_category] > threshold, min_units=1 if sheet.grid_shape else 3)
-        summary["purity_curve"] = {
-            "category": purity_category,
-            "centre_mm": [float(v) for v in curve.centre],
-            "distance_mm": [float(v) for v in curve.distance_mm],
-            "purity": [None if not np.isfinite(v) else float(v) for v in curve.purity],
-        }
+        try:
+            curve = maps.purity(purity_category)
+        except TopoviewerError:
+            curve = None
+        if curve is not None:
+            summary["purity_curve"] = {
+                "category": purity_category,
+                "centre_mm": [float(v) for v in curve.centre],
+                "distance_mm": [float(v) for v in curve.distance_mm],
+                "purity": [_finite(v) for v in curve.purity],
+                "tied_centres": int(len(curve.tied_centres)),
+                "spread": [[_finite(lo), _finite(hi)] for lo, hi in curve.spread],
+            }
     if {"faces", "bodies"} <= set(categories):
         summary["face_body_peak_distance_mm"] = float(peak_distance(sheet, dp["faces"], dp["bodies"]))
-    return SheetMaps(dp, vt, summary)
+    return maps
+
+
+def dprime_thresholds(responses, labels, categories, dp, threshold, gain=1.0):
+    """Per-category d′ thresholds and the rule's name."""
+    if isinstance(threshold, str):
+        if threshold != "calibrated":
+            try:
+                threshold = float(threshold)
+            except ValueError:
+                raise TopoviewerError(f"d′ threshold must be a number or 'calibrated', got {threshold!r}") from None
+        else:
+            out = {}
+            for c in dp:
+                cal = calibrate_threshold(responses, labels, categories, c, gain=gain)
+                out[c] = float(cal.threshold)
+            return out, f"calibrated (Poisson noise, gain {gain:g}, neural d′ {defaults.NEURAL_DPRIME_THRESHOLD})"
+    if not np.isfinite(threshold):
+        raise TopoviewerError(f"d′ threshold must be a finite number, got {threshold}")
+    return {c: float(threshold) for c in dp}, f"{float(threshold):g}"
+
+
+def _finite(v):
+    return float(v) if np.isfinite(v) else None
 
 
 def iter_analysis(model, stimuli=None, *, sheets=None, batch_size=256, **options):
@@ -131,27 +238,101 @@ def _tag(stage, gen):
     return result
 
 
+@dataclass(frozen=True)
+class StimulationResult:
+    """One microstimulation, read out in the next sheet's patch (what ``topoviewer stimulate`` prints).
+
+    Attributes
+    ----------
+    layer, next_layer : str
+        The stimulated sheet and the sheet read out.
+    site_mm : (x, y)
+    radius_mm, sigma_mm : float
+    decay : str
+        ``"peak1"`` or ``"normal_density"``.
+    stimulated_units : int
+        Units in the disc (fewer when ``clipped``).
+    clipped : bool
+        Whether the disc reaches past the sheet's edge.
+    next_patch_mean : float
+        Mean evoked activity of the next sheet's patch units (raw).
+    baseline : float
+        The same read-out with the stimulated sheet silent.
+    next_patch_delta : float
+        ``next_patch_mean − baseline``.
+    next_mean : float
+        Mean evoked activity of the whole next sheet.
+    next_patch_units : (k,) int array
+        The next sheet's patch units; ``patch_rule`` says how they were chosen.
+    activity : (n_units,) array
+        The clamped activity of the stimulated sheet.
+    propagated : (n_next_units,) array
+        The next sheet's evoked activity.
+    site : str
+        How the site was chosen: ``"inside"``, ``"outside"``, ``"click"`` or ``"at"``.
+    compute_ms : float
+        Time of the stimulation and propagation.
+    """
+
+    layer: str
+    next_layer: str
+    site_mm: tuple
+    radius_mm: float
+    sigma_mm: float
+    decay: str
+    stimulated_units: int
+    clipped: bool
+    next_patch_mean: float
+    baseline: float
+    next_patch_delta: float
+    next_mean: float
+    next_patch_units: np.ndarray
+    patch_rule: str
+    activity: np.ndarray
+    propagated: np.ndarray
+    site: str = "at"
+    compute_ms: float = float("nan")
+
+    def to_json(self) -> dict:
+        """The JSON of ``topoviewer stimulate --json`` (no arrays; the patch as a unit count)."""
+        out = {k: getattr(self, k) for k in (
+            "layer", "next_layer", "radius_mm", "sigma_mm", "decay", "stimulated_units", "clipped",
+            "next_patch_mean", "baseline", "next_patch_delta", "next_mean", "patch_rule", "site", "compute_ms")}
+        out["site_mm"] = [float(v) for v in self.site_mm]
+        out["next_patch_units"] = int(len(self.next_patch_units))
+        return out
+
+
 class Stimulator:
     """The microstimulation experiment (SCIENCE §6), prepared once per (model, sheet).
 
     Half A of the stimuli locates the face patch of the stimulated sheet and of the next
     sheet (centre = most selective 1 mm disc, region = voxels with t > threshold); half B
-    gives every unit's maximum activation. :meth:`stimulate` is then one pattern and one
-    propagation: fast enough for interactive clicking.
+    gives every unit's maximum activation. The next sheet's read-out with the stimulated
+    sheet silenced is the **baseline** (biases and normalisation keep it active), so
+    every stimulation is reported raw and as Δ from that baseline. :meth:`stimulate` is
+    then one pattern and one propagation: fast enough for interactive clicking.
+
+    Parameters
+    ----------
+    outside_rule : {"paper", "strict"}
+        How :meth:`site` picks outside sites (:func:`~topoviewer.analysis.outside_site`).
     """
 
     def __init__(self, model, layer=None, stimuli=None, *, category="faces", seed=0,
                  threshold=defaults.VOXEL_T_THRESHOLD, fwhm_mm=defaults.FWHM_MM, voxel_mm=defaults.VOXEL_MM,
-                 responses=None):
+                 responses=None, outside_rule=defaults.STIM_OUTSIDE_RULE):
         self.model = model
         self.layer = model.sheet(layer).name if layer else model.sheet_names[0]
         self.next_layer = model.next_sheet(self.layer)
         if self.next_layer is None:
             raise TopoviewerError(f"layer {self.layer!r} is the last sheet; nothing downstream to propagate to")
+        if outside_rule not in OUTSIDE_RULES:
+            raise TopoviewerError(f"outside rule must be one of {', '.join(OUTSIDE_RULES)}, got {outside_rule!r}")
         stimuli = default_stimuli(model) if stimuli is None else stimuli
         if category not in stimuli.categories:
             raise TopoviewerError(f"category {category!r} is not in the stimuli ({', '.join(stimuli.categories)})")
-        self.category, self.seed = category, seed
+        self.category, self.seed, self.outside_rule = category, seed, outside_rule
         ia, ib = split_halves(stimuli.labels, seed)
         half_a, half_b = stimuli.subset(ia), stimuli.subset(ib)
         names = [self.layer, self.next_layer]
@@ -185,38 +366,48 @@ class Stimulator:
         return sheet.disc(self.centre[sheet.name], defaults.PATCH_RADIUS_MM), "units within 3 mm of the peak"
 
     def site(self, where: str, rng=None, radius_mm=defaults.STIM_RADIUS_MM):
-        """The ``inside`` site (patch centre) or a random ``outside`` site."""
+        """The ``inside`` site or a random ``outside`` site (this experiment's outside rule).
+
+        Inside is the patch centre, moved in only as far as needed for an unclipped disc
+        that still lies in the patch (:func:`~topoviewer.analysis.inside_site`).
+        """
         if where == "inside":
-            return self.centre[self.layer]
+            return inside_site(self.sheet, self.centre[self.layer], self.patch_mask[self.layer], radius_mm,
+                               voxel_mm=self.voxel_mm)[0]
         if where == "outside":
             rng = np.random.default_rng(self.seed) if rng is None else rng
             return tuple(float(v) for v in outside_site(self.sheet, self.patch_mask[self.layer], radius_mm, rng,
-                                                         voxel_mm=self.voxel_mm))
+                                                         rule=self.outside_rule, voxel_mm=self.voxel_mm))
         raise TopoviewerError(f"site must be 'inside' or 'outside', got {where!r}")
 
-    def stimulate(self, center_mm, radius_mm=defaults.STIM_RADIUS_MM, sigma_mm=defaults.STIM_SIGMA_MM) -> dict:
-        """Stimulate a disc at ``center_mm``; the ``topoviewer stimulate`` JSON plus the maps."""
+    def stimulate(self, center_mm, radius_mm=defaults.STIM_RADIUS_MM, sigma_mm=defaults.STIM_SIGMA_MM,
+                  decay=defaults.STIM_DECAY, site="at") -> StimulationResult:
+        """Stimulate a disc at ``center_mm`` and read out the next sheet's patch.
+
+        ``next_patch_mean`` is the raw read-out of the next sheet's patch units,
+        ``baseline`` the same read-out with the stimulated sheet silent, and
+        ``next_patch_delta`` their difference (negative: the stimulation suppressed the patch).
+        ``site`` labels how the site was chosen.
+        """
+        t0 = time.perf_counter()
         if not self.sheet.contains(center_mm):
             (x0, y0), (w, h) = self.sheet.origin_mm, self.sheet.extent_mm
             raise TopoviewerError(
                 f"site ({center_mm[0]:g}, {center_mm[1]:g}) mm is outside sheet {self.layer!r} "
                 f"(expected x in [{x0:g}, {x0 + w:g}], y in [{y0:g}, {y0 + h:g}])"
             )
+        if not (np.isfinite(radius_mm) and radius_mm > 0):
+            raise TopoviewerError(f"stimulation radius must be a positive number of mm, got {radius_mm}")
         result = microstimulate(self.model, self.layer, center_mm, self.max_activation, radius_mm=radius_mm,
-                                sigma_mm=sigma_mm, to=self.next_layer)
+                                sigma_mm=sigma_mm, decay=decay, to=self.next_layer)
         nxt = result.propagated[self.next_layer]
-        return {
-            "layer": self.layer,
-            "next_layer": self.next_layer,
-            "site_mm": list(result.site_mm),
-            "radius_mm": result.radius_mm,
-            "stimulated_units": result.stimulated_units,
-            "next_patch_mean": float(nxt[self.next_patch_units].mean()),
-            "next_mean": float(nxt.mean()),
-            "next_patch_baseline": float(self.baseline[self.next_patch_units].mean()),
-            "next_patch_units": int(len(self.next_patch_units)),
-            "patch_rule": self.patch_rule,
-            "activity": result.activity,
-            "propagated": nxt,
-        }
-
+        mean = float(nxt[self.next_patch_units].mean())
+        baseline = float(self.baseline[self.next_patch_units].mean())
+        return StimulationResult(
+            layer=self.layer, next_layer=self.next_layer, site_mm=result.site_mm, radius_mm=result.radius_mm,
+            sigma_mm=float(sigma_mm), decay=decay, stimulated_units=result.stimulated_units,
+            clipped=disc_is_clipped(self.sheet, center_mm, radius_mm), next_patch_mean=mean, baseline=baseline,
+            next_patch_delta=mean - baseline, next_mean=float(nxt.mean()), next_patch_units=self.next_patch_units,
+            patch_rule=self.patch_rule, activity=result.activity, propagated=nxt, site=site,
+            compute_ms=1000.0 * (time.perf_counter() - t0),
+        )

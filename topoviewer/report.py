@@ -8,7 +8,9 @@ and the raw numbers (``docs/hallmarks.json``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -17,6 +19,12 @@ import numpy as np
 from .io import atomic_write
 
 __all__ = ["run_hallmarks", "write_report"]
+
+
+def run_config(recipe, seed, control=False, device="cpu"):
+    """The recipe for one seed of the report: a control has spatial weight 0; 4 checkpoints per run."""
+    return dataclasses.replace(recipe, seed=seed, weight=0.0 if control else recipe.weight, device=device,
+                               checkpoint_every=max(1, recipe.steps // 4))
 
 
 def _train_one(args):
@@ -28,12 +36,15 @@ def _train_one(args):
     from .training import train
 
     if not Path(path).exists():
-        drain(train(recipe.train_config(seed, control=control), path))
+        drain(train(run_config(recipe, seed, control), path))
     return path
 
 
 def run_hallmarks(recipe, seeds=5, controls=3, out="docs", models_dir=None, jobs=2, first_seed=0):
-    """Train (or reuse) the models, measure them, write the report; returns the results dict."""
+    """Train (or reuse) the models, measure them, write the report; returns the results dict.
+
+    ``recipe`` is a :class:`~topoviewer.training.TrainConfig` (e.g. ``TrainConfig.from_json("sample")``).
+    """
     from .hallmarks import measure
     from .io import load
 
@@ -50,7 +61,7 @@ def run_hallmarks(recipe, seeds=5, controls=3, out="docs", models_dir=None, jobs
     else:
         for item in plan:
             _train_one(item)
-    results = {"recipe": recipe.__dict__, "topographic": [], "control": []}
+    results = {"recipe": recipe.to_json(), "topographic": [], "control": []}
     for _, seed, control, path in plan:
         m = measure(load(path), seed=0)
         m["seed"] = seed
@@ -75,32 +86,66 @@ def _fmt(mean_sem, pct=False):
     return f"{m:.3g} ± {s:.2g}"
 
 
-def summarise(results) -> dict:
-    """The numbers the report states (also used by tests)."""
+#: The stimulation protocol whose numbers head the report: the default decay and the paper's outside rule.
+MAIN_PROTOCOL = "peak1/paper"
+
+
+def _paired(a_values, b_values):
+    """Paired t-test of a vs b over runs that have both: (t, p, df)."""
     from scipy import stats
 
+    paired = [(a, b) for a, b in zip(a_values, b_values) if a is not None and b is not None]
+    t = p = float("nan")
+    if len(paired) > 1:
+        a, b = np.array(paired).T
+        if np.ptp(a - b) > 0:  # identical differences have no spread: no test
+            t, p = stats.ttest_rel(a, b)
+    return float(t), float(p), len(paired) - 1
+
+
+def _stim(run, protocol, key):
+    return (run["stimulation"].get(protocol) or {}).get(key)
+
+
+def summarise(results) -> dict:
+    """The numbers the report states (also used by tests)."""
     out = {}
     for group in ("topographic", "control"):
         runs = results[group]
         if not runs:
             continue
-        ins = [r["stimulation"]["inside_next_patch_mean"] for r in runs]
-        outs = [r["stimulation"]["outside_next_patch_mean"] for r in runs]
-        paired = [(a, b) for a, b in zip(ins, outs) if a is not None and b is not None]
-        t = p = float("nan")
-        if len(paired) > 1:
-            a, b = np.array(paired).T
-            if np.any(a != b):
-                t, p = stats.ttest_rel(a, b)
-        ratio = [a / b if b else float("nan") for a, b in paired]
         near_far = [(r["correlation_near"], r["correlation_far"]) for r in runs]
+        stim = {}
+        for protocol in runs[0]["stimulation"]:
+            ins = [_stim(r, protocol, "inside_delta") for r in runs]
+            outs = [_stim(r, protocol, "outside_delta") for r in runs]
+            t, p, df = _paired(ins, outs)
+            stim[protocol] = {
+                "inside_raw": _mean_sem([_stim(r, protocol, "inside_next_patch_mean") for r in runs]),
+                "outside_raw": _mean_sem([_stim(r, protocol, "outside_next_patch_mean") for r in runs]),
+                "baseline": _mean_sem([_stim(r, protocol, "baseline") for r in runs]),
+                "inside_delta": _mean_sem(ins),
+                "outside_delta": _mean_sem(outs),
+                "inside_gt_outside_runs": sum(a is not None and b is not None and a > b for a, b in zip(ins, outs)),
+                "inside_positive_runs": sum(a is not None and a > 0 for a in ins),
+                "t": t, "p": p, "df": df,
+                "inside_units": [_stim(r, protocol, "inside_units") for r in runs],
+                "outside_units": _mean_sem([_stim(r, protocol, "outside_units") for r in runs]),
+                "inside_clipped_runs": sum(bool(_stim(r, protocol, "inside_clipped")) for r in runs),
+            }
+        nulls = [r.get("null", {}).get("p", {}) for r in runs]
         out[group] = {
             "n": len(runs),
             "val_accuracy": _mean_sem([r["val_accuracy"] for r in runs]),
             "fraction_selective": {c: _mean_sem([r["fraction_selective"][c] for r in runs])
                                    for c in runs[0]["fraction_selective"]},
+            "fraction_selective_calibrated": {c: _mean_sem([r["fraction_selective_calibrated"][c] for r in runs])
+                                              for c in runs[0]["fraction_selective_calibrated"]},
+            "calibrated_face_threshold": _mean_sem([r["calibrated_threshold"]["faces"] for r in runs]),
             "face_patch_runs": sum(r["largest_patch_voxels"]["faces"] >= 10 for r in runs),
             "body_patch_runs": sum(r["largest_patch_voxels"]["bodies"] >= 10 for r in runs),
+            "face_patch_null95_runs": sum(bool(r["patch_null95"]["faces"]) for r in runs),
+            "body_patch_null95_runs": sum(bool(r["patch_null95"]["bodies"]) for r in runs),
             "largest_patch_voxels": {c: _mean_sem([r["largest_patch_voxels"][c] for r in runs])
                                      for c in runs[0]["largest_patch_voxels"]},
             "cluster_strength": {c: _mean_sem([r["cluster_strength"][c] for r in runs])
@@ -111,14 +156,20 @@ def summarise(results) -> dict:
             "near_3x_far_runs": sum(a >= 3 * b for a, b in near_far),
             "peak_face_t": _mean_sem([r.get("peak_voxel_t", {}).get("faces") for r in runs]),
             "neighbour_agreement": [r["neighbour_dprime_agreement"] for r in runs],
-            "stim_inside": _mean_sem(ins),
-            "stim_outside": _mean_sem(outs),
-            "stim_ratio": [float(x) for x in ratio],
-            "stim_t": float(t), "stim_p": float(p), "stim_df": len(paired) - 1,
+            "null_p": {key: [n.get(key) for n in nulls] for key in (nulls[0] if nulls else {})},
+            "null_shuffles": runs[0].get("null", {}).get("n_shuffles", 0),
+            "stimulation": stim,
             "purity_centre": _mean_sem([_purity(r, 0) for r in runs]),
+            "purity_1_2mm": _mean_sem([_purity(r, 1) for r in runs]),
             "purity_3mm": _mean_sem([_purity(r, 3) for r in runs]),
+            "purity_1_2mm_spread": [_spread(r, 1) for r in runs],
         }
     return out
+
+
+def _spread(run, k):
+    spread = (run.get("purity_curve") or {}).get("spread") or []
+    return tuple(spread[k]) if k < len(spread) else (None, None)
 
 
 def _purity(run, k):
@@ -149,14 +200,23 @@ def _figures(results, out: Path):
         m, s = np.nanmean(arr, 0), np.nanstd(arr, 0, ddof=1) / np.sqrt(np.sum(np.isfinite(arr), 0))
         ax1.plot(d, m, color=colour, label=f"{group} (n={len(runs)})")
         ax1.fill_between(d, m - s, m + s, color=colour, alpha=0.25)
+        bands = [r["null"]["purity_band"] for r in runs if (r.get("null") or {}).get("purity_band")]
+        if bands and group == "topographic":
+            k = min(n, *(len(b["p95"]) for b in bands))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a bin no model reaches stays NaN
+                lo, hi = (np.nanmean([[np.nan if v is None else v for v in b[q][:k]] for b in bands], 0)
+                          for q in ("p5", "p95"))
+            ax1.fill_between(d[:k], lo, hi, color="tab:blue", alpha=0.15, label="spatial null, 5–95 %")
         # correlation vs distance
         cc = np.array([[np.nan if v is None else v for v in r["correlation_curve"]["correlation"]] for r in runs])
         dd = np.asarray(runs[0]["correlation_curve"]["distance_mm"])
         k = min(cc.shape[1], len(dd))
         ax2.plot(dd[:k], np.nanmean(cc[:, :k], 0), color=colour, label=group)
-        # stimulation
-        ins = [r["stimulation"]["inside_next_patch_mean"] for r in runs]
-        outs = [r["stimulation"]["outside_next_patch_mean"] or np.nan for r in runs]
+        # stimulation, as Δ from the silent-sheet baseline
+        ins = [_stim(r, MAIN_PROTOCOL, "inside_delta") for r in runs]
+        outs = [_stim(r, MAIN_PROTOCOL, "outside_delta") for r in runs]
+        outs = [np.nan if v is None else v for v in outs]
         x0 = 0 if group == "topographic" else 3
         ax3.bar([x0, x0 + 1], [np.mean(ins), np.nanmean(outs)], color=[colour, "white"], edgecolor=colour)
         for a, b in zip(ins, outs):
@@ -170,7 +230,8 @@ def _figures(results, out: Path):
     ax2.set(xlabel="pair distance (mm)", ylabel="response correlation", title="Correlation vs distance")
     ax2.legend(fontsize=7)
     ax3.set_xticks([0, 1, 3, 4], ["in", "out", "in", "out"])
-    ax3.set(ylabel="next-sheet face-patch activation", title="Microstimulation (topo | control)")
+    ax3.axhline(0.0, color="k", lw=0.6)
+    ax3.set(ylabel="Δ next-sheet face patch (from baseline)", title="Microstimulation (topo | control)")
     path = images / "hallmarks_curves.png"
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, format="png"))
     return path
@@ -209,10 +270,16 @@ def write_report(results, out) -> Path:
     row("validation accuracy", "val_accuracy", pct=True)
     for c in topo.get("fraction_selective", {}):
         row(f"selective units: {c} (d′ > 0.85)", "fraction_selective", pct=True, sub=c)
-    lines.append(f"| face patch (≥ 10 voxels, t > 10) | {topo.get('face_patch_runs', 0)}/{topo.get('n', 0)} runs | "
-                 f"{ctrl.get('face_patch_runs', 0)}/{ctrl.get('n', 0)} runs |")
-    lines.append(f"| body patch (≥ 10 voxels, t > 10) | {topo.get('body_patch_runs', 0)}/{topo.get('n', 0)} runs | "
-                 f"{ctrl.get('body_patch_runs', 0)}/{ctrl.get('n', 0)} runs |")
+    row("selective units: faces (calibrated d′ threshold)", "fraction_selective_calibrated", pct=True, sub="faces")
+    row("calibrated face d′ threshold (Poisson, gain 1)", "calibrated_face_threshold")
+
+    def runs_row(name, key):
+        lines.append(f"| {name} | {topo.get(key, 0)}/{topo.get('n', 0)} runs | {ctrl.get(key, 0)}/{ctrl.get('n', 0)} runs |")
+
+    runs_row("face patch, paper rule (≥ 10 voxels, t > 10)", "face_patch_runs")
+    runs_row("face patch, null95 rule (also > null's 95th percentile)", "face_patch_null95_runs")
+    runs_row("body patch, paper rule", "body_patch_runs")
+    runs_row("body patch, null95 rule", "body_patch_null95_runs")
     row("largest face cluster (voxels)", "largest_patch_voxels", sub="faces")
     row("peak face voxel t", "peak_face_t")
     for c in topo.get("cluster_strength", {}):
@@ -220,28 +287,60 @@ def write_report(results, out) -> Path:
     row("face–body peak distance (mm)", "face_body_distance")
     row("random point pairs distance (mm)", "random_distance")
     row("purity at the centre (0–1 mm)", "purity_centre")
+    row("purity at 1–2 mm", "purity_1_2mm")
     row("purity at 3–4 mm", "purity_3mm")
-    row("microstim. inside → next face patch", "stim_inside")
-    row("microstim. outside → next face patch", "stim_outside")
 
     def lst(g, key, fmt="{:.2f}"):
-        return ", ".join(fmt.format(v) for v in g.get(key, [])) or "—"
+        return ", ".join("—" if v is None else fmt.format(v) for v in g.get(key, [])) or "—"
 
     def pairs(g):
         return ", ".join(f"{a:.2f} / {b:.2f}" for a, b in g.get("correlation_near_far", [])) or "—"
 
+    def spreads(g):
+        return ", ".join("—" if lo is None else f"{lo:.2f}–{hi:.2f}" for lo, hi in g.get("purity_1_2mm_spread", []))
+
     lines += [
+        f"| purity at 1–2 mm over tied purest regions (min–max), per seed | {spreads(topo)} | {spreads(ctrl)} |",
         f"| response correlation < 1 mm / 5–6 mm apart, per seed | {pairs(topo)} | {pairs(ctrl)} |",
         f"| near ≥ 3 × far | {topo.get('near_3x_far_runs', 0)}/{topo.get('n', 0)} runs | "
         f"{ctrl.get('near_3x_far_runs', 0)}/{ctrl.get('n', 0)} runs |",
         f"| neighbour agreement of face d′ (r), per seed | {lst(topo, 'neighbour_agreement')} | "
         f"{lst(ctrl, 'neighbour_agreement')} |",
-        f"| inside / outside stimulation ratio, per seed | {lst(topo, 'stim_ratio')} | {lst(ctrl, 'stim_ratio')} |",
-        f"| paired t-test inside vs outside | t({topo.get('stim_df', 0)}) = {topo.get('stim_t', float('nan')):.2f}, "
-        f"p = {topo.get('stim_p', float('nan')):.3g} | t({ctrl.get('stim_df', 0)}) = "
-        f"{ctrl.get('stim_t', float('nan')):.2f}, p = {ctrl.get('stim_p', float('nan')):.3g} |",
         "",
+        f"**Spatial null** ({topo.get('null_shuffles', 0)} position shuffles per model; one-sided permutation "
+        f"p, smallest possible {1 / (1 + max(1, topo.get('null_shuffles', 0))):.3f}), per seed:",
+        "",
+        "| p-value | topographic | control |",
+        "|---|---|---|",
     ]
+    for key in topo.get("null_p", {}):
+        t_vals, c_vals = topo["null_p"][key], ctrl.get("null_p", {}).get(key, [])
+        fmt = lambda vals: ", ".join("—" if v is None else f"{v:.3g}" for v in vals) or "—"  # noqa: E731
+        lines.append(f"| {key.replace('_', ' ')} | {fmt(t_vals)} | {fmt(c_vals)} |")
+    lines += [
+        "",
+        "**Microstimulation** of the cIT face patch (inside: the patch centre, moved in only if its disc would be "
+        "clipped; outside: 8 random sites per model), read out in the aIT face patch, as Δ from the baseline "
+        "(the same read-out with cIT silent). Protocols: decay `peak1` (exp(−d²/2σ²)) or `normal_density` "
+        "(peak 0.399); outside rule `paper` (centre outside every patch) or `strict` (whole disc clear).",
+        "",
+        "| protocol | group | baseline | inside raw | outside raw | Δ inside | Δ outside | inside Δ > outside Δ | "
+        "paired t (Δ) | inside units (per seed) / outside units |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for protocol in topo.get("stimulation", {}):
+        for name, g in (("topographic", topo), ("control", ctrl)):
+            st = g.get("stimulation", {}).get(protocol)
+            if not st:
+                continue
+            units = ", ".join(str(u) for u in st["inside_units"])
+            lines.append(
+                f"| {protocol} | {name} | {_fmt(st['baseline'])} | {_fmt(st['inside_raw'])} | "
+                f"{_fmt(st['outside_raw'])} | {_fmt(st['inside_delta'])} | {_fmt(st['outside_delta'])} | "
+                f"{st['inside_gt_outside_runs']}/{g['n']} | t({st['df']}) = {st['t']:.2f}, p = {st['p']:.3g} | "
+                f"{units} / {st['outside_units'][0]:.0f} |"
+            )
+    lines.append("")
     md = out / "hallmarks.md"
     existing = md.read_text() if md.exists() else ""
     marker = "<!-- discussion -->"

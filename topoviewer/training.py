@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Generator
 
@@ -21,7 +21,7 @@ from . import defaults
 from . import __version__
 from .errors import TopoviewerError
 
-__all__ = ["TrainConfig", "Progress", "train", "DEFAULT_WEIGHT"]
+__all__ = ["TrainConfig", "Progress", "train", "DEFAULT_WEIGHT", "recipe_path"]
 
 #: Default weight per loss: α per sheet for absolute/relative (SCIENCE §2), τ for TopoLoss.
 DEFAULT_WEIGHT = {"absolute": defaults.SPATIAL_ALPHA, "relative": defaults.SPATIAL_ALPHA, "topoloss": 10.0, "none": 0.0}
@@ -52,6 +52,38 @@ class TrainConfig:
     #: faces are frequent in primate visual experience (a recipe choice, documented).
     category_frequency: dict = field(default_factory=dict)
 
+    @classmethod
+    def from_json(cls, source) -> "TrainConfig":
+        """A config from a recipe: a JSON object of TrainConfig fields.
+
+        ``source`` is a dict, a path to a JSON file, or ``"sample"`` for the recipe of the
+        embedded default model (shipped inside the package). Fields a recipe leaves out
+        keep their defaults; unknown fields are refused with their names.
+        """
+        import json
+
+        if isinstance(source, dict):
+            data, where = dict(source), "recipe"
+        else:
+            path = recipe_path() if str(source) == "sample" else source
+            where = str(path)
+            try:
+                data = json.loads(path.read_text() if hasattr(path, "read_text") else Path(path).read_text())
+            except (OSError, ValueError) as exc:
+                raise TopoviewerError(f"{where}: not a readable training recipe ({exc})") from None
+        if not isinstance(data, dict):
+            raise TopoviewerError(f"{where}: a training recipe is a JSON object of settings, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TopoviewerError(f"{where}: unknown recipe setting(s) {', '.join(unknown)}; "
+                                  f"expected some of: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def to_json(self) -> dict:
+        """The config as a JSON-able dict (what :meth:`from_json` reads and model files store)."""
+        return asdict(self)
+
     def resolved_weight(self) -> float:
         return DEFAULT_WEIGHT[self.loss] if self.weight is None else float(self.weight)
 
@@ -66,6 +98,13 @@ class TrainConfig:
         if not self.lr > 0:
             raise TopoviewerError(f"learning rate must be positive, got {self.lr}")
         return self
+
+
+def recipe_path():
+    """The recipe of the embedded default model, inside the installed package."""
+    from importlib import resources
+
+    return resources.files("topoviewer.sample_data") / "recipe.json"
 
 
 @dataclass

@@ -15,23 +15,15 @@ import math
 
 import numpy as np
 
+from topoviewer.style import CMAP, map_limits, symmetric_limit
+
 from .layout import COLUMN_TITLES, COLUMNS, SheetLayout
 
-__all__ = ["LayerBook", "KEY", "frame_layer_data", "symmetric_limit"]
+__all__ = ["LayerBook", "KEY", "frame_layer_data"]
 
 #: The metadata entry naming a plugin layer.
 KEY = "topoviewer_key"
 
-#: Colormaps (one place): signed maps are diverging with symmetric limits.
-CMAP = {
-    "dprime": "RdBu_r",
-    "voxel_t": "RdBu_r",
-    "purity": "magma",
-    "activation": "inferno",
-    "contrast": "RdBu_r",
-    "stimulation": "inferno",
-    "propagated": "inferno",
-}
 #: Colours of overlays.
 SITE_COLOR = "#39ff14"
 PATCH_COLOR = "#101010"
@@ -39,26 +31,6 @@ READOUT_COLOR = "#00e5ff"
 CENTRE_COLOR = "#00e5ff"
 #: Upsampling of patch outlines (thin contours on coarse voxels).
 OUTLINE_UPSAMPLE = 4
-
-
-def symmetric_limit(values, floor: float = 1.0, percentile: float = 100.0) -> float:
-    """A high percentile of |finite values| (default: the largest), at least ``floor`` (limits ±this)."""
-    v = np.abs(np.asarray(values, dtype=float))
-    v = v[np.isfinite(v)]
-    top = float(np.percentile(v, percentile)) if v.size else 0.0
-    return max(top, floor)
-
-
-#: d′ maps saturate at this percentile of |d′| so that a few extreme units do not wash out the map.
-DPRIME_PERCENTILE = 99.0
-
-
-def _positive_limits(values):
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    hi = float(v.max()) if v.size else 1.0
-    lo = min(0.0, float(v.min())) if v.size else 0.0
-    return (lo, hi if hi > lo else lo + 1.0)
 
 
 def frame_layer_data(layout: SheetLayout, titles: dict | None = None):
@@ -277,7 +249,7 @@ class LayerBook:
                 t[(s.name, "activation")] = f"d′ {act.contrast_category} · {act.n_images} images"
             role = "stimulation / propagation"
             if stim is not None:
-                role = {stim["layer"]: "stimulation", stim["next_layer"]: "propagated"}.get(s.name, "—")
+                role = {stim.layer: "stimulation", stim.next_layer: "propagated"}.get(s.name, "—")
             t[(s.name, "stimulation")] = role
         if st.training_step is not None:
             for s in self.state.model.sheets:
@@ -326,16 +298,16 @@ class LayerBook:
                 continue
             dp = st.dprime(s.name)
             px = s.default_pixel_mm()
-            lim = symmetric_limit(dp, floor=1.5 * st.threshold, percentile=DPRIME_PERCENTILE)
             self._image(f"{s.name}/dprime", s.name, "dprime", s.rasterise(dp, px), px,
-                        name=f"{s.name} · d′ {st.category}", cmap=CMAP["dprime"], limits=(-lim, lim))
+                        name=f"{s.name} · d′ {st.category}", cmap=CMAP["dprime"],
+                        limits=map_limits("dprime", dp, threshold=st.threshold))
 
     def _draw_units(self):
         st = self.state
         for s in st.model.sheets:
             if s.name in st.analysis.sheets:
                 dp = st.dprime(s.name)
-                self._units(s, dp, symmetric_limit(dp, floor=1.5 * st.threshold, percentile=DPRIME_PERCENTILE))
+                self._units(s, dp, map_limits("dprime", dp, threshold=st.threshold)[1])
 
     def _units(self, sheet, values, lim):
         world = self.layout.to_world(sheet.name, "dprime", sheet.positions)
@@ -347,7 +319,7 @@ class LayerBook:
         if layer is None:
             layer = self.viewer.add_points(
                 world, name=name, units=self._unit(), metadata={KEY: key}, features=feats, face_color="value",
-                face_colormap="RdBu_r", face_contrast_limits=(-lim, lim), size=0.7 * spacing, border_width=0.08,
+                face_colormap=CMAP["dprime"], face_contrast_limits=(-lim, lim), size=0.7 * spacing, border_width=0.08,
                 border_width_is_relative=True, border_color="#202020", visible=False,
             )
             self._refs[key] = layer
@@ -369,8 +341,8 @@ class LayerBook:
             signed = np.nanmin(v) < 0
             lim = symmetric_limit(v, 1e-6)
             layer.features = {"value": v}
-            layer.face_colormap = "RdBu_r" if signed else "inferno"
-            layer.face_contrast_limits = (-lim, lim) if signed else _positive_limits(v)
+            layer.face_colormap = CMAP["contrast"] if signed else CMAP["activation"]
+            layer.face_contrast_limits = (-lim, lim) if signed else map_limits("activation", v)
             layer.refresh_colors(True)
             layer.name = f"{s.name} · units ({label})"
 
@@ -382,9 +354,9 @@ class LayerBook:
             if s.name not in st.voxel_t or st.category not in st.voxel_t[s.name]:
                 continue
             t = st.t_map(s.name)
-            lim = symmetric_limit(t, floor=st.t_threshold * 1.2)
             self._image(f"{s.name}/voxel_t", s.name, "voxel_t", t, st.voxel_mm,
-                        name=f"{s.name} · voxel t {st.category}", cmap=CMAP["voxel_t"], limits=(-lim, lim))
+                        name=f"{s.name} · voxel t {st.category}", cmap=CMAP["voxel_t"],
+                        limits=map_limits("voxel_t", t, threshold=st.t_threshold))
             self._labels(f"{s.name}/patch", s.name, "voxel_t", st.patch_labels(s.name), st.voxel_mm,
                          name=f"{s.name} · patch t>{st.t_threshold:g} {st.category}", color=PATCH_COLOR)
 
@@ -397,7 +369,7 @@ class LayerBook:
                 self.remove(lambda k, n=s.name: k in (f"{n}/purity", f"{n}/purity_centre"))
                 continue
             self._image(f"{s.name}/purity", s.name, "purity", rings, px,
-                        name=f"{s.name} · purity rings {st.category}", cmap=CMAP["purity"], limits=(0.0, 1.0))
+                        name=f"{s.name} · purity rings {st.category}", cmap=CMAP["purity"], limits=map_limits("purity", rings))
             centre = st.purity(s.name).centre
             world = np.vstack([self.layout.to_world(s.name, c, centre) for c in ("dprime", "purity")])
             self._points(f"{s.name}/purity_centre", world, name=f"{s.name} · patch centre {st.category}",
@@ -417,13 +389,12 @@ class LayerBook:
             mean = act.mean[s.name]
             label = "activation" if act.n_images == 1 else "mean activation"
             self._image(f"{s.name}/activation", s.name, "activation", s.rasterise(mean, px), px,
-                        name=f"{s.name} · {label}", cmap=CMAP["activation"], limits=_positive_limits(mean))
+                        name=f"{s.name} · {label}", cmap=CMAP["activation"], limits=map_limits("activation", mean))
             if s.name in act.contrast:
                 c = act.contrast[s.name]
-                lim = symmetric_limit(c, floor=1.5 * state.threshold, percentile=DPRIME_PERCENTILE)
                 self._image(f"{s.name}/contrast", s.name, "activation", s.rasterise(c, px), px,
                             name=f"{s.name} · d′ {act.contrast_category} (images)", cmap=CMAP["contrast"],
-                            limits=(-lim, lim))
+                            limits=map_limits("contrast", c, threshold=state.threshold))
         self._retitle()
 
     def placement_for_input(self, shape, rgb: bool):
@@ -440,25 +411,23 @@ class LayerBook:
 
     # ------------------------------------------------------------------ stimulation
     def _on_stimulated(self, state, result):
-        layer, nxt = result["layer"], result["next_layer"]
+        layer, nxt = result.layer, result.next_layer
         s, n = state.model.sheet(layer), state.model.sheet(nxt)
         px, npx = s.default_pixel_mm(), n.default_pixel_mm()
-        act, prop = result["activity"], result["propagated"]
-        hi = max(float(np.max(act)), 1e-6)
+        act, prop = result.activity, result.propagated
         self._image(f"{layer}/stimulation", layer, "stimulation", s.rasterise(act, px), px,
-                    name=f"{layer} · stimulation", cmap=CMAP["stimulation"], limits=(0.0, hi))
-        phi = max(float(np.max(prop)), 1e-6)
+                    name=f"{layer} · stimulation", cmap=CMAP["stimulation"], limits=map_limits("stimulation", act))
         self._image(f"{nxt}/propagated", nxt, "stimulation", n.rasterise(prop, npx), npx,
-                    name=f"{nxt} · propagated", cmap=CMAP["propagated"], limits=(0.0, phi))
-        mask = result.get("patch_mask_next")
-        if mask is not None:
+                    name=f"{nxt} · propagated", cmap=CMAP["propagated"], limits=map_limits("propagated", prop))
+        if state.has_stimulator(layer):
+            mask = state.stimulator(layer).patch_mask[nxt]
             self._labels(f"{nxt}/readout_patch", nxt, "stimulation", mask, state.voxel_mm,
                          name=f"{nxt} · read-out patch", color=READOUT_COLOR)
         # ring markers: where it was clicked (all map cells of the stimulated sheet) and in the stimulation cell
-        site = result["site_mm"]
+        site = result.site_mm
         cols = ("dprime", "voxel_t", "purity", "stimulation")
         world = np.vstack([self.layout.to_world(layer, c, site) for c in cols])
-        self._sites(world, 2.0 * result["radius_mm"])
+        self._sites(world, 2.0 * result.radius_mm)
         for key in (f"{layer}/stimulation", f"{nxt}/propagated", f"{nxt}/readout_patch", "stimulation/sites"):
             if key not in self._revealed:  # prepared hidden; shown once, then the user's eye toggle rules
                 self._revealed.add(key)
@@ -532,10 +501,10 @@ class LayerBook:
             parts.append(f"activation {st.activations.mean[s.name][i]:.3f}")
         r = st.stimulation
         if r is not None:
-            if s.name == r["layer"]:
-                parts.append(f"stimulation {r['activity'][i]:.3f}")
-            elif s.name == r["next_layer"]:
-                parts.append(f"propagated {r['propagated'][i]:.3f}")
+            if s.name == r.layer:
+                parts.append(f"stimulation {r.activity[i]:.3f}")
+            elif s.name == r.next_layer:
+                parts.append(f"propagated {r.propagated[i]:.3f}")
         return "  ·  ".join(parts)
 
 

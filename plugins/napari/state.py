@@ -74,7 +74,8 @@ class Activations:
 #: Columns of the stimulation log (and its CSV).
 LOG_FIELDS = (
     "n", "time", "model", "layer", "next_layer", "x_mm", "y_mm", "radius_mm", "stimulated_units",
-    "next_patch_units", "next_patch_mean", "next_patch_baseline", "ratio", "next_mean", "site", "latency_ms",
+    "next_patch_units", "next_patch_mean", "baseline", "next_patch_delta", "ratio", "next_mean", "site", "clipped",
+    "latency_ms",
 )
 
 
@@ -94,7 +95,7 @@ class TopoState:
         self.t_threshold: float = defaults.VOXEL_T_THRESHOLD
         self.voxel_t: dict = {}
         self.activations: Activations | None = None
-        self.stimulation: dict | None = None
+        self.stimulation = None  # the last StimulationResult
         self.stim_radius_mm: float = defaults.STIM_RADIUS_MM
         self.log: list = []
         self.training_step: int | None = None  # set while maps come from a training checkpoint
@@ -190,10 +191,32 @@ class TopoState:
         key = ("purity", sheet, category or self.category, self.threshold)
         if key not in self._cache:
             try:
-                curve = purity_curve(self.model.sheet(sheet), self.dprime(sheet, category) > self.threshold)
+                dp = self.dprime(sheet, category)
+                curve = purity_curve(self.model.sheet(sheet), dp > self.threshold, values=dp)
             except TopoviewerError:
                 curve = None
             self._cache[key] = curve
+        return self._cache[key]
+
+    def _null_key(self, sheet, category):
+        return ("null", sheet, category or self.category, self.threshold, self.fwhm_mm, self.voxel_mm)
+
+    def null(self, sheet: str, category: str | None = None):
+        """The spatial null of a sheet at the current category, d′ threshold and FWHM, if computed."""
+        return self._cache.get(self._null_key(sheet, category))
+
+    def compute_null(self, sheet: str, n_shuffles: int = 100, category: str | None = None):
+        """Compute (on the calling thread) and cache the spatial null of a sheet from the cached responses."""
+        from topoviewer.analysis import spatial_null
+
+        if self.analysis is None or self.stimuli is None:
+            raise TopoviewerError("no analysis yet: load a model and wait for its maps")
+        key = self._null_key(sheet, category)
+        if key not in self._cache:
+            self._cache[key] = spatial_null(
+                self.model.sheet(sheet), self.analysis.responses[sheet], self.stimuli.labels,
+                self.stimuli.categories, n_shuffles=n_shuffles, threshold=self.threshold, fwhm_mm=self.fwhm_mm,
+                voxel_mm=self.voxel_mm, purity_category=category or self.category)
         return self._cache[key]
 
     def purity_rings(self, sheet: str, pixel: float, category: str | None = None):
@@ -232,42 +255,45 @@ class TopoState:
         return layer in self._stimulators
 
     def stimulate(self, layer: str, center_mm, radius_mm: float | None = None, site: str = "click",
-                  log: bool = True) -> dict:
-        """Stimulate a disc of ``layer`` and propagate; emits ``stimulated`` and (``log``) logs the result."""
-        t0 = time.perf_counter()
+                  log: bool = True):
+        """Stimulate a disc of ``layer`` and propagate; emits ``stimulated`` and (``log``) logs the result.
+
+        Returns the :class:`~topoviewer.pipeline.StimulationResult`.
+        """
         stim = self.stimulator(layer)
         radius = self.stim_radius_mm if radius_mm is None else float(radius_mm)
-        result = stim.stimulate(center_mm, radius_mm=radius)
-        result["compute_ms"] = 1000.0 * (time.perf_counter() - t0)
-        result["site"] = site
-        result["patch_mask_next"] = stim.patch_mask[stim.next_layer]
-        result["next_patch_index"] = stim.next_patch_units
+        result = stim.stimulate(center_mm, radius_mm=radius, site=site)
         self.stimulation = result
         self.events.stimulated.emit(self, result)
         if log:
             self.log_result(result)
         return result
 
-    def log_result(self, r: dict):
-        """Append a stimulation result to the log (emits ``log_changed``)."""
-        base = r["next_patch_baseline"]
+    def log_result(self, r, latency_ms: float | None = None):
+        """Append a stimulation result to the log (emits ``log_changed``).
+
+        ``latency_ms`` is the click → updated layers time when the GUI measured it; else the
+        result's own compute time.
+        """
         row = {
             "n": len(self.log) + 1,
             "time": time.strftime("%H:%M:%S"),
             "model": getattr(self.model, "name", ""),
-            "layer": r["layer"],
-            "next_layer": r["next_layer"],
-            "x_mm": round(r["site_mm"][0], 4),
-            "y_mm": round(r["site_mm"][1], 4),
-            "radius_mm": r["radius_mm"],
-            "stimulated_units": r["stimulated_units"],
-            "next_patch_units": r["next_patch_units"],
-            "next_patch_mean": r["next_patch_mean"],
-            "next_patch_baseline": base,
-            "ratio": r["next_patch_mean"] / base if base > 0 else float("nan"),
-            "next_mean": r["next_mean"],
-            "site": r.get("site", "click"),
-            "latency_ms": r.get("latency_ms", r.get("compute_ms", float("nan"))),
+            "layer": r.layer,
+            "next_layer": r.next_layer,
+            "x_mm": round(r.site_mm[0], 4),
+            "y_mm": round(r.site_mm[1], 4),
+            "radius_mm": r.radius_mm,
+            "stimulated_units": r.stimulated_units,
+            "next_patch_units": len(r.next_patch_units),
+            "next_patch_mean": r.next_patch_mean,
+            "baseline": r.baseline,
+            "next_patch_delta": r.next_patch_delta,
+            "ratio": r.next_patch_mean / r.baseline if r.baseline > 0 else float("nan"),
+            "next_mean": r.next_mean,
+            "site": r.site,
+            "clipped": r.clipped,
+            "latency_ms": r.compute_ms if latency_ms is None else latency_ms,
         }
         self.log.append(row)
         self.events.log_changed.emit(self)
@@ -308,10 +334,10 @@ class TopoState:
                 if s.name in self.activations.contrast:
                     cols[f"contrast_dprime_{self.activations.contrast_category}"] = self.activations.contrast[s.name]
             if self.stimulation is not None:
-                if s.name == self.stimulation["layer"]:
-                    cols["stimulation"] = self.stimulation["activity"]
-                elif s.name == self.stimulation["next_layer"]:
-                    cols["propagated"] = self.stimulation["propagated"]
+                if s.name == self.stimulation.layer:
+                    cols["stimulation"] = self.stimulation.activity
+                elif s.name == self.stimulation.next_layer:
+                    cols["propagated"] = self.stimulation.propagated
             out[s.name] = cols
         return out
 
@@ -363,12 +389,10 @@ class TopoState:
         """The analysis with the voxel t maps at the current FWHM (for :func:`topoviewer.figures.map_figure`)."""
         import dataclasses
 
-        from topoviewer.pipeline import SheetMaps
-
         if self.analysis is None:
             raise TopoviewerError("no analysis yet: load a model and wait for its maps")
         sheets = {
-            name: SheetMaps(m.dprime, self.voxel_t.get(name, m.voxel_t), m.summary)
+            name: dataclasses.replace(m, voxel_t=self.voxel_t.get(name, m.voxel_t))
             for name, m in self.analysis.sheets.items()
         }
         return dataclasses.replace(self.analysis, sheets=sheets)

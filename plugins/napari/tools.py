@@ -6,7 +6,6 @@ selected (viewer callbacks run before the active layer's). No Qt here.
 
 from __future__ import annotations
 
-import time
 
 __all__ = ["Tool", "StimulateTool"]
 
@@ -71,7 +70,6 @@ class StimulateTool(Tool):
         super().__init__(viewer)
         self.book = book
         self.stimulate = stimulate
-        self.last_latency_ms: float | None = None
         self._cursor = None
 
     def on_enable(self):
@@ -93,10 +91,7 @@ class StimulateTool(Tool):
         loc = layout.locate(event.position)
         if loc is None or loc.column == "input":
             return None
-        t0 = time.perf_counter()
-        result = self.stimulate(loc.sheet, loc.xy)
-        if result is not None:
-            self.last_latency_ms = 1000.0 * (time.perf_counter() - t0)
+        self.stimulate(loc.sheet, loc.xy)
         # a press that stimulated must not also start a pan of the camera
         if hasattr(event, "handled"):
             event.handled = True

@@ -44,8 +44,8 @@ def test_maps_as_npz_and_csv(topo, tmp_path):
         np.testing.assert_allclose(z["fc6/dprime_faces"], st.dprime("fc6", "faces"))
         np.testing.assert_allclose(z["fc7/x_mm"], st.model.sheet("fc7").positions[:, 0])
         np.testing.assert_allclose(z["fc6/voxel_t_faces"], st.t_map("fc6", "faces"), equal_nan=True)
-        np.testing.assert_allclose(z["fc6/stimulation"], st.stimulation["activity"])
-        np.testing.assert_allclose(z["fc7/propagated"], st.stimulation["propagated"])
+        np.testing.assert_allclose(z["fc6/stimulation"], st.stimulation.activity)
+        np.testing.assert_allclose(z["fc7/propagated"], st.stimulation.propagated)
         assert "fc6/purity_faces" in z and float(z["fc6/fwhm_mm"]) == st.fwhm_mm
     path = dock.save_maps(tmp_path / "maps.csv")
     with path.open() as fh:  # the columns docs/gui.md names

@@ -77,6 +77,7 @@ def test_purity_rings_and_plot(topo):
         curve = st.purity(s.name)
         rings = _layer(topo, f"{s.name}/purity")
         assert rings.contrast_limits == [0.0, 1.0] or tuple(rings.contrast_limits) == (0.0, 1.0)
+        assert rings.colormap.name == "magma"  # the figure's purity colormap too (topoviewer.style)
         x, y = plot.curves[s.name].getData()
         ok = np.isfinite(curve.purity)
         np.testing.assert_allclose(y, curve.purity[ok])
@@ -109,3 +110,19 @@ def test_hover_names_sheet_position_and_values(topo, fake_event):
     assert f"d′ faces {st.dprime('fc6')[10]:+.2f}" in text and " t " in text
     book._on_hover(v, fake_event((-50.0, -50.0), type="mouse_move"))
     assert not v.canvas.overlays.text.visible
+
+
+def test_purity_dock_draws_the_spatial_null_band(topo):
+    st, dock = topo.state, topo.docks["PurityDock"]
+    assert dock.bands == {} and st.null("fc6") is None
+    dock.null_button.click()
+    topo.ctrl.wait(120, ["null"])
+    assert set(dock.bands) == {"fc6", "fc7"} and "spatial null" in dock.note.text()
+    for name, (d, lo, hi) in dock.bands.items():
+        curves = st.null(name).purity_curves  # (100 shuffles, bins)
+        assert curves.shape[0] == 100
+        k = len(d)
+        np.testing.assert_allclose(lo, np.nanpercentile(curves, 5, axis=0)[:k])
+        np.testing.assert_allclose(hi, np.nanpercentile(curves, 95, axis=0)[:k])
+        # the null's observed value is the curve the dock draws (one purity implementation)
+        assert st.null(name).purity["purity_1_2mm"].observed == st.purity(name).purity[1]

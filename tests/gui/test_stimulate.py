@@ -25,29 +25,29 @@ def test_click_stimulates_and_updates_layers_in_place(topo, fake_event):
     for cb in list(v.mouse_drag_callbacks):
         cb(v, fake_event(world))
     r = st.stimulation
-    assert r is not None and r["layer"] == "fc6" and r["next_layer"] == "fc7"
-    np.testing.assert_allclose(r["site_mm"], xy)
+    assert r is not None and r.layer == "fc6" and r.next_layer == "fc7"
+    np.testing.assert_allclose(r.site_mm, xy)
     # same numbers as the core's experiment on the same responses
     ref = Stimulator(st.model, "fc6", st.stimuli, responses=st.analysis.responses).stimulate(xy, radius_mm=1.5)
-    assert np.isclose(r["next_patch_mean"], ref["next_patch_mean"])
-    np.testing.assert_allclose(r["propagated"], ref["propagated"], rtol=1e-5)
+    assert np.isclose(r.next_patch_mean, ref.next_patch_mean)
+    np.testing.assert_allclose(r.propagated, ref.propagated, rtol=1e-5)
     stim_layer, prop_layer = book.get("fc6/stimulation"), book.get("fc7/propagated")
     s6, s7 = st.model.sheet("fc6"), st.model.sheet("fc7")
-    np.testing.assert_allclose(stim_layer.data, book.layout.display(s6.rasterise(r["activity"])))
-    np.testing.assert_allclose(prop_layer.data, book.layout.display(s7.rasterise(r["propagated"])))
+    np.testing.assert_allclose(stim_layer.data, book.layout.display(s6.rasterise(r.activity)))
+    np.testing.assert_allclose(prop_layer.data, book.layout.display(s7.rasterise(r.propagated)))
     # the ring marker: on the clicked maps and in the stimulation cell, diameter = 2 × radius
     sites = book.get("stimulation/sites")
     assert any(np.allclose(p, world) for p in sites.data)
     assert np.allclose(sites.size, 3.0)
     # read-out and log
     text = dock.readout.text()
-    assert f"{r['next_patch_mean']:.3f}" in text and f"{r['next_patch_baseline']:.3f}" in text
+    assert f"{r.next_patch_mean:.3f}" in text and f"{r.baseline:.3f}" in text and f"Δ {r.next_patch_delta:+.3f}" in text
     assert dock.table.rowCount() == 1 and dock.table.item(0, 2).text() == "fc6"
     # a second click updates the same layers
     _click(topo, fake_event, "fc6", "voxel_t", (7.0, 2.0))
     assert book.get("fc6/stimulation") is stim_layer and book.get("fc7/propagated") is prop_layer
     assert [k for k in book.keys() if k.endswith("/stimulation")] == ["fc6/stimulation"]
-    np.testing.assert_allclose(st.stimulation["site_mm"], (7.0, 2.0))
+    np.testing.assert_allclose(st.stimulation.site_mm, (7.0, 2.0))
     assert len(st.log) == 2 and dock.table.rowCount() == 2
 
 
@@ -79,12 +79,13 @@ def test_inside_vs_outside_and_csv(topo, tmp_path):
     assert [row["site"] for row in st.log] == ["inside", "outside"]
     stim = st.stimulator("fc6")
     np.testing.assert_allclose((st.log[0]["x_mm"], st.log[0]["y_mm"]), stim.site("inside"), atol=1e-4)
-    assert "inside / outside" in dock.readout.text()
+    text = dock.readout.text()
+    assert f"Δ inside {st.log[0]['next_patch_delta']:+.3f} vs Δ outside {st.log[1]['next_patch_delta']:+.3f}" in text
     path = tmp_path / "log.csv"
     assert dock.save_csv(path) == path
     rows = list(csv.DictReader(path.open()))
     assert len(rows) == 2 and rows[0]["site"] == "inside" and float(rows[0]["next_patch_mean"]) >= 0
-    assert set(rows[0]) >= {"layer", "x_mm", "y_mm", "radius_mm", "next_patch_mean", "next_patch_baseline", "ratio"}
+    assert set(rows[0]) >= {"layer", "x_mm", "y_mm", "radius_mm", "next_patch_mean", "baseline", "next_patch_delta"}
 
 
 def test_click_to_updated_layer_latency(topo, fake_event):

@@ -6,6 +6,7 @@ where positions matter, and returns numpy arrays or small dataclasses.
 """
 
 from .fmri import contrast_map, t_maps, units_in_voxels, voxel_responses, voxel_t_maps
+from .null import NullTest, SpatialNull, permutation_p, spatial_null
 from .patches import (
     PurityCurve,
     cluster_strength,
@@ -36,6 +37,9 @@ from .selectivity import (
 from .structure import CorrelationCurve, correlation_by_distance, effective_dimensionality, neighbour_agreement
 from .stimulation import (
     Stimulation,
+    disc_is_clipped,
+    in_patch,
+    inside_site,
     lesion_disc,
     lesion_random,
     microstimulate,
@@ -51,6 +55,10 @@ __all__ = [
     "Calibration",
     "PurityCurve",
     "Stimulation",
+    "NullTest",
+    "SpatialNull",
+    "permutation_p",
+    "spatial_null",
     "calibrate_threshold",
     "cluster_strength",
     "contrast_map",
@@ -64,6 +72,9 @@ __all__ = [
     "fraction_selective",
     "largest_patch",
     "largest_patch_voxels",
+    "disc_is_clipped",
+    "in_patch",
+    "inside_site",
     "lesion_disc",
     "lesion_random",
     "microstimulate",

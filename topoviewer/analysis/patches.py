@@ -7,6 +7,7 @@ voxel map; unit-level measures (peak point, purity) work on the sheet's unit pos
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -218,6 +219,11 @@ class PurityCurve:
         Units per bin.
     bin_mm : float
         Bin width (and region edge).
+    tied_centres : (k, 2) array
+        Centres of every region as pure as the chosen one (k ≥ 1; the chosen one included).
+    spread : (n_bins, 2) array
+        Lowest and highest purity per bin over the curves around the tied centres: how much
+        the curve depends on the tie-break (equal columns when there is no tie).
     """
 
     centre: tuple[float, float]
@@ -225,17 +231,22 @@ class PurityCurve:
     purity: np.ndarray
     n_units: np.ndarray
     bin_mm: float
+    tied_centres: np.ndarray | None = None
+    spread: np.ndarray | None = None
 
 
-def purity_curve(sheet, selective, bin_mm=defaults.PURITY_BIN_MM, max_distance_mm=None, min_units=3):
+def purity_curve(sheet, selective, bin_mm=defaults.PURITY_BIN_MM, max_distance_mm=None, min_units=None, values=None):
     """Purity curve around the purest region (Lee et al. 2020, following their ref. 40).
 
     The sheet is tiled from its origin by non-overlapping ``bin_mm`` squares; the purity
     of a square is its fraction of selective units, and squares with fewer than
     ``min_units`` units are ignored. The centre of the purest square is the patch
-    centre. Ties go to the square whose 3 × 3 neighbourhood of squares is purest
-    (pooled), then to the first in raster order. Every unit is then binned by its own
-    distance to that centre in ``bin_mm`` bins.
+    centre. Several squares are often equally pure (e.g. many 100 % squares); the tie
+    goes to the square whose 3 × 3 neighbourhood of squares has the highest mean of
+    ``values`` over its units (the d′ the selectivity came from), or, without
+    ``values``, the highest pooled purity; then to the first in raster order. Every unit
+    is then binned by its own distance to that centre in ``bin_mm`` bins. The curves
+    around all tied squares give :attr:`PurityCurve.spread`.
 
     Parameters
     ----------
@@ -246,14 +257,19 @@ def purity_curve(sheet, selective, bin_mm=defaults.PURITY_BIN_MM, max_distance_m
         Square edge and distance-bin width.
     max_distance_mm : float, optional
         Extent of the curve (rounded up to whole bins); default: the farthest unit.
-    min_units : int
-        Fewest units a square needs to be a candidate centre.
+    min_units : int, optional
+        Fewest units a square needs to be a candidate centre; default 3, or 1 on a
+        channel-grid sheet (one unit per cell: every cell is a region of its own).
+    values : (n_units,) array, optional
+        Unit values for the tie-break (typically the d′ thresholded into ``selective``).
 
     Returns
     -------
     PurityCurve
     """
     selective = _unit_vector(sheet, selective, bool)
+    if min_units is None:
+        min_units = 1 if sheet.grid_shape else 3
     grid = sheet.grid(bin_mm)
     rows, cols = _cell_indices(sheet.positions, grid)
     size = grid.shape[0] * grid.shape[1]
@@ -265,30 +281,47 @@ def purity_curve(sheet, selective, bin_mm=defaults.PURITY_BIN_MM, max_distance_m
         raise TopoviewerError(f"no {bin_mm} mm region of sheet {sheet.name!r} holds {min_units} units")
     purity = np.where(valid, hits / np.maximum(counts, 1), -np.inf)
     box = np.ones((3, 3))
-    pooled_hits = ndimage.convolve(hits, box, mode="constant")
-    pooled = pooled_hits / np.maximum(ndimage.convolve(counts, box, mode="constant"), 1)
+    pooled_counts = np.maximum(ndimage.convolve(counts, box, mode="constant"), 1)
+    if values is None:
+        score = ndimage.convolve(hits, box, mode="constant") / pooled_counts
+    else:
+        v = np.nan_to_num(_unit_vector(sheet, values, float))
+        sums = np.bincount(flat, weights=v, minlength=size).reshape(grid.shape)
+        score = ndimage.convolve(sums, box, mode="constant") / pooled_counts
     tied = np.flatnonzero(purity.ravel() == purity.max())
-    r, c = np.unravel_index(tied[int(np.argmax(pooled.ravel()[tied]))], grid.shape)
-    centre = (grid.origin_mm[0] + (c + 0.5) * bin_mm, grid.origin_mm[1] + (r + 0.5) * bin_mm)
+    order = tied[np.argsort(-score.ravel()[tied], kind="stable")]
+    r_all, c_all = np.unravel_index(order, grid.shape)
+    centres = np.column_stack([grid.origin_mm[0] + (c_all + 0.5) * bin_mm, grid.origin_mm[1] + (r_all + 0.5) * bin_mm])
 
-    d = sheet.distances_to(centre)
     if max_distance_mm is None:
-        n_bins = int(d.max() // bin_mm) + 1
+        n_bins = int(sheet.distances_to(centres[0]).max() // bin_mm) + 1
     else:
         n_bins = max(1, math.ceil(max_distance_mm / bin_mm - 1e-9))
+    curves = [_binned_purity(sheet, selective, c, bin_mm, n_bins) for c in centres]
+    stack = np.array([c[0] for c in curves])
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a bin empty around every tied centre stays NaN
+        spread = np.column_stack([np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)])
+    return PurityCurve(
+        centre=(float(centres[0, 0]), float(centres[0, 1])),
+        distance_mm=(np.arange(n_bins) + 0.5) * bin_mm,
+        purity=curves[0][0],
+        n_units=curves[0][1],
+        bin_mm=float(bin_mm),
+        tied_centres=centres,
+        spread=spread,
+    )
+
+
+def _binned_purity(sheet, selective, centre, bin_mm, n_bins):
+    """Purity and unit count in ``n_bins`` distance bins around ``centre``."""
+    d = sheet.distances_to(centre)
     k = (d // bin_mm).astype(int)
     keep = k < n_bins
     n_units = np.bincount(k[keep], minlength=n_bins)
     n_sel = np.bincount(k[keep], weights=selective[keep], minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
-        curve = np.where(n_units > 0, n_sel / n_units, np.nan)
-    return PurityCurve(
-        centre=(float(centre[0]), float(centre[1])),
-        distance_mm=(np.arange(n_bins) + 0.5) * bin_mm,
-        purity=curve,
-        n_units=n_units,
-        bin_mm=float(bin_mm),
-    )
+        return np.where(n_units > 0, n_sel / n_units, np.nan), n_units
 
 
 def purity_rings(sheet, curve, pixel_mm):

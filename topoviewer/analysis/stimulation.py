@@ -14,13 +14,22 @@ import numpy as np
 
 from .. import defaults
 from ..errors import TopoviewerError
+from .fmri import _cell_indices
 from .patches import disc_centres
+
+#: Decay profiles of :func:`stimulation_pattern`.
+DECAYS = ("peak1", "normal_density")
+#: Rules of :func:`outside_site`.
+OUTSIDE_RULES = ("paper", "strict")
 
 __all__ = [
     "Stimulation",
+    "disc_is_clipped",
+    "inside_site",
     "lesion_disc",
     "lesion_random",
     "microstimulate",
+    "in_patch",
     "outside_site",
     "stimulation_pattern",
 ]
@@ -32,11 +41,15 @@ def stimulation_pattern(
     max_activation,
     radius_mm=defaults.STIM_RADIUS_MM,
     sigma_mm=defaults.STIM_SIGMA_MM,
+    decay=defaults.STIM_DECAY,
 ):
     """Clamped activity of a stimulated sheet: (n_units,) float64.
 
-    A unit at distance ``d ≤ radius_mm`` from the site gets
-    ``max_activation · exp(−d² / 2σ²)``; every other unit is 0.
+    A unit at distance ``d ≤ radius_mm`` from the site gets ``max_activation · g(d)``;
+    every other unit is 0. The paper's decay "sampled from the standard normal
+    distribution" is read two ways (``decay``): ``"peak1"`` g(d) = exp(−d² / 2σ²) (the
+    site's centre is driven at its maximum) or ``"normal_density"`` g(d) =
+    exp(−d² / 2σ²) / (σ·sqrt(2π)) (0.399 at the centre for σ = 1 mm).
 
     Parameters
     ----------
@@ -49,6 +62,8 @@ def stimulation_pattern(
         Radius of the stimulated disc (default 2 mm: the paper's 4 mm region as a diameter).
     sigma_mm : float
         σ of the Gaussian decay with distance from the site.
+    decay : {"peak1", "normal_density"}
+        Scale of the decay profile (see above).
     """
     max_activation = np.asarray(max_activation, dtype=np.float64)
     if max_activation.shape != (sheet.n_units,):
@@ -57,8 +72,13 @@ def stimulation_pattern(
         )
     if not sigma_mm > 0:
         raise TopoviewerError(f"stimulation σ must be positive, got {sigma_mm} mm")
+    if decay not in DECAYS:
+        raise TopoviewerError(f"stimulation decay must be one of {', '.join(DECAYS)}, got {decay!r}")
     d = sheet.distances_to(center_mm)
-    return np.where(d <= radius_mm, max_activation * np.exp(-(d**2) / (2.0 * sigma_mm**2)), 0.0)
+    g = np.exp(-(d**2) / (2.0 * sigma_mm**2))
+    if decay == "normal_density":
+        g = g / (sigma_mm * np.sqrt(2.0 * np.pi))
+    return np.where(d <= radius_mm, max_activation * g, 0.0)
 
 
 def outside_site(
@@ -67,14 +87,23 @@ def outside_site(
     radius_mm=defaults.STIM_RADIUS_MM,
     rng=None,
     *,
+    rule=defaults.STIM_OUTSIDE_RULE,
     voxel_mm=defaults.VOXEL_MM,
     step_mm=None,
 ):
-    """A random stimulation site whose disc lies inside the sheet and outside every patch.
+    """A random stimulation site outside every patch.
 
     Candidate centres form a grid (spacing at most ``step_mm``, default ``radius_mm / 10``)
-    over the positions keeping the disc inside the sheet; a candidate is valid when no
-    patch point lies within ``radius_mm`` of it. One valid candidate is drawn uniformly.
+    over the positions whose disc lies inside the sheet (an unclipped disc, like the
+    inside site's, so inside and outside stimulate comparable numbers of units). The
+    ``rule`` decides which candidates count as outside:
+
+    - ``"paper"`` (Lee et al. 2020): only the centre must be outside every patch: it does
+      not fall in a patch voxel (voxel mask) or its nearest unit is not a patch unit (unit
+      mask). The disc may overlap a patch.
+    - ``"strict"``: no patch point (voxel centre or unit) lies within ``radius_mm``.
+
+    One valid candidate is drawn uniformly.
 
     Parameters
     ----------
@@ -87,6 +116,7 @@ def outside_site(
     radius_mm : float
         Stimulation disc radius.
     rng : numpy Generator or int seed, optional
+    rule : {"paper", "strict"}
     voxel_mm : float
         Voxel edge of a (rows, cols) patch mask.
 
@@ -97,21 +127,83 @@ def outside_site(
     Raises
     ------
     TopoviewerError
-        If no such disc exists.
+        If no such site exists.
     """
     from scipy.spatial import cKDTree
 
-    points = _patch_points(sheet, patch, voxel_mm)
+    if rule not in OUTSIDE_RULES:
+        raise TopoviewerError(f"outside rule must be one of {', '.join(OUTSIDE_RULES)}, got {rule!r}")
     centres = disc_centres(sheet, radius_mm, radius_mm / 10.0 if step_mm is None else step_mm)
-    if len(points):
-        nearest, _ = cKDTree(points).query(centres, k=1)
-        centres = centres[nearest > radius_mm]
+    if rule == "strict":
+        points = _patch_points(sheet, patch, voxel_mm)
+        if len(points):
+            nearest, _ = cKDTree(points).query(centres, k=1)
+            centres = centres[nearest > radius_mm]
+    else:
+        centres = centres[~in_patch(sheet, patch, centres, voxel_mm)]
     if len(centres) == 0:
         raise TopoviewerError(
-            f"no {radius_mm} mm-radius disc fits in sheet {sheet.name!r} outside the identified patches"
+            f"no {radius_mm} mm-radius disc fits in sheet {sheet.name!r} outside the identified patches "
+            f"({rule} rule)"
         )
     x, y = centres[np.random.default_rng(rng).integers(len(centres))]
     return float(x), float(y)
+
+
+def in_patch(sheet, patch, points, voxel_mm=defaults.VOXEL_MM):
+    """Which (x, y) points fall inside a patch: (k, 2) → (k,) bool.
+
+    For a voxel mask, a point is inside when the voxel containing it is a patch voxel;
+    for a unit mask, when its nearest unit is a patch unit.
+    """
+    patch = np.asarray(patch, dtype=bool)
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if patch.shape == (sheet.n_units,):
+        _, nearest = sheet.kdtree().query(points, k=1)
+        return patch[nearest]
+    grid = sheet.grid(voxel_mm)
+    if patch.shape != grid.shape:
+        _patch_points(sheet, patch, voxel_mm)  # raises the shape error
+    rows, cols = _cell_indices(points, grid)
+    return patch[rows, cols]
+
+
+def disc_is_clipped(sheet, center_mm, radius_mm) -> bool:
+    """Whether a disc reaches past the sheet's edge (so it holds fewer units than a whole disc)."""
+    (x0, y0), (w, h) = sheet.origin_mm, sheet.extent_mm
+    x, y = center_mm
+    eps = 1e-9
+    return bool(x - radius_mm < x0 - eps or y - radius_mm < y0 - eps
+                or x + radius_mm > x0 + w + eps or y + radius_mm > y0 + h + eps)
+
+
+def inside_site(sheet, peak_mm, patch, radius_mm=defaults.STIM_RADIUS_MM, *, voxel_mm=defaults.VOXEL_MM,
+                step_mm=None):
+    """The inside stimulation site: the patch centre, moved in only as far as needed to avoid the edge.
+
+    The paper stimulates the centre of the face patch (the peak of selectivity). On a small
+    sheet that centre can sit near an edge, where the disc is clipped and stimulates far
+    fewer units than a disc elsewhere. When the disc around ``peak_mm`` is clipped, the
+    site is the nearest unclipped candidate (grid of spacing ``step_mm``, default
+    ``radius_mm / 10``) that still lies inside the patch; when no unclipped candidate lies
+    in the patch, the peak itself (clipped).
+
+    Returns
+    -------
+    (x, y), clipped : tuple of float, bool
+    """
+    peak = (float(peak_mm[0]), float(peak_mm[1]))
+    if not disc_is_clipped(sheet, peak, radius_mm):
+        return peak, False
+    try:
+        centres = disc_centres(sheet, radius_mm, radius_mm / 10.0 if step_mm is None else step_mm)
+    except TopoviewerError:  # no whole disc fits the sheet at all
+        return peak, True
+    centres = centres[in_patch(sheet, patch, centres, voxel_mm)]
+    if len(centres) == 0:
+        return peak, True
+    best = centres[int(np.argmin(np.hypot(*(centres - np.asarray(peak)).T)))]
+    return (float(best[0]), float(best[1])), False
 
 
 def _patch_points(sheet, patch, voxel_mm):
@@ -184,6 +276,7 @@ def microstimulate(
     *,
     radius_mm=defaults.STIM_RADIUS_MM,
     sigma_mm=defaults.STIM_SIGMA_MM,
+    decay=defaults.STIM_DECAY,
     to=None,
 ):
     """Stimulate a disc of one sheet and propagate the evoked activity downstream.
@@ -204,6 +297,8 @@ def microstimulate(
         The stimulated sheet's maximum activation per unit over held-out images.
     radius_mm, sigma_mm : float
         Disc radius and Gaussian decay σ.
+    decay : {"peak1", "normal_density"}
+        Scale of the decay (:func:`stimulation_pattern`).
     to : str, optional
         Last sheet to run.
 
@@ -217,7 +312,7 @@ def microstimulate(
         raise TopoviewerError(f"sheet {sheet.name!r} is the last sheet; there is nothing downstream to stimulate")
     if not sheet.contains(center_mm):
         raise TopoviewerError(f"stimulation site {tuple(center_mm)} lies outside sheet {sheet.name!r}")
-    activity = stimulation_pattern(sheet, center_mm, max_activation, radius_mm, sigma_mm)
+    activity = stimulation_pattern(sheet, center_mm, max_activation, radius_mm, sigma_mm, decay)
     propagated = model.propagate(sheet.name, activity[None, :], to=to)
     return Stimulation(
         layer=sheet.name,

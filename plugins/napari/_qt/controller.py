@@ -303,6 +303,22 @@ class Controller:
 
         return self._start("analysis", job(), done, self._on_progress("analysis"))
 
+    def run_null(self, n_shuffles: int = 100, on_done=None):
+        """The spatial null of every sheet (``n_shuffles`` position shuffles) in a worker; cached in the state."""
+        st = self.state
+        if st.analysis is None:
+            notify_error("no analysis yet: load a model and wait for its maps")
+            return None
+        names = list(st.analysis.sheets)
+
+        def job():
+            for i, name in enumerate(names):
+                yield (f"spatial null, {n_shuffles} shuffles", i, len(names))
+                st.compute_null(name, n_shuffles)
+            return names
+
+        return self._start("null", job(), on_done or (lambda _: None), self._on_progress("null"))
+
     def _on_progress(self, task):
         def on_yield(value):
             if isinstance(value, tuple) and len(value) == 3:
@@ -442,9 +458,8 @@ class Controller:
             notify_error(str(exc))
             return None
         ms = 1000.0 * (time.perf_counter() - t0)  # stimulation computed, layers and read-out updated
-        result["latency_ms"] = round(ms, 3)
-        self.last_latency = {"compute_ms": result["compute_ms"], "click_to_layers_ms": ms}
-        self.state.log_result(result)
+        self.last_latency = {"compute_ms": result.compute_ms, "click_to_layers_ms": ms}
+        self.state.log_result(result, latency_ms=round(ms, 3))
         return result
 
     def prepare_stimulation(self):
@@ -607,6 +622,7 @@ def live_maps(model, stimuli, fwhm_mm=None, voxel_mm=None):
     for name, r in responses.items():
         sheet = model.sheet(name)
         result.sheets[name] = SheetMaps(
+            sheet,
             dprime_maps(r, stimuli.labels, stimuli.categories),
             voxel_t_maps(sheet, r, stimuli.labels, stimuli.categories, fwhm_mm=fwhm_mm, voxel_mm=voxel_mm),
             {},

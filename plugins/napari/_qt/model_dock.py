@@ -134,7 +134,7 @@ class ModelDock(Dock):
             if r is None:
                 self.guarded(_raise, "no stimulation yet: click a sheet with the Stimulate tool first")
                 return
-            self.ctrl.book.colour_units({r["layer"]: r["activity"], r["next_layer"]: r["propagated"]}, "stimulation")
+            self.ctrl.book.colour_units({r.layer: r.activity, r.next_layer: r.propagated}, "stimulation")
         elif st.analysis is not None:
             self.ctrl.book.colour_units({n: st.dprime(n) for n in st.analysis.sheets}, f"d′ {st.category}")
 

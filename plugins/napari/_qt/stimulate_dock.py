@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -22,8 +21,8 @@ from .base import Dock, ask_save_path, group, rich_label
 #: Log columns shown in the table (all of LOG_FIELDS go to the CSV).
 TABLE_COLUMNS = [
     ("n", "#"), ("site", "site"), ("layer", "sheet"), ("x_mm", "x"), ("y_mm", "y"), ("radius_mm", "r"),
-    ("stimulated_units", "units"), ("next_patch_mean", "patch"), ("next_patch_baseline", "baseline"),
-    ("ratio", "×"), ("latency_ms", "ms"),
+    ("stimulated_units", "units"), ("next_patch_mean", "patch"), ("baseline", "baseline"),
+    ("next_patch_delta", "Δ"), ("latency_ms", "ms"),
 ]
 
 
@@ -120,10 +119,10 @@ class StimulateDock(Dock):
         if out is None:
             return None
         a, b = out
-        ratio = a["next_patch_mean"] / b["next_patch_mean"] if b["next_patch_mean"] > 0 else math.inf
         self.readout.setText(
             self._readout_html(a) + "<hr>" + self._readout_html(b)
-            + f"<br><b>inside / outside = {ratio:.2f}×</b> ({a['next_layer']} {self.state.category} patch)"
+            + f"<br><b>Δ inside {a.next_patch_delta:+.3f} vs Δ outside {b.next_patch_delta:+.3f}</b> "
+            f"({a.next_layer} {self.state.category} patch, from its baseline {a.baseline:.3f})"
         )
         return out
 
@@ -135,16 +134,15 @@ class StimulateDock(Dock):
         self.readout.setText("Turn the tool on and click a sheet map.")
 
     def _readout_html(self, r):
-        base = r["next_patch_baseline"]
-        ratio = r["next_patch_mean"] / base if base > 0 else math.inf
-        where = {"inside": "inside the patch", "outside": "outside every patch"}.get(r.get("site"), "clicked site")
+        where = {"inside": "inside the patch", "outside": "outside every patch"}.get(r.site, "clicked site")
+        clipped = " (disc clipped by the edge)" if r.clipped else ""
         return (
-            f"<b>{r['layer']}</b> {where} ({r['site_mm'][0]:.2f}, {r['site_mm'][1]:.2f}) mm, "
-            f"r = {r['radius_mm']:g} mm: "
-            f"{r['stimulated_units']} units<br>"
-            f"→ <b>{r['next_layer']}</b> {self.state.category} patch ({r['next_patch_units']} units): "
-            f"<b>{r['next_patch_mean']:.3f}</b> vs baseline {base:.3f} (<b>{ratio:.2f}×</b>); "
-            f"whole sheet {r['next_mean']:.3f}"
+            f"<b>{r.layer}</b> {where} ({r.site_mm[0]:.2f}, {r.site_mm[1]:.2f}) mm, "
+            f"r = {r.radius_mm:g} mm: "
+            f"{r.stimulated_units} units{clipped}<br>"
+            f"→ <b>{r.next_layer}</b> {self.state.category} patch ({len(r.next_patch_units)} units): "
+            f"<b>{r.next_patch_mean:.3f}</b>, <b>Δ {r.next_patch_delta:+.3f}</b> from the baseline "
+            f"{r.baseline:.3f} (its read-out with {r.layer} silent); whole sheet {r.next_mean:.3f}"
         )
 
     def _on_stimulated(self, state, r):

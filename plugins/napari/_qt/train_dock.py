@@ -18,6 +18,8 @@ from qtpy.QtWidgets import (
     QToolButton,
 )
 
+from topoviewer.errors import TopoviewerError
+
 from .base import Dock, ask_save_path, group
 
 ARCHS = ("tdann_small", "toponet_small", "lee2020")
@@ -127,7 +129,7 @@ class TrainDock(Dock):
         self._extra = {}  # recipe settings without a widget (lr, λ, category frequency, arch config)
         try:
             self.load_recipe()
-        except Exception:  # noqa: BLE001 - no recipe shipped: keep the plain defaults
+        except TopoviewerError:  # no readable recipe shipped: keep TrainConfig's defaults
             pass
 
         row = QHBoxLayout()
@@ -183,31 +185,19 @@ class TrainDock(Dock):
 
     def load_recipe(self, path=None):
         """Set the fields from a training recipe (JSON of TrainConfig fields); default: the sample's."""
-        import json
+        from topoviewer.training import TrainConfig
 
-        from topoviewer.errors import TopoviewerError
-
-        if path is None:
-            from importlib import resources
-
-            path = Path(str(resources.files("topoviewer.sample_data") / "recipe.json"))
-        try:
-            recipe = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise TopoviewerError(f"could not read the training recipe {path}: {exc}") from None
-        widgets = {"arch": self.arch, "loss": self.loss}
-        for key, w in widgets.items():
-            if key in recipe:
-                w.setCurrentText(str(recipe[key]))
+        cfg = TrainConfig.from_json("sample" if path is None else path)
+        self.arch.setCurrentText(cfg.arch)
+        self.loss.setCurrentText(cfg.loss)
         spins = {"weight": self.weight, "steps": self.steps, "batch_size": self.batch,
                  "per_category": self.per_category, "seed": self.seed}
         for key, w in spins.items():
-            if recipe.get(key) is not None:
-                w.setValue(recipe[key])
-        self._extra = {k: v for k, v in recipe.items()
-                       if k in ("lr", "correlation_length_mm", "category_frequency", "arch_config", "optimizer",
-                                "weight_decay", "warmup")}
-        return recipe
+            if getattr(cfg, key) is not None:
+                w.setValue(getattr(cfg, key))
+        self._extra = {k: getattr(cfg, k) for k in ("lr", "correlation_length_mm", "category_frequency",
+                                                     "arch_config", "optimizer", "weight_decay", "warmup")}
+        return cfg
 
     def _ask_out(self):
         path = ask_save_path(self, "Save the trained model", self.out.text(), "topoviewer model (*.safetensors)")
