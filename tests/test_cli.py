@@ -117,43 +117,45 @@ def test_train_then_analyze_fresh_file(capsys, tmp_path):
     assert code == 0 and json.loads(out)["sheets"][0]["units"] == 1024
 
 
-TRAIN_FAST = ["--per-category", "4", "--batch-size", "8", "--device", "cpu", "--quiet"]
-
-
 def test_train_with_a_recipe(capsys, tmp_path):
     recipe = tmp_path / "recipe.json"
     recipe.write_text(json.dumps({"arch": "tdann_small", "loss": "relative", "weight": 2.5, "steps": 3,
-                                  "batch_size": 8, "lr": 0.002, "per_category": 4, "correlation_length_mm": 1.5,
-                                  "arch_config": {"fc_units": [64, 64]}, "category_frequency": {"faces": 3.0}}))
+                                  "batch_size": 8, "lr": 0.002, "per_category": 4, "val_per_category": 2,
+                                  "correlation_length_mm": 1.5, "arch_config": {"fc_units": [64, 64]},
+                                  "category_frequency": {"faces": 3.0}}))
     path = tmp_path / "recipe.safetensors"
-    # the recipe replaces --steps/--loss/--weight…; --seed, --device and --checkpoint-every still apply
-    code, out, _ = run(capsys, "train", "--recipe", str(recipe), "--steps", "999", "--loss", "absolute",
-                       "--seed", "2", "--device", "cpu", "--checkpoint-every", "2", "--quiet", "--out", str(path))
+    # the recipe sets the run; options given on the command line override it
+    code, out, _ = run(capsys, "train", "--recipe", str(recipe), "--weight", "1.5", "--seed", "2",
+                       "--device", "cpu", "--checkpoint-every", "2", "--quiet", "--out", str(path))
     assert code == 0 and f"saved {path}" in out
     config = read_header(path)["meta"]["training"]["config"]
     assert (config["loss"], config["weight"], config["steps"], config["lr"], config["seed"]) == (
-        "relative", 2.5, 3, 0.002, 2)
+        "relative", 1.5, 3, 0.002, 2)
     assert config["arch_config"] == {"fc_units": [64, 64]} and config["category_frequency"] == {"faces": 3.0}
-    assert config["checkpoint_every"] == 2
+    assert config["checkpoint_every"] == 2 and config["val_per_category"] == 2
     code, _, err = run(capsys, "train", "--recipe", str(tmp_path / "absent.json"), "--out", str(path))
-    assert code == 2 and "absent.json: not a valid recipe" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "absent.json: not a readable training recipe" in err and len(err.strip().splitlines()) == 1
 
 
 def test_train_resume_continues_an_interrupted_run_exactly(capsys, tmp_path):
     """`train --resume` from the command line ends with the weights of the uninterrupted run."""
+    from topoviewer.model import drain
     from topoviewer.training import TrainConfig, train
 
+    config = dict(steps=4, checkpoint_every=2, seed=5, per_category=4, val_per_category=2, batch_size=8,
+                  device="cpu", arch_config={"fc_units": [64, 64]})
     full, cut = tmp_path / "full.safetensors", tmp_path / "cut.safetensors"
-    options = ["--steps", "4", "--checkpoint-every", "2", "--seed", "5", *TRAIN_FAST]
-    assert run(capsys, "train", *options, "--out", str(full))[0] == 0
-    # the same run (the CLI's defaults), interrupted during step 3: its step-2 checkpoint stays behind
-    gen = train(TrainConfig(steps=4, checkpoint_every=2, seed=5, per_category=4, batch_size=8, device="cpu"), cut)
-    for _ in range(3):
+    drain(train(TrainConfig(**config), full))
+    gen = train(TrainConfig(**config), cut)
+    for _ in range(3):  # interrupted during step 3: the step-2 checkpoint stays behind
         next(gen)
     gen.close()
     assert read_header(cut)["training"]["step"] == 2
-    code, out, _ = run(capsys, "train", "--resume", "--device", "cpu", "--quiet", "--out", str(cut))
+    # (--steps: the CLI's default of 2000 would extend the run; the rest comes from the checkpoint)
+    code, out, _ = run(capsys, "train", "--resume", "--steps", "4", "--device", "cpu", "--quiet", "--out", str(cut))
     assert code == 0 and f"saved {cut}" in out
+    header = read_header(cut)
+    assert "training" not in header and header["meta"]["training"]["steps"] == 4  # finished, not resumable
     resumed, uninterrupted = load_tensors(cut, "net."), load_tensors(full, "net.")
     assert resumed.keys() == uninterrupted.keys()
     for key, value in uninterrupted.items():
