@@ -240,6 +240,8 @@ def cmd_train(args):
     from .training import TrainConfig, train
 
     if args.resume:
+        if not Path(args.out).expanduser().exists():
+            raise TopoviewerError(f"--resume: no checkpoint at {args.out}; start a run with --out {args.out} first")
         out = validate.input_file(args.out, "training checkpoint (--resume continues --out)")
     else:
         out = validate.output_file(args.out, force=args.force, what="--out", hint=_resume_hint)
