@@ -83,7 +83,7 @@ def test_user_errors_exit_2_with_one_line(capsys, tiny_model_file, argv, expecte
         ([], "the following arguments are required: command (see topoviewer --help)"),
         (["train", "--loss", "bogus", "--out", "x.safetensors"],
          "argument --loss: invalid choice: 'bogus'"),
-        (["train", "--steps", "many", "--out", "x.safetensors"], "argument --steps: invalid int value: 'many'"),
+        (["train", "--steps", "many", "--out", "x.safetensors"], "argument --steps: expected an integer, got 'many'"),
         (["stimulate", "sample"], "one of the arguments --at --site is required (see topoviewer stimulate --help)"),
     ],
 )
@@ -133,7 +133,7 @@ def test_train_with_a_recipe(capsys, tmp_path):
         "relative", 1.5, 3, 0.002, 2)
     assert config["arch_config"] == {"fc_units": [64, 64]} and config["category_frequency"] == {"faces": 3.0}
     assert config["checkpoint_every"] == 2 and config["val_per_category"] == 2
-    code, _, err = run(capsys, "train", "--recipe", str(tmp_path / "absent.json"), "--out", str(path))
+    code, _, err = run(capsys, "train", "--recipe", str(tmp_path / "absent.json"), "--out", str(tmp_path / "n.st"))
     assert code == 2 and "absent.json: not a readable training recipe" in err and len(err.strip().splitlines()) == 1
 
 

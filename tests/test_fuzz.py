@@ -250,7 +250,7 @@ CASES = [
     ("out-name-too-long", "a 252-byte --out name (the temporary name would exceed 255)", None,
      [*TRAIN, "--out", LONG], 2, "at most 241 bytes are allowed"),
     ("resume-missing", "train --resume without a checkpoint", None,
-     [*TRAIN, "--resume", "--out", "none.safetensors"], 2, "no such file"),
+     [*TRAIN, "--resume", "--out", "none.safetensors"], 2, "no checkpoint at"),
     ("resume-finished", "train --resume on a finished model", lambda w: save_tiny(w / "m.safetensors"),
      [*TRAIN, "--resume", "--out", "m.safetensors"], 2, "finished model without training state"),
     # ---- stimulus folders
