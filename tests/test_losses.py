@@ -1,4 +1,4 @@
-"""Spatial losses (SCIENCE.md §2) checked against independent hand computations and the
+"""Spatial losses (docs/science.md; methods §2) checked against independent hand computations and the
 peer implementation of TopoLoss (the ``topoloss`` 0.0.2 package)."""
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def test_propagate_equals_forward_for_fc_sheets(tiny_model, rng):
 
 
 def test_propagate_is_relu_of_linear_map(tiny_model):
-    """FC7 = ReLU(W·a + b) for a clamped FC6 activity (SCIENCE §6.4), computed by hand."""
+    """FC7 = ReLU(W·a + b) for a clamped FC6 activity (docs/science.md; methods §6.4), computed by hand."""
     a = np.zeros(256, np.float32)
     a[[3, 17, 200]] = [1.0, 2.0, 0.5]
     fc7 = tiny_model.net.classifier[4]

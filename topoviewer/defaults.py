@@ -1,4 +1,4 @@
-"""One place for every scientific default (SCIENCE.md section numbers in brackets)."""
+"""One place for every scientific default (section numbers of the methods summary in brackets; decisions in docs/science.md)."""
 
 #: Gaussian smoothing of the simulated fMRI, full width at half maximum in mm [§4].
 FWHM_MM = 1.0

@@ -14,7 +14,7 @@ the same arrays (row = y, column = x) but napari's default 2-D camera draws row 
 *top*; a figure therefore shows the napari view flipped vertically unless the viewer's
 camera is oriented y-up.
 
-The dashed "monkey" purity curve is a **qualitative** guide (SCIENCE.md §5: purity near 1
+The dashed "monkey" purity curve is a **qualitative** guide (docs/science.md; methods §5: purity near 1
 at the centre of the middle face patch, falling to a low floor within ~3–4 mm), not data.
 """
 
@@ -261,7 +261,7 @@ def _draw_outline(ax, mask, x0, y0, pixel_mm, color, upsample=8):
 
 # ---------------------------------------------------------------------- purity helpers
 def monkey_reference_purity(distance_mm, floor=0.1, half_mm=2.0, width_mm=0.5):
-    """Qualitative purity profile of the monkey middle face patch (SCIENCE.md §5).
+    """Qualitative purity profile of the monkey middle face patch (docs/science.md; methods §5).
 
     A logistic fall-off: ≈ 1 at the centre, half-way at ``half_mm`` and a ``floor`` of
     ≈ 0.1 beyond ~3.5 mm. It reproduces the *shape* described in the paper, not data.

@@ -1,11 +1,11 @@
-"""Spatial losses that make a layer topographic (SCIENCE.md §2).
+"""Spatial losses that make a layer topographic (docs/science.md; methods §2).
 
 Three losses, all pure PyTorch and all differentiable:
 
 * :func:`absolute_loss` — Lee et al. 2020 (TDANN, "cIT"/"aIT"): the mean over unit pairs
   ``i ≠ j`` of ``|C_ij − 1/(d_ij/λ + 1)|``, with ``C`` the Pearson correlation of the
   units' responses across the images of a batch and ``d`` their distance on the sheet (mm).
-  **Decision** (SCIENCE.md §2): the mean over pairs, not the paper's sum, so the weight is
+  **Decision** (docs/science.md; methods §2): the mean over pairs, not the paper's sum, so the weight is
   independent of the layer size.
 * :func:`relative_loss` — Margalit et al. (TDANN code): ``(1 − r) / 2`` with ``r`` the Pearson
   correlation between the strict lower triangles of ``C`` and of the target ``1/(d/λ + 1)``.

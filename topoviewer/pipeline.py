@@ -1,7 +1,7 @@
 """The Lee 2020 analysis as one call per question, shared by the CLI and the GUI.
 
 :func:`iter_analysis` runs the network over a stimulus set once (a generator of
-progress) and computes every map of SCIENCE.md §3–5 per sheet; :class:`Stimulator`
+progress) and computes every map of docs/science.md; methods §3–5 per sheet; :class:`Stimulator`
 prepares the microstimulation experiment of §6 once so that each click is only a
 stimulation pattern plus one propagation.
 """
@@ -304,7 +304,7 @@ class StimulationResult:
 
 
 class Stimulator:
-    """The microstimulation experiment (SCIENCE §6), prepared once per (model, sheet).
+    """The microstimulation experiment (docs/science.md; methods §6), prepared once per (model, sheet).
 
     Half A of the stimuli locates the face patch of the stimulated sheet and of the next
     sheet (centre = most selective 1 mm disc, region = voxels with t > threshold); half B

@@ -2,7 +2,7 @@
 
 Everything that turns a length-N vector of unit values into a picture goes through
 :class:`Sheet`: :meth:`Sheet.rasterise` (nearest-unit display raster) and
-:meth:`Sheet.voxelise` (simulated fMRI, SCIENCE.md §4). Nothing else knows how
+:meth:`Sheet.voxelise` (simulated fMRI, docs/science.md; methods §4). Nothing else knows how
 units are laid out.
 
 Image convention: row ``r`` of a raster covers ``y ∈ [y0 + r·p, y0 + (r+1)·p)`` and
@@ -189,7 +189,7 @@ class Sheet:
         return img
 
     def voxelise(self, values, fwhm_mm: float = defaults.FWHM_MM, voxel_mm: float = defaults.VOXEL_MM):
-        """Simulated fMRI voxels (SCIENCE.md §4): Gaussian-weighted mean of the units.
+        """Simulated fMRI voxels (docs/science.md; methods §4): Gaussian-weighted mean of the units.
 
         ``v(x) = Σ_i a_i g(x − p_i) / Σ_i g(x − p_i)`` with g a Gaussian of the given FWHM,
         evaluated at voxel centres; voxels with no unit within 2σ are NaN. The Gaussian

@@ -23,7 +23,7 @@ from .errors import TopoviewerError
 
 __all__ = ["TrainConfig", "Progress", "train", "DEFAULT_WEIGHT", "recipe_path"]
 
-#: Default weight per loss: α per sheet for absolute/relative (SCIENCE §2), τ for TopoLoss.
+#: Default weight per loss: α per sheet for absolute/relative (docs/science.md; methods §2), τ for TopoLoss.
 DEFAULT_WEIGHT = {"absolute": defaults.SPATIAL_ALPHA, "relative": defaults.SPATIAL_ALPHA, "topoloss": 10.0, "none": 0.0}
 
 

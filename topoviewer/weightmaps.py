@@ -5,7 +5,7 @@ Conv2d / Linear of a model on its TopoNets channel grid — three maps:
 
 * :func:`weight_norm_map` — the L2 norm of each unit's weight vector;
 * :func:`local_topoloss_map` — the cosine between each unit's weight vector and the blurred
-  sheet at its place (SCIENCE.md §2: ``blur(S) = upsample(downsample(S, 1/φ), (H, W))``,
+  sheet at its place (docs/science.md; methods §2: ``blur(S) = upsample(downsample(S, 1/φ), (H, W))``,
   bilinear, φ = 3). Its mean is ``1 − TopoLoss`` of the layer exactly, so the map shows
   *where* a layer is smooth (≈ 1) or rough;
 * :func:`pca_rgb_map` — the first three principal components of the weight vectors as RGB,

@@ -1,4 +1,4 @@
-"""Pure analyses of unit responses on sheets (SCIENCE.md §3–6).
+"""Pure analyses of unit responses on sheets (docs/science.md; methods §3–6).
 
 Every function takes numpy arrays (responses are ``(n_images, n_units)`` floats,
 labels ``(n_images,)`` ints into a ``categories`` list) plus a :class:`~topoviewer.sheet.Sheet`

@@ -1,4 +1,4 @@
-"""Simulated fMRI (SCIENCE.md §4): smoothed voxel responses and voxel selectivity maps.
+"""Simulated fMRI (docs/science.md; methods §4): smoothed voxel responses and voxel selectivity maps.
 
 Each image's activation map is smoothed with a Gaussian of ``fwhm_mm`` and sampled on
 ``voxel_mm`` voxels by :meth:`Sheet.voxelise` (a Gaussian-weighted mean of the units,

@@ -6,7 +6,7 @@ null keeps every unit's responses and shuffles the positions: unit ``i``'s place
 the responses of unit ``perm[i]`` (one permutation per shuffle, the same for every
 image). Each measure is recomputed by exactly the same procedure on every shuffle, so
 its null distribution includes the chance patches that a fixed t > 10 / 10-voxel rule
-finds on small sheets (SCIENCE.md §5, "Spatial null").
+finds on small sheets (docs/science.md, "Measuring as the paper measures").
 
 p-values are one-sided permutation p-values with the observed sheet counted as one of
 the arrangements: ``p = (1 + #{null ≥ observed}) / (1 + n)`` for measures where larger is

@@ -1,4 +1,4 @@
-"""Patches, peak selectivity points, purity and cluster strength (SCIENCE.md §4–5).
+"""Patches, peak selectivity points, purity and cluster strength (docs/science.md; methods §4–5).
 
 Voxel patches are connected components of selective voxels (t above a threshold) in a
 voxel map; unit-level measures (peak point, purity) work on the sheet's unit positions.

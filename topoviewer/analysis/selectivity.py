@@ -1,4 +1,4 @@
-"""Category selectivity of units and voxels: d′, Welch t, noise calibration (SCIENCE.md §3).
+"""Category selectivity of units and voxels: d′, Welch t, noise calibration (docs/science.md; methods §3).
 
 Responses are always ``(n_images, n_units)`` float arrays; ``labels`` are ``(n_images,)``
 integers indexing a ``categories`` list of names. A selectivity contrast compares the

@@ -1,4 +1,4 @@
-"""Simulated microstimulation with propagation, and lesions (SCIENCE.md §6).
+"""Simulated microstimulation with propagation, and lesions (docs/science.md; methods §6).
 
 Microstimulation clamps one sheet: units inside a disc around the site are set to
 their maximum activation (over held-out images) times a Gaussian spatial decay,

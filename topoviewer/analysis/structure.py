@@ -1,4 +1,4 @@
-"""How topographic a sheet is (SCIENCE.md §7): correlation vs distance, map smoothness.
+"""How topographic a sheet is (docs/science.md; methods §7): correlation vs distance, map smoothness.
 
 These quantify topography without categories: nearby units of a topographic sheet
 respond alike, so their response correlation falls with cortical distance, and any

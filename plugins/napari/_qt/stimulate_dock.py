@@ -27,7 +27,7 @@ TABLE_COLUMNS = [
 
 
 class StimulateDock(Dock):
-    """Microstimulation (SCIENCE §6): click a sheet; the next sheet's patch read-out and a log."""
+    """Microstimulation (docs/science.md; methods §6): click a sheet; the next sheet's patch read-out and a log."""
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, parent)
