@@ -121,6 +121,7 @@ PATCH_CRITERIA = ("paper", "null95")
 def sheet_maps(
     sheet, responses, labels, categories, *, threshold=defaults.DPRIME_THRESHOLD, gain=1.0, fwhm_mm=defaults.FWHM_MM,
     voxel_mm=defaults.VOXEL_MM, purity_category="faces", seed=0, null=0, null_seed=0, patch_criterion="paper",
+    light=False,
 ) -> SheetMaps:
     """All §3–5 maps and summary numbers of one sheet from its (images, units) responses.
 
@@ -137,6 +138,9 @@ def sheet_maps(
         ``paper``: a patch is ≥ 10 connected voxels with t > 10. ``null95``: that, and
         larger than the 95th percentile of the largest cluster under the spatial null
         (needs ``null``; 100 shuffles when 0).
+    light : bool
+        Only the d′ and voxel t maps (purity stays available through :meth:`SheetMaps.purity`),
+        an empty summary: what live views of a model in training need.
     """
     if patch_criterion not in PATCH_CRITERIA:
         raise TopoviewerError(f"patch criterion must be one of {', '.join(PATCH_CRITERIA)}, got {patch_criterion!r}")
@@ -146,6 +150,8 @@ def sheet_maps(
     thresholds, rule = dprime_thresholds(responses, labels, categories, dp, threshold, gain)
     voxels = voxel_responses(sheet, responses, fwhm_mm, voxel_mm)
     vt = t_maps(voxels, labels, categories)
+    if light:
+        return SheetMaps(sheet, dp, vt, {}, thresholds)
     largest = {c: int(largest_patch_voxels(vt[c])) for c in categories}
     summary = {
         "units": sheet.n_units,

@@ -185,18 +185,15 @@ class TopoState:
         return self._cache[key]
 
     def purity(self, sheet: str, category: str | None = None):
-        """PurityCurve of the category-selective units (d′ > threshold) of a sheet, or None if undefined."""
-        from topoviewer.analysis import purity_curve
+        """PurityCurve of the category-selective units (d′ > threshold) of a sheet, or None if undefined.
 
-        key = ("purity", sheet, category or self.category, self.threshold)
-        if key not in self._cache:
-            try:
-                dp = self.dprime(sheet, category)
-                curve = purity_curve(self.model.sheet(sheet), dp > self.threshold, values=dp)
-            except TopoviewerError:
-                curve = None
-            self._cache[key] = curve
-        return self._cache[key]
+        Read from the analysis's :class:`~topoviewer.pipeline.SheetMaps` (computed and cached there,
+        the same curve the CLI and the figures give).
+        """
+        try:
+            return self.analysis.sheets[sheet].purity(category or self.category, self.threshold)
+        except TopoviewerError:
+            return None
 
     def _null_key(self, sheet, category):
         return ("null", sheet, category or self.category, self.threshold, self.fwhm_mm, self.voxel_mm)

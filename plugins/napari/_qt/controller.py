@@ -507,6 +507,7 @@ class Controller:
 
         def job():
             from topoviewer.io import load_model
+            from topoviewer.pipeline import iter_analysis
             from topoviewer.stimuli import localizer
 
             gen = train(config, out)
@@ -523,7 +524,7 @@ class Controller:
                     warm_rasters(model)
                     if probe is None:
                         probe = localizer(size=max(32, model.input_size), per_category=probe_per_category, seed=99)
-                    analysis = yield from live_maps(model, probe)
+                    analysis = yield from _silent(iter_analysis(model, probe, light=True))
                     yield ("maps", p.step, model, analysis, probe)
                     last = time.monotonic()
 
@@ -603,32 +604,6 @@ def warm_rasters(model):
     """Build each sheet's nearest-unit raster map off the GUI thread (the layer book then only indexes)."""
     for s in model.sheets:
         s.rasterise(np.zeros(s.n_units, np.float32), s.default_pixel_mm())
-
-
-def live_maps(model, stimuli, fwhm_mm=None, voxel_mm=None):
-    """The maps shown while training: responses, d′ and voxel t per sheet (no cluster strength).
-
-    A generator (so a stop request is honoured between sheets) returning a
-    :class:`topoviewer.pipeline.Analysis` whose summaries are empty.
-    """
-    from topoviewer import defaults
-    from topoviewer.analysis import dprime_maps, voxel_t_maps
-    from topoviewer.pipeline import Analysis, SheetMaps
-
-    fwhm_mm = defaults.FWHM_MM if fwhm_mm is None else fwhm_mm
-    voxel_mm = defaults.VOXEL_MM if voxel_mm is None else voxel_mm
-    responses = yield from _silent(model.iter_responses(stimuli.images))
-    result = Analysis(model.name, stimuli.name, list(stimuli.categories), stimuli.labels, responses)
-    for name, r in responses.items():
-        sheet = model.sheet(name)
-        result.sheets[name] = SheetMaps(
-            sheet,
-            dprime_maps(r, stimuli.labels, stimuli.categories),
-            voxel_t_maps(sheet, r, stimuli.labels, stimuli.categories, fwhm_mm=fwhm_mm, voxel_mm=voxel_mm),
-            {},
-        )
-        yield ("tick", 0, 0)
-    return result
 
 
 def _silent(gen):
