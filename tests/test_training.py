@@ -17,7 +17,7 @@ def _weights(model):
 
 
 def test_progress_events_and_spatial_loss_goes_down(tmp_path):
-    cfg = TrainConfig(loss="absolute", weight=4.0, steps=60, checkpoint_every=30, lr=3e-3, device="cpu", **TINY)
+    cfg = TrainConfig(loss="absolute", weight=4.0, steps=30, checkpoint_every=15, lr=3e-3, device="cpu", **TINY)
     events = []
     gen = train(cfg, tmp_path / "m.safetensors")
     model = None
@@ -27,7 +27,7 @@ def test_progress_events_and_spatial_loss_goes_down(tmp_path):
         except StopIteration as stop:
             model = stop.value
             break
-    assert [e.step for e in events] == list(range(1, 61))
+    assert [e.step for e in events] == list(range(1, 31))
     assert [e.checkpoint is not None for e in events].count(True) == 2
     assert events[-1].val_accuracy is not None and 0.0 <= events[-1].val_accuracy <= 1.0
     first = np.mean([e.spatial_loss for e in events[:3]])
@@ -41,7 +41,7 @@ def test_progress_events_and_spatial_loss_goes_down(tmp_path):
     assert model.meta["training"]["loss"] == "absolute" and model.meta["training"]["weight"] == 4.0
     h = read_header(tmp_path / "m.safetensors")
     assert "training" not in h  # finished: a plain model file without optimizer state
-    assert h["meta"]["training"]["steps"] == 60 and h["meta"]["training"]["seed"] == cfg.seed
+    assert h["meta"]["training"]["steps"] == 30 and h["meta"]["training"]["seed"] == cfg.seed
 
 
 def test_interrupted_run_resumes_exactly(tmp_path):
@@ -87,7 +87,7 @@ def test_finished_model_cannot_be_resumed(tmp_path):
 
 def test_control_logs_spatial_loss_but_trains_like_no_loss(tmp_path):
     """α = 0 measures the spatial loss without a gradient: the weights equal a run without it."""
-    base = dict(steps=8, checkpoint_every=8, device="cpu", **TINY)
+    base = dict(steps=4, checkpoint_every=4, device="cpu", **TINY)
     control = train(TrainConfig(loss="absolute", weight=0.0, **base), tmp_path / "c.safetensors")
     logged = [e.spatial_loss for e in control]
     plain = drain(train(TrainConfig(loss="none", **base), tmp_path / "n.safetensors"))

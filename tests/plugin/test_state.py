@@ -43,3 +43,32 @@ def test_a_bug_in_a_listener_stays_a_psygnal_error_naming_the_signal():
     with pytest.raises(EmitLoopError, match="log_changed") as info:
         st.clear_log()
     assert isinstance(info.value.__cause__, ZeroDivisionError)
+
+
+def test_cli_gui_and_figure_give_one_purity_curve_on_a_channel_grid(tmp_path, capsys):
+    """toponet_small (one unit per grid cell): the CLI summary, the GUI state and the figure's curve agree."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from topoviewer.cli import main
+    from topoviewer.families import build
+    from topoviewer.io import save_model
+    from topoviewer.pipeline import analyze, default_stimuli
+
+    torch.manual_seed(0)
+    model = build("toponet_small", {"widths": [8, 8, 64, 64]})
+    path = save_model(model, tmp_path / "grid.safetensors")
+    assert main(["analyze", str(path), "--json", "--out", str(tmp_path / "res")]) == 0
+    cli = json.loads(capsys.readouterr().out)["sheets"]
+    stimuli = default_stimuli(model)
+    st = TopoState()
+    st.set_model(model, stimuli=stimuli)
+    st.set_analysis(analyze(model, stimuli), stimuli)
+    for sheet in st.analysis.sheets:
+        gui = st.purity(sheet, "faces")
+        assert gui is not None and cli[sheet]["purity_curve"]["centre_mm"] == list(gui.centre)
+        np.testing.assert_allclose(np.array(cli[sheet]["purity_curve"]["purity"], float), gui.purity)
+        # the figure draws SheetMaps.purity with the same threshold: the very object the state returns
+        assert st.analysis.sheets[sheet].purity("faces", st.threshold) is gui
