@@ -74,6 +74,7 @@ class LayerBook:
         ev.activations_changed.connect(self._on_activations)
         ev.stimulated.connect(self._on_stimulated)
         self.viewer.mouse_move_callbacks.append(self._on_hover)
+        self.viewer.layers.selection.events.active.connect(self._show_colorbar)
         self._closed = False
         #: How secondary maps are scheduled after the d′ maps: immediately here; the Qt controller
         #: defers them to the next event-loop turn so the first picture appears sooner.
@@ -93,6 +94,14 @@ class LayerBook:
             sig.disconnect(fn)
         if self._on_hover in self.viewer.mouse_move_callbacks:
             self.viewer.mouse_move_callbacks.remove(self._on_hover)
+        self.viewer.layers.selection.events.active.disconnect(self._show_colorbar)
+
+    def _show_colorbar(self, event=None):
+        """napari's colorbar overlay on the selected map layer only (its colormap and limits, in the map's units)."""
+        active = self.viewer.layers.selection.active
+        for layer in self.viewer.layers:
+            if KEY in layer.metadata and hasattr(layer, "colorbar"):
+                layer.colorbar.visible = layer is active
 
     # ------------------------------------------------------------------ lookup
     def get(self, key: str):
@@ -459,6 +468,14 @@ class LayerBook:
                          name=f"{nxt} · read-out patch", color=READOUT_COLOR).visible = False
         if self.get("stimulation/sites") is None:
             self._sites(np.empty((0, 2)), 2.0 * st.stim_radius_mm, visible=False)
+
+    def clear_stimulation(self):
+        """Hide the stimulation layers and forget the last stimulation (the log is kept)."""
+        self.state.stimulation = None
+        for key in self.keys():
+            if key.endswith(("/stimulation", "/propagated", "/readout_patch")) or key == "stimulation/sites":
+                self.get(key).visible = False
+        self._revealed = set()  # the next stimulation shows its layers again
 
     # ------------------------------------------------------------------ hover
     def _on_hover(self, viewer, event):

@@ -126,3 +126,13 @@ def test_purity_dock_draws_the_spatial_null_band(topo):
         np.testing.assert_allclose(hi, np.nanpercentile(curves, 95, axis=0)[:k])
         # the null's observed value is the curve the dock draws (one purity implementation)
         assert st.null(name).purity["purity_1_2mm"].observed == st.purity(name).purity[1]
+
+
+def test_selected_map_layer_shows_napari_colorbar(topo):
+    v = topo.viewer
+    dp, t = _layer(topo, "fc6/dprime"), _layer(topo, "fc7/voxel_t")
+    v.layers.selection.active = dp
+    assert dp.colorbar.visible and not t.colorbar.visible
+    v.layers.selection.active = t
+    assert t.colorbar.visible and not dp.colorbar.visible
+    assert sum(lyr.colorbar.visible for lyr in v.layers if hasattr(lyr, "colorbar")) == 1

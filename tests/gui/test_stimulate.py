@@ -112,3 +112,27 @@ def test_click_to_updated_layer_latency(topo, fake_event):
     print(f"click-to-updated-layer latency: first {first:.1f} ms, median {median:.1f} ms, max {max(times):.1f} ms")
     assert median < 250  # generous for loaded CI machines; the docs report the measured value
     assert topo.state.log[-1]["latency_ms"] > 0
+
+
+def test_shortcuts_toggle_the_tool_and_clear_the_stimulation(topo, fake_event):
+    from napari.utils.key_bindings import KeyBinding
+
+    v, st, book = topo.viewer, topo.state, topo.book
+
+    def press(key):  # what napari runs for the key combination
+        v.keymap[KeyBinding.from_str(key)](v)
+
+    assert not topo.ctrl.tool.enabled
+    press("Shift-S")
+    assert topo.ctrl.tool.enabled and topo.docks["StimulateDock"].tool_button.isChecked()
+    _click(topo, fake_event, "fc6", "dprime", (5, 5))
+    assert st.stimulation is not None and book.get("fc7/propagated").visible
+    n_log = len(st.log)
+    press("Shift-X")
+    assert st.stimulation is None and len(st.log) == n_log  # the log is kept
+    assert not book.get("fc6/stimulation").visible and not book.get("fc7/propagated").visible
+    assert not book.get("stimulation/sites").visible
+    _click(topo, fake_event, "fc6", "dprime", (4, 4))  # the next stimulation shows its layers again
+    assert book.get("fc7/propagated").visible
+    press("Shift-S")
+    assert not topo.ctrl.tool.enabled

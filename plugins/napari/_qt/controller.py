@@ -24,6 +24,9 @@ from psygnal import SignalGroup
 from ..state import Activations, TopoState, signal
 from ..tools import StimulateTool
 
+#: Keyboard shortcuts (napari key names) → controller methods; napari binds neither by default.
+SHORTCUTS = {"Shift-S": "toggle_stimulate_tool", "Shift-X": "clear_stimulation"}
+
 __all__ = ["Controller", "controller_for", "notify_error", "JobError"]
 
 _CONTROLLERS: "weakref.WeakValueDictionary[int, Controller]" = weakref.WeakValueDictionary()
@@ -103,6 +106,17 @@ class Controller:
         self.last_latency: dict = {}
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
         self._queued_images = None
+        for key, action in SHORTCUTS.items():
+            viewer.bind_key(key, getattr(self, action), overwrite=True)
+
+    # ------------------------------------------------------------------ shortcuts
+    def toggle_stimulate_tool(self, viewer=None):
+        """Shift-S: switch the Stimulate tool on or off."""
+        self.tool.enabled = not self.tool.enabled
+
+    def clear_stimulation(self, viewer=None):
+        """Shift-X: hide the stimulation layers (the log is kept)."""
+        self.book.clear_stimulation()
 
     # ------------------------------------------------------------------ lifecycle
     def close(self):
@@ -112,6 +126,8 @@ class Controller:
         for w in list(self.jobs.values()):
             w.quit()
         self.tool.enabled = False
+        for key in SHORTCUTS:
+            self.viewer.bind_key(key, None, overwrite=True)
         self.book.close()
         self.state.events.disconnect()
         self.events.disconnect()
