@@ -72,3 +72,15 @@ def test_cli_gui_and_figure_give_one_purity_curve_on_a_channel_grid(tmp_path, ca
         np.testing.assert_allclose(np.array(cli[sheet]["purity_curve"]["purity"], float), gui.purity)
         # the figure draws SheetMaps.purity with the same threshold: the very object the state returns
         assert st.analysis.sheets[sheet].purity("faces", st.threshold) is gui
+
+
+def test_gui_guide_names_every_stimulation_log_column():
+    import re
+    from pathlib import Path
+
+    from topoviewer_napari.state import LOG_FIELDS
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "gui.md").read_text()
+    block = guide[guide.index("**Stimulation log (CSV)**"):]
+    block = block[: block.index("\n\n")]
+    assert re.findall(r"`([a-z_]+)`", block) == list(LOG_FIELDS)
