@@ -78,7 +78,13 @@ def test_recipe_of_the_default_model_fills_the_form(topo, tmp_path):
     recipe.write_text(json.dumps({"arch": "toponet_small", "loss": "relative", "weight": 2.5, "steps": 77,
                                   "batch_size": 8, "lr": 0.01, "category_frequency": {"faces": 2.0}}))
     dock.load_recipe(recipe)
+    assert "toponet_small-relative-" in Path(dock.out.text()).name  # the default name follows the settings
     cfg = dock.config()
     assert (cfg.arch, cfg.loss, cfg.weight, cfg.steps, cfg.batch_size, cfg.lr) == (
         "toponet_small", "relative", 2.5, 77, 8, 0.01)
     assert cfg.category_frequency == {"faces": 2.0}
+    mine = str(tmp_path / "mine.safetensors")
+    dock.out.setText(mine)
+    dock.out.textEdited.emit(mine)  # what typing a name does
+    dock.loss.setCurrentText("absolute")
+    assert dock.out.text() == mine  # a name the user chose is never replaced

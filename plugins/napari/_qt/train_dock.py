@@ -111,8 +111,12 @@ class TrainDock(Dock):
         self.refresh.setToolTip("How often the sheet maps are recomputed from the last checkpoint")
         form.addRow("Refresh maps", self.refresh)
         row = QHBoxLayout()
-        self.out = QLineEdit(str(default_out("tdann_small", "absolute")))
+        self.out = QLineEdit(str(default_out(self.arch.currentText(), self.loss.currentText())))
         self.out.setToolTip("The trained model (and its checkpoints) is written here")
+        self._auto_out = True  # the name follows the settings until the user types or picks one
+        self.out.textEdited.connect(lambda _: setattr(self, "_auto_out", False))
+        self.arch.currentTextChanged.connect(self._rename_out)
+        self.loss.currentTextChanged.connect(self._rename_out)
         browse = QToolButton()
         browse.setText("…")
         browse.clicked.connect(self._ask_out)
@@ -199,9 +203,14 @@ class TrainDock(Dock):
                                                      "arch_config", "optimizer", "weight_decay", "warmup")}
         return cfg
 
+    def _rename_out(self, _=None):
+        if self._auto_out:
+            self.out.setText(str(default_out(self.arch.currentText(), self.loss.currentText())))
+
     def _ask_out(self):
         path = ask_save_path(self, "Save the trained model", self.out.text(), "topoviewer model (*.safetensors)")
         if path:
+            self._auto_out = False
             self.out.setText(path if path.endswith(".safetensors") else path + ".safetensors")
 
     def config(self, **overrides):
