@@ -58,6 +58,8 @@ def test_pause_and_stop_keep_the_last_checkpoint(topo, qtbot, tmp_path):
     time.sleep(0.3)
     qtbot.wait(200)
     assert len(dock.history["step"]) == n  # paused: no more steps
+    dock._redraw()  # what the plot timer does every few hundred ms
+    assert dock.status.text().startswith(f"paused at step {dock.history['step'][-1]}/")
     dock.pause_button.click()
     _wait(qtbot, lambda: len(dock.history["step"]) > n, 60)
     dock.stop_button.click()

@@ -179,6 +179,7 @@ class TrainDock(Dock):
         self._plot_timer.setInterval(250)
         self._plot_timer.timeout.connect(self._redraw)
         self._last = None
+        self._paused = False
         ctrl = self.ctrl
         self.destroyed.connect(lambda *_: ctrl.stop("training"))  # closing the viewer stops the run
 
@@ -251,6 +252,7 @@ class TrainDock(Dock):
         self.start_button.setEnabled(False)
         self.pause_button.setEnabled(True)
         self.stop_button.setEnabled(True)
+        self._paused = False
         self.status.setText(f"preparing the training diet ({cfg.per_category} images per category)…")
         self.ticks.start()
         self._plot_timer.start()
@@ -259,6 +261,7 @@ class TrainDock(Dock):
     def pause(self, on):
         if self.worker is None:
             return
+        self._paused = bool(on)
         if on:
             self.worker.pause()
             self.status.setText("paused")
@@ -285,7 +288,9 @@ class TrainDock(Dock):
             self.spatial_curve.setData(h["step"], h["spatial"])
             self.acc_curve.setData(h["step"], h["acc"])
         p = self._last
-        if p is not None:
+        if p is not None and self._paused:
+            self.status.setText(f"paused at step {p.step}/{p.steps} (Pause again to continue)")
+        elif p is not None:
             val = f", validation accuracy {p.val_accuracy:.2f}" if p.val_accuracy is not None else ""
             self.status.setText(f"step {p.step}/{p.steps} · task {p.task_loss:.3f} · spatial {p.spatial_loss:.4f} · "
                                 f"{p.images_per_s:.0f} img/s{val}")
