@@ -29,6 +29,9 @@ def test_short_training_run_updates_maps_and_becomes_current(topo, qtbot, tmp_pa
     assert dock.finish_reason == "done"
     assert dock.history["step"] == list(range(1, 21))
     assert all(np.isfinite(dock.history["task"])) and dock.task_curve.getData()[0] is not None
+    # accuracy is drawn on its own 0–1 axis, not on the loss axis
+    assert dock.acc_curve.getViewBox() is dock.acc_view and dock.acc_view.viewRange()[1] == [0.0, 1.0]
+    np.testing.assert_allclose(dock.acc_curve.getData()[1], dock.history["acc"])
     assert any(step is not None for step in live), "no live map refresh during training"
     assert book.get("fc6/dprime") is dprime_layer  # refreshed in place
     # the result is saved and is the current model, analysed on the full localizer
