@@ -124,3 +124,19 @@ def test_cli_options_override_the_recipe(tmp_path):
     cfg = read_header(out)["meta"]["training"]["config"]
     assert (cfg["steps"], cfg["batch_size"], cfg["per_category"]) == (2, 8, 4)
     assert cfg["loss"] == "relative" and cfg["arch_config"]["fc_norm"] is True  # the rest from the recipe
+
+
+def test_a_stop_request_saves_the_step_in_progress(tmp_path):
+    """A graceful stop (the GUI's Stop) before the first checkpoint still leaves a resumable model."""
+    import threading
+
+    stop = threading.Event()
+    path = tmp_path / "stopped.safetensors"
+    gen = train(TrainConfig(steps=50, checkpoint_every=40, device="cpu", **TINY), path, stop=stop)
+    events = [next(gen), next(gen)]
+    assert not path.exists() and all(e.checkpoint is None for e in events)
+    stop.set()
+    events += list(gen)  # one more step, saved, then the run ends
+    assert [e.step for e in events] == [1, 2, 3] and events[-1].checkpoint == str(path)
+    assert read_header(path)["training"]["step"] == 3  # resumable: the optimizer state is in the file
+    assert load(path).meta["training"]["steps"] == 3

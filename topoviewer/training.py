@@ -204,7 +204,7 @@ def evaluate(model, x, y, batch_size: int = 512) -> float:
     return correct / max(1, len(x))
 
 
-def train(config: TrainConfig, out, *, resume: bool = False, steps: int | None = None
+def train(config: TrainConfig, out, *, resume: bool = False, steps: int | None = None, stop=None
           ) -> Generator[Progress, None, object]:
     """Train a topographic model; yields :class:`Progress`, returns the model.
 
@@ -212,15 +212,19 @@ def train(config: TrainConfig, out, *, resume: bool = False, steps: int | None =
     config — its own steps and learning-rate schedule unless ``steps`` is given.
     While it runs, ``<out>.lock`` is held (a second writer of ``out`` is refused) and
     temporary files a killed earlier writer of ``out`` left are removed first.
+
+    ``stop`` (e.g. a :class:`threading.Event`) asks for a graceful stop: once it is set, the
+    current step finishes, a resumable checkpoint of that step is written atomically to
+    ``out`` (also before the first regular checkpoint) and the model is returned.
     """
     from .validate import output_lock, remove_stale_tmp
 
     with output_lock(out):
         remove_stale_tmp(out)
-        return (yield from _train(config, Path(out), resume=resume, steps=steps))
+        return (yield from _train(config, Path(out), resume=resume, steps=steps, stop=stop))
 
 
-def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None):
+def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None, stop=None):
     import torch
     import torch.nn.functional as F
 
@@ -349,7 +353,8 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None):
         n_last += len(xb)
         done = step + 1
         ckpt, val_acc = None, None
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+        stopping = stop is not None and stop.is_set()
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps or stopping:
             model.net.eval()
             val_acc = evaluate(model, x_val, y_val)
             ckpt = checkpoint(done, val_acc)
@@ -361,6 +366,8 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None):
             done, cfg.steps, task.item(), spatial.item(), (logits.argmax(1) == yb).float().mean().item(),
             rate, lr, ckpt, val_acc,
         )
+        if stopping:
+            break
     model.net.eval()
     return model
 

@@ -512,21 +512,25 @@ class Controller:
         """Train in a worker; every ``refresh_s`` the last checkpoint's maps replace the shown maps.
 
         ``on_progress(Progress)`` runs for every step (GUI thread); ``on_finished(model, reason)``
-        once, with reason "done", "stopped" or "error". The finished (or last checkpointed)
-        model becomes the current model.
+        once, with reason "done", "stopped" or "error". :meth:`stop_training` stops gracefully:
+        the step in progress finishes and is saved (resumable, atomically) — also before the
+        first regular checkpoint — and that model becomes the current model.
         """
+        import threading
+
         from topoviewer.training import train
 
         out = Path(out)
         state = self.state
         tracker = {"checkpoint": None, "step": 0}
+        self._stop_training = stop_event = threading.Event()
 
         def job():
             from topoviewer.io import load_model
             from topoviewer.pipeline import iter_analysis
             from topoviewer.stimuli import localizer
 
-            gen = train(config, out)
+            gen = train(config, out, stop=stop_event)
             probe = None
             last = time.monotonic()
             while True:
@@ -560,7 +564,7 @@ class Controller:
             state.report("training", 0, 0, "")
             self.open_model(model, name=str(out))
             if on_finished:
-                on_finished(model, "done")
+                on_finished(model, "stopped" if stop_event.is_set() else "done")
 
         worker = self._start("training", job(), done, on_yield, replace=False)
 
@@ -591,6 +595,15 @@ class Controller:
         w = self.jobs.get(name)
         if w is not None:
             w.quit()
+
+    def stop_training(self):
+        """Stop the training run gracefully: the current step is saved and opened (see start_training)."""
+        w = self.jobs.get("training")
+        if w is None:
+            return
+        self._stop_training.set()
+        if getattr(w, "is_paused", False):
+            w.resume()  # a paused run must reach the end of its step to save it
 
     # ------------------------------------------------------------------ exports
     def save_figure(self, path, dpi: int = 200):

@@ -145,7 +145,7 @@ class TrainDock(Dock):
         self.pause_button.toggled.connect(self.pause)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
-        self.stop_button.setToolTip("Stop at the next step; the last checkpoint is kept and opened")
+        self.stop_button.setToolTip("Stop after the current step: it is saved (resumable) and opened")
         self.stop_button.clicked.connect(self.stop)
         for b in (self.start_button, self.pause_button, self.stop_button):
             row.addWidget(b)
@@ -283,8 +283,9 @@ class TrainDock(Dock):
 
     def stop(self):
         if self.worker is not None:
-            self.status.setText("stopping at the next step…")
-            self.worker.quit()
+            self.status.setText("stopping: saving the current step…")
+            self._paused = False
+            self.ctrl.stop_training()
 
     def _on_progress(self, p):
         h = self.history
@@ -323,7 +324,9 @@ class TrainDock(Dock):
         self.pause_button.setEnabled(False)
         self.stop_button.setEnabled(False)
         text = {"done": f"finished: saved {self.out.text()} and opened it as the current model",
-                "stopped": "stopped: the last checkpoint is kept and opened",
+                "stopped": f"stopped at step {self.history['step'][-1] if self.history['step'] else 0}: "
+                           f"saved {self.out.text()} (resumable with --resume) and opened it",
                 "error": "training failed (see the notification)"}[reason]
         self.status.setText(text)
+        self._auto_out = True
         self.out.setText(str(default_out(self.arch.currentText(), self.loss.currentText())))
