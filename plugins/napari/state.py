@@ -143,6 +143,20 @@ class TopoState:
             self._stimulators.clear()  # the stimulated/read-out patch follows the category
             self.events.category_changed.emit(self)
 
+    def set_thresholds(self, dprime: float | None = None, t: float | None = None):
+        """New d′ (selective unit) and/or voxel t (patch) thresholds; every map, outline and ring follows."""
+        for name, value in (("d′ threshold", dprime), ("voxel t threshold", t)):
+            if value is not None and not (np.isfinite(value) and value > 0):
+                raise TopoviewerError(f"the {name} must be a positive number, got {value}")
+        changed = False
+        if dprime is not None and float(dprime) != self.threshold:
+            self.threshold, changed = float(dprime), True
+        if t is not None and float(t) != self.t_threshold:
+            self.t_threshold, changed = float(t), True
+        if changed:
+            self._stimulators.clear()  # the stimulated and read-out patches are t > threshold regions
+            self.events.category_changed.emit(self)
+
     def set_voxel_t(self, fwhm_mm: float, voxel_t: dict):
         """Voxel t maps recomputed at another FWHM (``{sheet: {category: map}}``)."""
         self.fwhm_mm = float(fwhm_mm)
@@ -245,7 +259,7 @@ class TopoState:
                 kw = dict(stimuli=self.stimuli, responses=self.analysis.responses)
             category = self.category if self.analysis is not None else "faces"
             self._stimulators[name] = Stimulator(self.model, name, category=category, fwhm_mm=self.fwhm_mm,
-                                                 voxel_mm=self.voxel_mm, **kw)
+                                                 voxel_mm=self.voxel_mm, threshold=self.t_threshold, **kw)
         return self._stimulators[name]
 
     def has_stimulator(self, layer: str) -> bool:

@@ -136,3 +136,27 @@ def test_selected_map_layer_shows_napari_colorbar(topo):
     v.layers.selection.active = t
     assert t.colorbar.visible and not dp.colorbar.visible
     assert sum(lyr.colorbar.visible for lyr in v.layers if hasattr(lyr, "colorbar")) == 1
+
+
+def test_threshold_controls_redraw_outlines_and_purity(topo, qtbot):
+    from topoviewer.analysis import find_patches, purity_curve
+
+    st, dock = topo.state, topo.docks["ModelDock"]
+    dock.t_threshold.setValue(3.0)
+    qtbot.wait(50)  # secondary maps are redrawn on the next event-loop turn
+    assert st.t_threshold == 3.0
+    for s in st.model.sheets:
+        shown = _layer(topo, f"{s.name}/patch").data  # outlines are drawn on 4× upsampled voxels
+        expected = find_patches(st.t_map(s.name), threshold=3.0)[0] > 0
+        assert shown.sum() == 16 * expected.sum() and (expected.any() or not shown.any())
+    dock.dprime_threshold.setValue(0.5)
+    qtbot.wait(50)
+    assert st.threshold == 0.5
+    s = st.model.sheets[0]
+    dp = st.dprime(s.name)
+    own = purity_curve(s, dp > 0.5, values=dp)
+    np.testing.assert_allclose(st.purity(s.name).purity, own.purity)
+    x, y = topo.docks["PurityDock"].curves[s.name].getData()
+    np.testing.assert_allclose(y, own.purity[np.isfinite(own.purity)])
+    dock.dprime_threshold.setValue(0.85)
+    dock.t_threshold.setValue(10.0)

@@ -78,6 +78,15 @@ class ModelDock(Dock):
         self.fwhm.setToolTip("Gaussian smoothing of the simulated fMRI (FWHM); voxels are 0.5 mm")
         self.fwhm.valueChanged.connect(self.ctrl.set_fwhm)
         form.addRow("fMRI FWHM", self.fwhm)
+        self.dprime_threshold = self._threshold_box(0.05, 5.0, 0.05, self.state.threshold,
+                                                    "A unit is selective when its d′ exceeds this (maps, purity)")
+        self.dprime_threshold.valueChanged.connect(
+            lambda v: self.guarded(self.state.set_thresholds, dprime=float(v)))
+        form.addRow("d′ threshold", self.dprime_threshold)
+        self.t_threshold = self._threshold_box(0.5, 100.0, 0.5, self.state.t_threshold,
+                                               "A voxel is selective when its t exceeds this (patch outlines)")
+        self.t_threshold.valueChanged.connect(lambda v: self.guarded(self.state.set_thresholds, t=float(v)))
+        form.addRow("voxel t threshold", self.t_threshold)
         self.colour = QComboBox()
         self.colour.addItems(["d′ (category)", "activation", "stimulation"])
         self.colour.setToolTip("What colours the unit positions (layers “<sheet> · units”, hidden by default)")
@@ -104,6 +113,16 @@ class ModelDock(Dock):
             self._on_model(self.state)
         if self.state.analysis is not None:
             self._on_analysis(self.state)
+
+    @staticmethod
+    def _threshold_box(low, high, step, value, tip):
+        box = QDoubleSpinBox()
+        box.setRange(low, high)
+        box.setSingleStep(step)
+        box.setDecimals(2)
+        box.setValue(value)
+        box.setToolTip(tip)
+        return box
 
     # ------------------------------------------------------------------ actions
     def _ask_model(self):
