@@ -47,14 +47,19 @@ def test_short_training_run_updates_maps_and_becomes_current(topo, qtbot, tmp_pa
     assert dock.start_button.isEnabled() and not dock.stop_button.isEnabled()
 
 
-def test_pause_and_stop_keep_the_last_checkpoint(topo, qtbot, tmp_path):
-    st, dock = topo.state, topo.docks["TrainDock"]
-    out = tmp_path / "stopped.safetensors"
+def _endless_run(dock, out, checkpoint_every):
+    """Start a run that only a Stop ends."""
     dock.out.setText(str(out))
     dock.steps.setValue(100000)
     dock.device.setCurrentText("cpu")
     dock.refresh.setValue(60)
-    dock.start(checkpoint_every=3, **TINY)
+    dock.start(checkpoint_every=checkpoint_every, **TINY)
+
+
+def test_pause_and_stop_keep_the_last_checkpoint(topo, qtbot, tmp_path):
+    st, dock = topo.state, topo.docks["TrainDock"]
+    out = tmp_path / "stopped.safetensors"
+    _endless_run(dock, out, checkpoint_every=3)
     _wait(qtbot, lambda: len(dock.history["step"]) >= 4 and out.exists(), 240)
     dock.pause_button.click()
     _wait(qtbot, lambda: dock.worker is not None and dock.worker.is_paused, 30)
@@ -81,10 +86,7 @@ def test_pause_and_stop_keep_the_last_checkpoint(topo, qtbot, tmp_path):
 def test_stop_before_the_first_checkpoint_leaves_a_loadable_model_and_opens_it(topo, qtbot, tmp_path):
     st, dock = topo.state, topo.docks["TrainDock"]
     out = tmp_path / "early.safetensors"
-    dock.out.setText(str(out))
-    dock.steps.setValue(100000)
-    dock.device.setCurrentText("cpu")
-    dock.start(checkpoint_every=100000, **TINY)
+    _endless_run(dock, out, checkpoint_every=100000)
     _wait(qtbot, lambda: len(dock.history["step"]) >= 2, 240)
     assert not out.exists()  # no regular checkpoint yet
     dock.stop_button.click()
