@@ -51,17 +51,16 @@ def measure(model, stimuli=None, *, category="faces", seed=0, n_outside=8, null=
     w, h = cit.extent_mm
     rand = random_pair_distances(10000, low=(0.1 * w, 0.1 * h), high=(0.9 * w, 0.9 * h), seed=seed)
     stimulation = {}
+    stim = Stimulator(model, cit.name, stimuli, category=category, seed=seed, responses=responses)
+    inside_site = stim.site("inside")
     for outside_rule in ("paper", "strict"):
-        stim = Stimulator(model, cit.name, stimuli, category=category, seed=seed, responses=responses,
-                          outside_rule=outside_rule)
         rng = np.random.default_rng(seed)
         sites = []
         for _ in range(n_outside):
             try:
-                sites.append(stim.site("outside", rng=rng))
+                sites.append(stim.site("outside", rng=rng, rule=outside_rule))
             except TopoviewerError:
                 break
-        inside_site = stim.site("inside")
         for decay in ("peak1", "normal_density"):
             if outside_rule == "strict" and decay != defaults.STIM_DECAY:
                 continue  # the strict rule is a comparison for the default decay only

@@ -171,14 +171,22 @@ def topoloss(weight: torch.Tensor, grid_shape, factor=defaults.TOPOLOSS_FACTOR) 
             f"TopoLoss: the shrink factor ({fh:g}, {fw:g}) is larger than the {h}×{w} channel grid; "
             "use a smaller factor or a wider layer"
         )
-    n = h * w
-    # (N, ...) → (H, W, E) → (1, E, H, W): the same view einops' rearrange gives the package.
-    grid = weight.reshape(h, w, -1).permute(2, 0, 1).unsqueeze(0)
+    sheet = weight.reshape(h * w, -1)
+    return 1.0 - F.cosine_similarity(sheet, blurred_sheet(sheet, (h, w), (fh, fw)), dim=-1).mean()
+
+
+def blurred_sheet(vectors, grid_shape, factors):
+    """TopoLoss's blur of a channel-grid sheet: (N, E) unit vectors → (N, E) blurred vectors.
+
+    The (N, E) vectors are laid out as (H, W, E) — the view einops' rearrange gives the
+    ``topoloss`` package — shrunk by ``(1/φ_h, 1/φ_w)`` and resized back to (H, W), both
+    bilinear with ``align_corners=False``.
+    """
+    (h, w), (fh, fw) = grid_shape, factors
+    grid = vectors.reshape(h, w, -1).permute(2, 0, 1).unsqueeze(0)
     small = F.interpolate(grid, scale_factor=(1.0 / fh, 1.0 / fw), mode="bilinear", align_corners=False)
     blurred = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
-    sheet = grid.squeeze(0).permute(1, 2, 0).reshape(n, -1)
-    blurred = blurred.squeeze(0).permute(1, 2, 0).reshape(n, -1)
-    return 1.0 - F.cosine_similarity(sheet, blurred, dim=-1).mean()
+    return blurred.squeeze(0).permute(1, 2, 0).reshape(h * w, -1)
 
 
 # ---------------------------------------------------------------------------- per-sheet objects

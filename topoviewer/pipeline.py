@@ -371,8 +371,8 @@ class Stimulator:
             return units, "selective voxels (t > threshold)"
         return sheet.disc(self.centre[sheet.name], defaults.PATCH_RADIUS_MM), "units within 3 mm of the peak"
 
-    def site(self, where: str, rng=None, radius_mm=defaults.STIM_RADIUS_MM):
-        """The ``inside`` site or a random ``outside`` site (this experiment's outside rule).
+    def site(self, where: str, rng=None, radius_mm=defaults.STIM_RADIUS_MM, rule=None):
+        """The ``inside`` site or a random ``outside`` site (``rule``, default: this experiment's outside rule).
 
         Inside is the patch centre, moved in only as far as needed for an unclipped disc
         that still lies in the patch (:func:`~topoviewer.analysis.inside_site`).
@@ -383,7 +383,8 @@ class Stimulator:
         if where == "outside":
             rng = np.random.default_rng(self.seed) if rng is None else rng
             return tuple(float(v) for v in outside_site(self.sheet, self.patch_mask[self.layer], radius_mm, rng,
-                                                         rule=self.outside_rule, voxel_mm=self.voxel_mm))
+                                                         rule=rule or self.outside_rule,
+                                                         voxel_mm=self.voxel_mm))
         raise TopoviewerError(f"site must be 'inside' or 'outside', got {where!r}")
 
     def stimulate(self, center_mm, radius_mm=defaults.STIM_RADIUS_MM, sigma_mm=defaults.STIM_SIGMA_MM,

@@ -59,16 +59,6 @@ def weight_norm_map(weight) -> np.ndarray:
     return weight_vectors(weight).norm(dim=1).numpy()
 
 
-def _factors(factor):
-    if isinstance(factor, (tuple, list)):
-        fh, fw = (float(f) for f in factor)
-    else:
-        fh = fw = float(factor)
-    if not (fh > 0 and fw > 0):
-        raise TopoviewerError(f"the TopoLoss factor φ must be positive, got {factor}")
-    return fh, fw
-
-
 def local_topoloss_map(weight, grid_shape=None, factor=defaults.TOPOLOSS_FACTOR) -> np.ndarray:
     """Cosine of each unit's weight vector to the blurred sheet: (N,), in [−1, 1].
 
@@ -76,6 +66,8 @@ def local_topoloss_map(weight, grid_shape=None, factor=defaults.TOPOLOSS_FACTOR)
     (or (φ_h, φ_w)). ``1 − mean`` of the map equals :func:`topoviewer.losses.topoloss`.
     """
     import torch.nn.functional as F
+
+    from .losses import _factors, blurred_sheet
 
     w = weight_vectors(weight)
     n = w.shape[0]
@@ -85,11 +77,7 @@ def local_topoloss_map(weight, grid_shape=None, factor=defaults.TOPOLOSS_FACTOR)
     fh, fw = _factors(factor)
     if fh > h or fw > wd:
         raise TopoviewerError(f"the blur factor ({fh:g}, {fw:g}) is larger than the {h}×{wd} channel grid")
-    grid = w.reshape(h, wd, -1).permute(2, 0, 1).unsqueeze(0)
-    small = F.interpolate(grid, scale_factor=(1.0 / fh, 1.0 / fw), mode="bilinear", align_corners=False)
-    blurred = F.interpolate(small, size=(h, wd), mode="bilinear", align_corners=False)
-    blurred = blurred.squeeze(0).permute(1, 2, 0).reshape(n, -1)
-    return F.cosine_similarity(w, blurred, dim=-1).numpy()
+    return F.cosine_similarity(w, blurred_sheet(w, (h, wd), (fh, fw)), dim=-1).numpy()
 
 
 def pca_rgb_map(weight, seed: int = 0) -> np.ndarray:
