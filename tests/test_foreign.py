@@ -69,7 +69,7 @@ def tdann_files(tmp_path_factory, r18_state):
 
 @pytest.fixture(scope="module")
 def tdann(tdann_files):
-    return tv.load(tdann_files["ckpt"])  # positions guessed from the pairing rule, paper scale
+    return tv.load(tdann_files["ckpt"])  # an unpaired name: the only positions folder nearby; paper scale
 
 
 def _image(h=300, w=400, seed=0):
