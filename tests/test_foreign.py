@@ -334,6 +334,9 @@ def test_tdann_resnet18_chanx2_opens_and_analyses(tmp_path):
     np.testing.assert_allclose(resp["layer2.1"][0], want[0].flatten().numpy(), rtol=1e-4, atol=1e-5)
     vox = m.sheet("layer2.0").voxelise(resp["layer2.0"][0])
     assert vox.shape == m.sheet("layer2.0").grid(0.5).shape and np.isfinite(vox).all()
+    again = tv.load(tv.save_model(m, tmp_path / "chanx2.safetensors"))  # the widths travel in the own format
+    assert again.net.widths == widths and again.config["widths"] == list(widths)
+    torch.testing.assert_close(again.net.layer2[1].conv2.weight, base["layer2.1.conv2.weight"])
 
 
 def test_tdann_resnet50_positions_are_found_and_used_as_stored(tmp_path):
