@@ -461,6 +461,19 @@ def test_toponets_resnet50_keys_and_sheets():
     assert m.meta["sheet_layers"]["layer4.2"] == "layer4.2.conv3"
 
 
+def test_toponets_resnet18_with_wider_stages():
+    """Stage widths come from the weights for BlurPool ResNets too (a ChanX-style ×2 layer2)."""
+    from topoviewer.families import load_foreign
+
+    torch.manual_seed(4)
+    sd = ResNetSheets(18, True, "channel", [512, 10], (64, 256, 256, 512)).state_dict()
+    assert sd["layer2.0.conv1.conv.weight"].shape == (256, 64, 3, 3) and "layer2.0.conv1.blur_filter" in sd
+    m = load_foreign(sd, "all_topo_tau_1.0.pt")
+    assert m.config["widths"] == [64, 256, 256, 512]
+    assert m.sheet("layer2.1").n_units == 256 and m.sheet("layer2.1").grid_shape == (16, 16)
+    torch.testing.assert_close(m.net.layer2[1].conv2.weight, sd["layer2.1.conv2.weight"])
+
+
 def test_topoloss_config_tolerates_extra_fields(tmp_path):
     path = tmp_path / "topo.json"
     path.write_text(json.dumps([
