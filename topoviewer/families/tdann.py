@@ -302,7 +302,7 @@ def load(obj, path, device: str = "cpu", positions=None, scale=None, **_options)
             "only); they are used as stored: --scale training"
         )
     else:
-        scale = "training" if folder else "as given"
+        scale = "training" if folder and parts is not None else "as given"  # a TDANN folder: training mm
     loaded, version = load_positions(positions, layers)
     rescaled = areas and scale == "paper" and version == 1  # the authors rescale version-1 folders only
     sheets, modes = sheets_from_positions(layers, dims, loaded, source=positions, areas=AREAS if areas else None,
