@@ -53,8 +53,13 @@ def join(device: str) -> World:
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return World()
+    import warnings
+
     import torch.distributed as dist
 
+    # the autograd-aware collectives used here (torch.distributed.nn) announce a future move; they still work
+    warnings.filterwarnings("ignore", category=FutureWarning, module="torch.distributed.nn")
+    warnings.filterwarnings("ignore", message=".*torch.distributed.nn.functional", category=FutureWarning)
     owned = not dist.is_initialized()
     if owned:
         dist.init_process_group("nccl" if str(device).startswith("cuda") else "gloo")
