@@ -52,7 +52,7 @@ class BarePIL:
             side = min(h, w, max(1, round(math.sqrt(h * w * rng.uniform(0.08, 1.0)))))
             top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
             img = img.crop((left, top, left + side, top + side)).resize((self.size, self.size), Image.BILINEAR)
-            return torch.from_numpy(np.asarray(img).copy())
+            return torch.from_numpy(np.asarray(img).copy()), 0  # (image, label) batches, as the training loader
 
 
 def make_images(root: Path, n: int) -> list:

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TopoviewerError
+from .images import square_input
+from .stimuli.files import _image_files, _listdir, load_image  # imported before loader processes fork
 
 __all__ = ["ImageList", "read_image_list", "split_validation", "StepBatches", "ImageDataset", "loader",
            "MAX_SKIPPED_IN_A_ROW"]
@@ -69,8 +71,6 @@ def read_image_list(source) -> ImageList:
     (relative paths are relative to the list's folder; without a class, the image's folder name
     is its class); blank lines and lines starting with ``#`` are skipped. At least two classes.
     """
-    from .stimuli.files import _image_files, _listdir
-
     path = Path(source).expanduser()
     if path.is_dir():
         folders = sorted(p for p in _listdir(path) if p.is_dir() and not p.name.startswith("."))
@@ -183,33 +183,29 @@ class ImageDataset:
         return len(self.files)
 
     def __getitem__(self, item):
-        from .stimuli import load_image
-
         index, seed = item
+        rng = None if seed is None else np.random.default_rng(list(seed))
         skipped = []
         for k in range(MAX_SKIPPED_IN_A_ROW):
             i = (index + k) % len(self.files)
             try:
-                image = load_image(self.files[i])
+                image = load_image(self.files[i], crop=None if rng is None else lambda w, h: self._box(w, h, rng),
+                                   keep_uint8=rng is not None)
             except TopoviewerError as exc:
                 skipped.append(str(exc))
                 continue
-            return self._view(image, seed), int(self.labels[i]), skipped
+            if rng is None:  # the evaluation view
+                return square_input(image, self.size, self.channels, self.shorter), int(self.labels[i]), skipped
+            if rng.random() < 0.5:
+                image = image[:, ::-1]
+            return square_input(image, self.size, self.channels), int(self.labels[i]), skipped
         return None, -1, skipped
 
-    def _view(self, image, seed):
-        from .images import square_input
-
-        if seed is None:
-            return square_input(image, self.size, self.channels, self.shorter)
-        rng = np.random.default_rng(list(seed))
-        h, w = image.shape[:2]
+    def _box(self, w: int, h: int, rng) -> tuple:
+        """A random square of ``crop_scale`` of the area (the whole shorter side at most)."""
         side = min(h, w, max(1, round(math.sqrt(h * w * rng.uniform(*self.crop_scale)))))
-        top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-        crop = image[top : top + side, left : left + side]
-        if rng.random() < 0.5:
-            crop = crop[:, ::-1]
-        return square_input(crop, self.size, self.channels)
+        top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        return left, top, left + side, top + side
 
 
 def collate(items):
@@ -221,7 +217,9 @@ def collate(items):
     if any(item[0] is None for item in items):
         return None, (f"{MAX_SKIPPED_IN_A_ROW} images in a row could not be read ({skipped[-1]}); "
                       "check the --data images"), skipped
-    return torch.stack([item[0] for item in items]), torch.tensor([item[1] for item in items]), skipped
+    from torch.utils.data import default_collate  # stacks into shared memory in a loader process
+
+    return default_collate([item[0] for item in items]), torch.tensor([item[1] for item in items]), skipped
 
 
 def loader(dataset: ImageDataset, batches, workers: int, pin_memory: bool = False):

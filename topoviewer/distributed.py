@@ -86,6 +86,8 @@ class _GlobalBatchNorm:
 
         if not (self.training and dist.is_available() and dist.is_initialized()):
             return super().forward(x)
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()  # statistics in float32 under bf16 autocast (as torch's batch norm)
         dims = [0] + list(range(2, x.ndim))
         shape = [1, -1] + [1] * (x.ndim - 2)
         count = torch.full((1,), x.numel() / x.shape[1], dtype=x.dtype, device=x.device)

@@ -43,15 +43,24 @@ def resize_crop(x, size: int, shorter: float = 0.0):
 def square_input(image: np.ndarray, size: int, channels: int = 1, shorter: float = 0.0):
     """One image, (H, W) grey or (H, W, 3) colour in [0, 1] → a (channels, size, size) float32 torch
     tensor in [0, 1]: colour → grey with :data:`LUMA` (``channels=1``) or grey replicated
-    (``channels=3``), then :func:`resize_crop` (shorter side to ``shorter``, 0 → ``size``)."""
+    (``channels=3``), then :func:`resize_crop` (shorter side to ``shorter``, 0 → ``size``).
+
+    A uint8 image (0–255; the training loader's) that needs no grey conversion is resized in uint8
+    — torch's fast path, values rounded to 1/255 — then scaled to [0, 1]."""
     import torch
 
-    x = np.asarray(image, np.float32)
-    if x.ndim == 3 and channels == 1:
-        x = to_gray(x)
-    t = torch.from_numpy(np.ascontiguousarray(x))
-    t = t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]
-    t = resize_crop(t, int(size), shorter)[0].clamp_(0.0, 1.0)
+    x = np.asarray(image)
+    if x.dtype == np.uint8 and (x.ndim == 2 or channels == 3):
+        t = torch.from_numpy(np.require(x, requirements="CW"))
+        t = t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]  # HWC memory: channels_last
+        t = resize_crop(t, int(size), shorter)[0].float().div_(255.0)
+    else:
+        x = np.asarray(x, np.float32) / (255.0 if x.dtype == np.uint8 else 1.0)
+        if x.ndim == 3 and channels == 1:
+            x = to_gray(x)
+        t = torch.from_numpy(np.ascontiguousarray(x))
+        t = t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]
+        t = resize_crop(t, int(size), shorter)[0].clamp_(0.0, 1.0)
     return t.expand(channels, -1, -1).contiguous() if t.shape[0] != channels else t.contiguous()
 
 
