@@ -124,8 +124,8 @@ def test_init_from_a_published_toponets_resnet18(folder, tmp_path):
     torch.save(ResNetSheets(18, True, "channel", [512, 1000]).state_dict(), init)
     out = tmp_path / "r18.safetensors"
     assert main(["train", "--data", str(folder), "--init", str(init), "--loss", "topoloss", "--steps", "1",
-                 "--batch-size", "2", "--lr", "1e-7", "--val-per-category", "0", "--workers", "0", "--device", "cpu",
-                 "--quiet", "--out", str(out)]) == 0
+                 "--batch-size", "2", "--optimizer", "sgd", "--lr", "1e-7", "--val-per-category", "0",
+                 "--workers", "0", "--device", "cpu", "--quiet", "--out", str(out)]) == 0
     model = tv.load(out)
     assert model.arch == "resnet" and model.classes == CLASSES and model.net.fc.out_features == 3
     assert model.meta["init"]["fresh"] == ["fc.bias", "fc.weight"]

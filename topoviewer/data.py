@@ -152,7 +152,8 @@ class StepBatches:
 
     def batch(self, step: int) -> list:
         local = self.batch_size // self.world
-        positions = np.arange(step * self.batch_size + self.rank * local, step * self.batch_size + (self.rank + 1) * local)
+        first = step * self.batch_size + self.rank * local
+        positions = np.arange(first, first + local)
         return [(int(self._perm(p // self.n)[p % self.n]), (self.seed, step, int(p))) for p in positions]
 
     def _perm(self, epoch: int) -> np.ndarray:

@@ -352,7 +352,7 @@ def resume_config(out, changes: dict | None = None) -> TrainConfig:
 
     training = resume_state(read_header(out), out, [f.name for f in fields(TrainConfig)])
     try:
-        saved = TrainConfig(**training["config"])
+        saved = TrainConfig(**training["config"]).validate()
     except TypeError as exc:
         raise TopoviewerError(f"--resume: {out}: the stored training config is damaged ({exc})") from None
     return dataclasses.replace(saved, **(changes or {}))
