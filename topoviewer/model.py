@@ -187,9 +187,14 @@ class TopoModel:
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
         if x.shape[1] == 1 and self.in_channels == 3:
             x = x.expand(-1, 3, -1, -1)
-        x = resize_crop(x.to(self.device), self.input_size, self.resize_size)
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        return self.normalise(resize_crop(x.to(self.device), self.input_size, self.resize_size))
+
+    def normalise(self, x):
+        """(B, C, S, S) images in [0, 1] at the input size → the network's input (``(x − mean) / std``)."""
+        import torch
+
+        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
         return ((x - mean) / std).contiguous()
 
     # ------------------------------------------------------------------ units
