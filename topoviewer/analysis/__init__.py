@@ -35,6 +35,20 @@ from .selectivity import (
     welch_t,
 )
 from .structure import CorrelationCurve, correlation_by_distance, effective_dimensionality, neighbour_agreement
+from .tuning import (
+    GratingTuning,
+    OrientationMap,
+    Pinwheels,
+    cardinal_bias,
+    circular_tuning,
+    column_spacing,
+    find_pinwheels,
+    grating_tuning,
+    orientation_agreement,
+    orientation_map,
+    pinwheel_density,
+    preference_difference_by_distance,
+)
 from .stimulation import (
     Stimulation,
     disc_is_clipped,
@@ -48,6 +62,18 @@ from .stimulation import (
 )
 
 __all__ = [
+    "GratingTuning",
+    "OrientationMap",
+    "Pinwheels",
+    "cardinal_bias",
+    "circular_tuning",
+    "column_spacing",
+    "find_pinwheels",
+    "grating_tuning",
+    "orientation_agreement",
+    "orientation_map",
+    "pinwheel_density",
+    "preference_difference_by_distance",
     "CorrelationCurve",
     "correlation_by_distance",
     "effective_dimensionality",
