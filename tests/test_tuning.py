@@ -160,3 +160,60 @@ def test_preference_difference_agreement_and_cardinal_bias_by_hand():
         (math.cos(math.radians(60)) + math.cos(math.radians(280))) / 2)
     bias = cardinal_bias([0, 5, 90, 45, 130, 60, 20, np.nan])
     assert bias == pytest.approx({"fraction_cardinal": 3 / 7, "fraction_oblique": 2 / 7, "bias": 1 / 5})
+
+
+def test_column_spacing_of_a_map_without_columns_is_refused():
+    sheet = _lattice_sheet(8.0, 0.2)
+    theta = np.random.default_rng(0).uniform(0, 180, sheet.n_units)
+    with pytest.raises(TopoviewerError, match="orientation map is not periodic: its spectrum peaks at a wavelength"):
+        column_spacing(orientation_map(sheet, theta, fwhm_mm=1.0))
+
+
+# ----------------------------------------------------------------------------- every model, CLI
+
+def test_early_maps_on_a_channel_grid_with_colour_and_on_retinotopic_conv_positions():
+    import torch
+
+    from topoviewer.families import build
+    from topoviewer.pipeline import analyze
+
+    torch.manual_seed(0)
+    rgb = build("toponet_small", {"in_channels": 3, "widths": [8, 8, 16, 16]})
+    a = analyze(rgb, gratings(size=32, sf_cpi=[2, 3, 4, 6, 8], phases=4))
+    conv3 = a.sheets["conv3"]
+    assert conv3.sheet.grid_shape == (4, 4) and conv3.early.tuning.hue_deg.shape == (16,)
+    colour = conv3.summary["gratings"]["colour"]
+    assert colour["applicable"] and sum(colour["preferred_hue"].values()) == conv3.summary["gratings"]["responsive_units"]
+    assert a.summary()["gratings"]["colours"] == ["achromatic", *GRATING_HUES]
+    resnet = build("resnet", {"input_size": 32, "resize_size": 32.0})
+    grey = gratings(size=32, sf_cpi=[2, 3, 4, 6, 8], phases=2, hues=())
+    layer1 = analyze(resnet, grey, sheets=["layer1.0"]).sheets["layer1.0"]
+    assert layer1.early.orientation.z.shape == layer1.sheet.grid(layer1.early.orientation.grid.pixel_mm).shape
+    g = layer1.summary["gratings"]
+    assert g["colour"] == {"applicable": False, "reason": "no chromatic gratings in the stimulus set"}
+    assert g["orientation_map"]["pinwheels"] == len(layer1.early.pinwheels.charge) > 0
+
+
+def test_cli_analyze_on_gratings_writes_the_maps_and_pinwheels(tiny_model_file, tmp_path, capsys):
+    import json
+
+    from topoviewer.cli import main
+
+    out = tmp_path / "early"
+    assert main(["analyze", str(tiny_model_file), "--stimuli", "gratings", "--fov-deg", "8", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "orientation map: column spacing" in printed
+    assert "colour: 1-channel (grayscale) model: hue reaches it only as luminance" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["gratings"]["sf_cycles_per_degree"] == pytest.approx((np.geomspace(1, 8, 6) / 8).tolist())
+    for name, block in summary["sheets"].items():
+        with np.load(out / f"{name}.npz") as npz:
+            assert {"orientation", "osi", "sf", "colour", "pinwheels", "orientation_map"} <= set(npz.files)
+            assert npz["orientation"].shape == npz["osi"].shape == (block["units"],)
+            assert np.all(np.isnan(npz["colour"]))
+            assert npz["pinwheels"].tolist() == block["gratings"]["orientation_map"]["pinwheels_mm"]
+        assert sum(block["gratings"]["sf"]["preferred_cycles_per_degree"].values()) == block["gratings"]["responsive_units"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["analyze", str(tiny_model_file), "--stimuli", "gratings", "--fov-deg", "-1", "--out", str(out)])
+    assert exit_.value.code == 2
+    assert "argument --fov-deg: expected a number > 0 and ≤ 360, got '-1'" in capsys.readouterr().err

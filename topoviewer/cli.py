@@ -139,7 +139,7 @@ def cmd_analyze(args):
         arrays = {f"dprime_{c}": v for c, v in maps.dprime.items()}
         arrays.update({f"voxel_t_{c}": v for c, v in maps.voxel_t.items()})
         if maps.early is not None:
-            arrays.update(maps.early.unit_arrays())
+            arrays.update(maps.early.arrays())
         atomic_write(out / f"{_safe(name)}.npz", lambda tmp, a=arrays: _savez(tmp, a))
         if args.save_responses:
             sheet = model.sheet(name)
@@ -204,7 +204,7 @@ def _print_early(name, pad, g):
 
     print(f"  {name}: {g['responsive_units']} tuned units; mean OSI {num(o['mean_osi'], '.2f')}, neighbour agreement "
           f"{num(o['neighbour_agreement'], '.2f')}, cardinal bias {num(o['cardinal_bias']['bias'], '+.2f')}")
-    print(f"  {pad}  orientation map: column spacing {num(m['column_spacing_mm'], '.3g')}, {m['pinwheels']} pinwheels, "
+    print(f"  {pad}  orientation map: column spacing {num(m['column_spacing_mm'], '.3g')} mm, {m['pinwheels']} pinwheels, "
           f"{num(m['pinwheel_density'], '.2f')} per spacing²")
     colour = g["colour"]
     text = f"mean selectivity {num(colour['mean_selectivity'], '.2f')}" if colour["applicable"] else colour["reason"]

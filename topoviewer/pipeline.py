@@ -224,14 +224,22 @@ class EarlyMaps:
     column_spacing_mm: float
     colour_note: str = ""
 
-    def unit_arrays(self) -> dict:
-        """The per-unit maps and the pinwheel list, as the sheet's .npz stores them."""
+    def unit_maps(self) -> dict:
+        """The per-unit maps: ``orientation`` (°), ``osi``, ``sf`` (cycles/image), ``colour`` (preferred
+        hue, °) and ``colour_selectivity`` (NaN where colour does not apply)."""
         t = self.tuning
         nan = np.full(len(t.osi), np.nan)
         return {
             "orientation": t.orientation_deg, "osi": t.osi, "sf": t.sf_cpi,
             "colour": nan if t.hue_deg is None else t.hue_deg,
             "colour_selectivity": nan if t.colour_selectivity is None else t.colour_selectivity,
+        }
+
+    def arrays(self) -> dict:
+        """What the sheet's .npz stores: :meth:`unit_maps`, the pinwheel list (k, 3: x, y, charge) and the
+        smoothed orientation map (angle and strength rasters, with their pixel)."""
+        return {
+            **self.unit_maps(),
             "pinwheels": self.pinwheels.to_array(),
             "orientation_map": self.orientation.orientation_deg.astype(np.float32),
             "orientation_strength": self.orientation.strength.astype(np.float32),
@@ -274,10 +282,10 @@ def early_sheet_maps(sheet, responses, stimuli, *, colour=True, seed=0) -> Sheet
     except TopoviewerError:
         spacing = float("nan")
     note = ""
-    if not len(stimuli.hue_deg):
-        note = "no chromatic gratings in the stimulus set"
-    elif not colour:
+    if not colour:
         note = "1-channel (grayscale) model: hue reaches it only as luminance"
+    elif not len(stimuli.hue_deg):
+        note = "no chromatic gratings in the stimulus set"
     early = EarlyMaps(tuning, omap, pinwheels, spacing, note)
     theta = np.where(live, tuning.orientation_deg, np.nan)
     distance, difference, n_pairs = preference_difference_by_distance(sheet, theta, seed=seed)

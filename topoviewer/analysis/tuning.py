@@ -269,7 +269,9 @@ def column_spacing(omap: OrientationMap, pad: int = 4) -> float:
 
     ``z`` (NaN → 0, mean removed) is zero-padded ``pad``-fold, its power spectrum averaged in
     rings of one padded frequency step, and the ring of highest power (the DC ring excluded)
-    gives the dominant wavenumber ``k`` in cycles/mm; ``Λ = 1 / k``.
+    gives the dominant wavenumber ``k`` in cycles/mm; ``Λ = 1 / k``. A map whose spectrum peaks at
+    wavelengths longer than half its shorter side (e.g. smoothed salt-and-pepper noise, whose power
+    only falls with frequency) has no column spacing: TopoviewerError.
     """
     z = np.where(np.isfinite(omap.z), omap.z, 0)
     z = np.where(np.isfinite(omap.z), z - z[np.isfinite(omap.z)].mean(), 0)
@@ -285,7 +287,12 @@ def column_spacing(omap: OrientationMap, pad: int = 4) -> float:
     peak = int(np.argmax(mean))
     if not np.isfinite(mean[peak]) or mean[peak] <= 0:
         raise TopoviewerError("the orientation map is flat: it has no column spacing")
-    return float(1.0 / (peak * step))
+    spacing = 1.0 / (peak * step)
+    half = min(rows, cols) * omap.grid.pixel_mm / 2.0
+    if spacing > half:
+        raise TopoviewerError(f"the orientation map is not periodic: its spectrum peaks at a wavelength of "
+                              f"{spacing:.3g} mm, more than half the map ({half:.3g} mm)")
+    return float(spacing)
 
 
 def pinwheel_density(pinwheels: Pinwheels, spacing_mm: float) -> float:
@@ -305,7 +312,7 @@ def _orientation_difference(a_deg, b_deg):
 
 
 def preference_difference_by_distance(sheet, orientation_deg, bin_mm=None, max_distance_mm=None,
-                                      max_units=4096, seed=0):
+                                      max_units=1024, seed=0):
     """Mean orientation-preference difference of unit pairs by cortical distance.
 
     Parameters
