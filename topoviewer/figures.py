@@ -478,12 +478,14 @@ def early_figure(analysis, model, out, dpi=200) -> Path:
         omap, t = early.orientation, early.tuning
         axes = sub.subplots(1, 4)
         sub.supylabel(f"{sheet.title}\n{sheet.n_units} units", fontsize=9.5, fontweight="bold")
-        marks = [tuple(p) for p in early.pinwheels.positions_mm]
+        pw = early.pinwheels
         density = analysis.sheets[name].summary["gratings"]["orientation_map"]["pinwheel_density"]
         sheet_map_axes(axes[0], sheet, omap.orientation_deg, pixel_mm=omap.grid.pixel_mm, cmap=CMAP["orientation"],
-                       vmin=0, vmax=180, colorbar_label="preferred orientation (°)", marks=marks,
-                       title=f"orientation · {len(marks)} pinwheels"
+                       vmin=0, vmax=180, colorbar_label="preferred orientation (°)",
+                       title=f"orientation · {len(pw.charge)} pinwheels"
                              + ("" if density is None else f" ({density:.2f}/Λ²)"))
+        axes[0].scatter(*pw.positions_mm.T, s=9, c=np.where(pw.charge > 0, "white", "black"), edgecolors="0.3",
+                        linewidths=0.4, zorder=3)
         px = sheet.default_pixel_mm()
         for ax, kind, values, label in ((axes[1], "osi", t.osi, "OSI (1 − circ. variance)"),
                                         (axes[2], "sf", t.sf_cpi, "preferred SF (cycles/image)"),
