@@ -16,17 +16,27 @@ import numpy as np
 from . import defaults
 from .analysis import (
     calibrate_threshold,
+    cardinal_bias,
+    column_spacing,
     disc_is_clipped,
     dprime_maps,
     find_patches,
+    find_pinwheels,
     fraction_selective,
+    grating_tuning,
     inside_site,
     largest_patch_voxels,
     microstimulate,
+    orientation_agreement,
+    orientation_map,
     outside_site,
+    patch_overlap,
     peak_distance,
     peak_point,
+    pinwheel_density,
+    preference_difference_by_distance,
     purity_curve,
+    relation_pairs,
     spatial_null,
     split_halves,
     t_maps,
@@ -196,8 +206,17 @@ def sheet_maps(
                 "tied_centres": int(len(curve.tied_centres)),
                 "spread": [[_finite(lo), _finite(hi)] for lo, hi in curve.spread],
             }
-    if {"faces", "bodies"} <= set(categories):
-        summary["face_body_peak_distance_mm"] = float(peak_distance(sheet, dp["faces"], dp["bodies"]))
+    relations = {
+        f"{a}–{b}": {
+            "claim": claim, "peak_distance_mm": float(peak_distance(sheet, dp[a], dp[b])),
+            "patch_overlap": _finite(patch_overlap(vt[a] > defaults.VOXEL_T_THRESHOLD, vt[b] > defaults.VOXEL_T_THRESHOLD)),
+        }
+        for a, b, claim in relation_pairs(categories)
+    }
+    if relations:
+        summary["category_relations"] = relations
+    if "faces–bodies" in relations:
+        summary["face_body_peak_distance_mm"] = relations["faces–bodies"]["peak_distance_mm"]
     return maps
 
 
@@ -266,11 +285,6 @@ def early_sheet_maps(sheet, responses, stimuli, *, colour=True, seed=0) -> Sheet
     seed : int
         Seed of the unit subset of the preference-difference curve on large sheets.
     """
-    from .analysis import (
-        cardinal_bias, column_spacing, find_pinwheels, grating_tuning, orientation_agreement, orientation_map,
-        pinwheel_density, preference_difference_by_distance,
-    )
-
     r = np.asarray(responses, np.float64)
     hues = stimuli.hue_deg if colour else ()
     tuning = grating_tuning(r, stimuli.orientation_deg, stimuli.sf_cpi, stimuli.colour, hues)

@@ -8,6 +8,7 @@ where positions matter, and returns numpy arrays or small dataclasses.
 from .fmri import contrast_map, t_maps, units_in_voxels, voxel_responses, voxel_t_maps
 from .null import NullTest, SpatialNull, permutation_p, spatial_null
 from .patches import (
+    CATEGORY_RELATIONS,
     PurityCurve,
     cluster_strength,
     disc_centres,
@@ -15,12 +16,14 @@ from .patches import (
     find_patches,
     largest_patch,
     largest_patch_voxels,
+    patch_overlap,
     patch_units,
     peak_distance,
     peak_point,
     purity_curve,
     purity_rings,
     random_pair_distances,
+    relation_pairs,
     split_halves,
     voxel_cluster_strength,
 )
@@ -111,6 +114,9 @@ __all__ = [
     "purity_curve",
     "purity_rings",
     "random_pair_distances",
+    "relation_pairs",
+    "patch_overlap",
+    "CATEGORY_RELATIONS",
     "split_halves",
     "t_maps",
     "stimulation_pattern",
