@@ -283,6 +283,8 @@ CASES = [
     ("at-inf", "--at inf 5", None, ["stimulate", "{model}", "--at", "inf", "5"], 2, "expected a finite number"),
     ("fwhm-nan", "--fwhm nan", None, ["analyze", "{model}", "--fwhm", "nan"], 2, "expected a finite number"),
     ("voxel-negative", "--voxel -1", None, ["analyze", "{model}", "--voxel=-1"], 2, "expected a number > 0"),
+    ("fov-deg-zero", "analyze --stimuli gratings --fov-deg 0", None,
+     ["analyze", "{model}", "--stimuli", "gratings", "--fov-deg", "0"], 2, "expected a number > 0 and ≤ 360"),
     ("dpi-huge", "figure --dpi 100000 (MemoryError before)", None,
      ["figure", "{model}", "--dpi", "100000", "--out", "f.png"], 2, "≤ 2400"),
     ("threshold-nan", "--threshold nan", None, ["analyze", "{model}", "--threshold", "nan"], 2,
@@ -297,7 +299,7 @@ CASES = [
 ]
 
 # Cases whose files are made for the table but stay after the call (the refused output is not there).
-ARGPARSE = {c[0] for c in CASES if c[0].startswith(("seed-", "device-", "radius-", "at-", "fwhm-", "voxel-negative",
+ARGPARSE = {c[0] for c in CASES if c[0].startswith(("seed-", "device-", "radius-", "at-", "fwhm-", "voxel-negative", "fov-",
                                                    "dpi-", "threshold-", "neural-", "null-", "steps-", "lr-"))}
 
 
