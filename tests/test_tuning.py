@@ -203,7 +203,7 @@ def test_cli_analyze_on_gratings_writes_the_maps_and_pinwheels(tiny_model_file, 
     out = tmp_path / "early"
     assert main(["analyze", str(tiny_model_file), "--stimuli", "gratings", "--fov-deg", "8", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "orientation map: column spacing" in printed
+    assert "orientation map: " in printed and " pinwheels; " in printed
     assert "colour: 1-channel (grayscale) model: hue reaches it only as luminance" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["gratings"]["sf_cycles_per_degree"] == pytest.approx((np.geomspace(1, 8, 6) / 8).tolist())

@@ -204,8 +204,9 @@ def _print_early(name, pad, g):
 
     print(f"  {name}: {g['responsive_units']} tuned units; mean OSI {num(o['mean_osi'], '.2f')}, neighbour agreement "
           f"{num(o['neighbour_agreement'], '.2f')}, cardinal bias {num(o['cardinal_bias']['bias'], '+.2f')}")
-    print(f"  {pad}  orientation map: column spacing {num(m['column_spacing_mm'], '.3g')} mm, {m['pinwheels']} pinwheels, "
-          f"{num(m['pinwheel_density'], '.2f')} per spacing²")
+    columns = ("not periodic (no column spacing)" if m["column_spacing_mm"] is None else
+               f"column spacing {m['column_spacing_mm']:.3g} mm, {num(m['pinwheel_density'], '.2f')} pinwheels per spacing²")
+    print(f"  {pad}  orientation map: {m['pinwheels']} pinwheels; {columns}")
     colour = g["colour"]
     text = f"mean selectivity {num(colour['mean_selectivity'], '.2f')}" if colour["applicable"] else colour["reason"]
     print(f"  {pad}  colour: {text}")
