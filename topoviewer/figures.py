@@ -375,10 +375,7 @@ def map_figure(analysis, model, out, category="faces", dpi=200, *, threshold=def
     if not names:
         raise TopoviewerError("the analysis holds no sheet to draw")
     fig = _new_figure(4 * PANEL_W + 0.2, len(names) * PANEL_H + 0.45)
-    title = f"{model.name}: {category} selectivity"
-    stim = f"stimuli: {analysis.stimuli_name}"
-    sep = "\n" if len(title) + len(stim) > 100 else "  ·  "  # long names: two lines, never clipped
-    fig.suptitle(f"{title}{sep}{stim}", fontweight="bold")
+    _suptitle(fig, f"{model.name}: {category} selectivity", analysis.stimuli_name)
     subfigs = np.atleast_1d(fig.subfigures(len(names), 1, hspace=0.02))
     legend_axes = None
     for sub, name in zip(subfigs, names):
@@ -471,7 +468,7 @@ def early_figure(analysis, model, out, dpi=200) -> Path:
     if not names:
         raise TopoviewerError("the analysis holds no early visual maps: analyse on gratings (--stimuli gratings)")
     fig = _new_figure(4 * PANEL_W + 0.2, len(names) * PANEL_H + 0.45)
-    fig.suptitle(f"{model.name}: early visual maps  ·  stimuli: {analysis.stimuli_name}", fontweight="bold")
+    _suptitle(fig, f"{model.name}: early visual maps", analysis.stimuli_name)
     subfigs = np.atleast_1d(fig.subfigures(len(names), 1, hspace=0.02))
     for sub, name in zip(subfigs, names):
         sheet, early = model.sheet(name), analysis.sheets[name].early
@@ -484,8 +481,9 @@ def early_figure(analysis, model, out, dpi=200) -> Path:
                        vmin=0, vmax=180, colorbar_label="preferred orientation (°)",
                        title=f"orientation · {len(pw.charge)} pinwheels"
                              + ("" if density is None else f" ({density:.2f}/Λ²)"))
-        axes[0].scatter(*pw.positions_mm.T, s=9, c=np.where(pw.charge > 0, "white", "black"), edgecolors="0.3",
-                        linewidths=0.4, zorder=3)
+        positive = pw.charge > 0
+        axes[0].scatter(*pw.positions_mm.T, s=28, c=np.where(positive, "white", "black"),
+                        edgecolors=np.where(positive, "black", "white"), linewidths=0.9, zorder=3)
         px = sheet.default_pixel_mm()
         for ax, kind, values, label in ((axes[1], "osi", t.osi, "OSI (1 − circ. variance)"),
                                         (axes[2], "sf", t.sf_cpi, "preferred SF (cycles/image)"),
@@ -497,6 +495,13 @@ def early_figure(analysis, model, out, dpi=200) -> Path:
             sheet_map_axes(ax, sheet, sheet.rasterise(values, px), pixel_mm=px, cmap=CMAP[kind], vmin=vmin,
                            vmax=vmax, colorbar_label=label, title=label.split(" (")[0])
     return save_figure(fig, out, dpi)
+
+
+def _suptitle(fig, title, stimuli_name):
+    """The figure's bold title and its stimuli; long names on two lines, never clipped."""
+    stim = f"stimuli: {stimuli_name}"
+    sep = "\n" if len(title) + len(stim) > 100 else "  ·  "
+    fig.suptitle(f"{title}{sep}{stim}", fontweight="bold")
 
 
 def _purity_category(maps):
