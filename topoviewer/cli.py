@@ -206,7 +206,7 @@ def _print_early(name, pad, g):
           f"{num(o['neighbour_agreement'], '.2f')}, cardinal bias {num(o['cardinal_bias']['bias'], '+.2f')}")
     columns = ("not periodic (no column spacing)" if m["column_spacing_mm"] is None else
                f"column spacing {m['column_spacing_mm']:.3g} mm, {num(m['pinwheel_density'], '.2f')} pinwheels per spacing²")
-    print(f"  {pad}  orientation map: {m['pinwheels']} pinwheels; {columns}")
+    print(f"  {pad}  orientation map: {m['pinwheels']} pinwheel{'' if m['pinwheels'] == 1 else 's'}; {columns}")
     colour = g["colour"]
     text = f"mean selectivity {num(colour['mean_selectivity'], '.2f')}" if colour["applicable"] else colour["reason"]
     print(f"  {pad}  colour: {text}")

@@ -9,7 +9,7 @@ stimulation pattern plus one propagation.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -49,7 +49,8 @@ from .analysis.stimulation import OUTSIDE_RULES
 from .errors import TopoviewerError
 from .model import drain
 
-__all__ = ["Analysis", "EarlyMaps", "SheetMaps", "early_sheet_maps", "StimulationResult", "Stimulator", "analyze", "default_stimuli", "iter_analysis"]
+__all__ = ["Analysis", "EarlyMaps", "SheetMaps", "StimulationResult", "Stimulator", "analyze", "default_stimuli",
+           "early_sheet_maps", "iter_analysis"]
 
 
 def default_stimuli(model, seed: int = 1234):
@@ -227,7 +228,8 @@ class EarlyMaps:
     Attributes
     ----------
     tuning : GratingTuning
-        Per unit: preferred orientation, OSI, preferred SF, hue and colour selectivity.
+        Per unit: preferred orientation, OSI, preferred SF, hue and colour selectivity (units without
+        a grating response: orientation NaN, OSI 0).
     orientation : OrientationMap
         The OSI-weighted complex orientation map on a grid over the sheet.
     pinwheels : Pinwheels
@@ -289,7 +291,9 @@ def early_sheet_maps(sheet, responses, stimuli, *, colour=True, seed=0) -> Sheet
     hues = stimuli.hue_deg if colour else ()
     tuning = grating_tuning(r, stimuli.orientation_deg, stimuli.sf_cpi, stimuli.colour, hues)
     live = np.ptp(r, axis=0) > FLAT_TUNING
-    omap = orientation_map(sheet, np.where(live, tuning.orientation_deg, np.nan), weight=tuning.osi)
+    theta = np.where(live, tuning.orientation_deg, np.nan)
+    tuning = replace(tuning, orientation_deg=theta, osi=np.where(live, tuning.osi, 0.0))
+    omap = orientation_map(sheet, theta, weight=tuning.osi)
     pinwheels = find_pinwheels(omap)
     try:
         spacing = column_spacing(omap)
@@ -301,7 +305,6 @@ def early_sheet_maps(sheet, responses, stimuli, *, colour=True, seed=0) -> Sheet
     elif not len(stimuli.hue_deg):
         note = "no chromatic gratings in the stimulus set"
     early = EarlyMaps(tuning, omap, pinwheels, spacing, note)
-    theta = np.where(live, tuning.orientation_deg, np.nan)
     distance, difference, n_pairs = preference_difference_by_distance(sheet, theta, seed=seed)
     sfs, counts = np.unique(tuning.sf_cpi[live], return_counts=True)
     block = {
@@ -322,13 +325,15 @@ def early_sheet_maps(sheet, responses, stimuli, *, colour=True, seed=0) -> Sheet
             "pinwheels_mm": [[float(x), float(y), float(c)] for x, y, c in pinwheels.to_array()],
         },
         "sf": {"preferred_cycles_per_image": {f"{v:g}": int(c) for v, c in zip(sfs, counts)}},
-        "colour": {"applicable": not note, "reason": note} if note else {
+        "colour": {"applicable": False, "reason": note},
+    }
+    if not note:
+        nearest = _nearest_hue(tuning.hue_deg[live], stimuli.hue_deg)
+        block["colour"] = {
             "applicable": True,
             "mean_selectivity": _finite(np.mean(tuning.colour_selectivity[live])) if live.any() else None,
-            "preferred_hue": {name: int(np.count_nonzero(_nearest_hue(tuning.hue_deg[live], stimuli.hue_deg) == k))
-                              for k, name in enumerate(stimuli.colours[1:])},
-        },
-    }
+            "preferred_hue": {name: int(np.count_nonzero(nearest == k)) for k, name in enumerate(stimuli.colours[1:])},
+        }
     if stimuli.fov_deg is not None:
         block["sf"]["preferred_cycles_per_degree"] = {
             f"{v / stimuli.fov_deg:g}": int(c) for v, c in zip(sfs, counts)}

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import TopoviewerError
 from ..sheet import Grid
+from ..validate import MAX_VOXELS
 from .structure import binned_means, pair_distances
 
 __all__ = [
@@ -179,8 +180,9 @@ class OrientationMap:
         return np.abs(self.z)
 
 
-def default_pixel_mm(sheet, max_pixels=65_536) -> float:
-    """One mean unit spacing, ``√(area / N)``, or coarser so the grid has at most ``max_pixels``."""
+def map_pixel_mm(sheet, max_pixels=MAX_VOXELS) -> float:
+    """One mean unit spacing, ``√(area / N)``, or coarser so the grid has at most ``max_pixels``
+    (the simulated-fMRI grid's limit, :data:`topoviewer.validate.MAX_VOXELS`)."""
     area = sheet.extent_mm[0] * sheet.extent_mm[1]
     return max(math.sqrt(area / sheet.n_units), math.sqrt(area / max_pixels))
 
@@ -198,7 +200,7 @@ def orientation_map(sheet, orientation_deg, weight=None, fwhm_mm=None, pixel_mm=
     fwhm_mm : float, optional
         Gaussian smoothing (default: 2 pixels).
     pixel_mm : float, optional
-        Grid pixel (default :func:`default_pixel_mm`: the mean unit spacing).
+        Grid pixel (default :func:`map_pixel_mm`: the mean unit spacing).
 
     Returns
     -------
@@ -210,7 +212,7 @@ def orientation_map(sheet, orientation_deg, weight=None, fwhm_mm=None, pixel_mm=
     r = np.ones_like(theta) if weight is None else np.asarray(weight, np.float64)
     if theta.shape != (sheet.n_units,) or r.shape != theta.shape:
         raise TopoviewerError(f"expected {sheet.n_units} orientations and weights, got {theta.shape} and {r.shape}")
-    pixel_mm = default_pixel_mm(sheet) if pixel_mm is None else float(pixel_mm)
+    pixel_mm = map_pixel_mm(sheet) if pixel_mm is None else float(pixel_mm)
     fwhm_mm = 2.0 * pixel_mm if fwhm_mm is None else float(fwhm_mm)
     vec = np.where(np.isfinite(theta) & np.isfinite(r), r * np.exp(2j * np.nan_to_num(theta)), 0.0)
     parts = sheet.voxelise(np.stack([vec.real, vec.imag]), fwhm_mm=fwhm_mm, voxel_mm=pixel_mm)
@@ -337,7 +339,7 @@ def preference_difference_by_distance(sheet, orientation_deg, bin_mm=None, max_d
     keep = np.flatnonzero(np.isfinite(theta))
     if len(keep) > max_units:
         keep = np.sort(np.random.default_rng(seed).choice(keep, max_units, replace=False))
-    bin_mm = default_pixel_mm(sheet) if bin_mm is None else float(bin_mm)
+    bin_mm = map_pixel_mm(sheet) if bin_mm is None else float(bin_mm)
     top = min(sheet.extent_mm) / 2.0 if max_distance_mm is None else float(max_distance_mm)
     i, j, d = pair_distances(sheet.positions[keep])
     edges = np.arange(0.0, top + bin_mm / 2, bin_mm)
@@ -352,7 +354,7 @@ def orientation_agreement(sheet, orientation_deg, radius_mm=None) -> float:
     theta = np.radians(np.asarray(orientation_deg, np.float64))
     if theta.shape != (sheet.n_units,):
         raise TopoviewerError(f"expected {sheet.n_units} orientations, got shape {theta.shape}")
-    radius_mm = 1.5 * default_pixel_mm(sheet) if radius_mm is None else float(radius_mm)
+    radius_mm = 1.5 * map_pixel_mm(sheet) if radius_mm is None else float(radius_mm)
     pairs = sheet.kdtree().query_pairs(radius_mm, output_type="ndarray")
     c = np.cos(2.0 * (theta[pairs[:, 0]] - theta[pairs[:, 1]])) if len(pairs) else np.zeros(0)
     c = c[np.isfinite(c)]
