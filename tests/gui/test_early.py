@@ -6,8 +6,13 @@ import pytest
 
 
 def test_gratings_button_adds_early_map_layers(topo, tmp_path, notes):
+    """One viewer for the whole story (a viewer per test costs seconds)."""
     st, book, dock = topo.state, topo.book, topo.docks["ModelDock"]
     analysis = st.analysis
+    # before Gratings, an early-maps figure is one notification and no file
+    assert topo.docks["ExportDock"].save_figure(tmp_path / "x.png", 60, "early visual") is None
+    assert any("no early visual maps yet" in n for n in notes())
+    assert not (tmp_path / "x.png").exists()
     dock.gratings_button.click()
     topo.ctrl.wait(120)
     assert st.early is not None and st.analysis is analysis  # the category maps stay
@@ -37,8 +42,3 @@ def test_gratings_button_adds_early_map_layers(topo, tmp_path, notes):
     table = st.unit_table()["fc6"]
     np.testing.assert_array_equal(table["osi"], st.early.sheets["fc6"].early.tuning.osi)
 
-
-def test_early_figure_before_gratings_is_one_notification(topo, tmp_path, notes):
-    assert topo.docks["ExportDock"].save_figure(tmp_path / "x.png", 60, "early visual") is None
-    assert any("no early visual maps yet" in n for n in notes())
-    assert not (tmp_path / "x.png").exists()
