@@ -84,3 +84,15 @@ def test_provenance_lines():
     data, valid = provenance(meta)
     assert data == "procedural diet v2: …"
     assert "fc6 face units d′ +0.61 (others -0.30)" in valid.replace("−", "-") and "×1.80" in valid
+
+
+def test_precomputed_localizer_maps_are_used_not_recomputed():
+    from topoviewer.pipeline import sheet_maps
+
+    model, loc, photos, r, p, near = _world(np.array([5.0, 5.0]))
+    fresh = photo_transfer(model, loc, photos, responses=r, photo_responses=p)["fc6"]
+    maps = sheet_maps(model.sheets[0], r["fc6"], loc.labels, loc.categories, light=True)
+    assert photo_transfer(model, loc, photos, responses=r, photo_responses=p, maps={"fc6": maps})["fc6"] == fresh
+    # the maps given are what decides the face units: an empty d′ map leaves none
+    empty = SimpleNamespace(dprime={"faces": np.zeros(near.size)}, voxel_t=maps.voxel_t)
+    assert photo_transfer(model, loc, photos, responses=r, photo_responses=p, maps={"fc6": empty})["fc6"]["face_units"] == 0

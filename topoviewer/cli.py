@@ -427,7 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="positions folder (TDANN) or coordinates .npz for a foreign checkpoint "
                              "(default: guessed next to the checkpoint)")
         sp.add_argument("--scale", choices=["training", "paper"],
-                        help="TDANN positions in training-time mm or the paper's rescaled mm (default: paper)")
+                        help="TDANN positions in training-time mm or the paper's rescaled mm (default: paper); "
+                             "a folder whose version.txt is not 1 is used as stored, as the authors do")
 
     def stimuli_arg(sp):
         sp.add_argument("--stimuli", default="localizer",
