@@ -268,10 +268,9 @@ class LayerBook:
         if st.early is not None:
             for s in self.state.model.sheets:
                 if s.name in st.early.sheets:
-                    n = len(st.early.sheets[s.name].early.pinwheels.charge)
-                    t[(s.name, "dprime")] += f" / orientation · {n} pinwheels"
+                    t[(s.name, "dprime")] += " / orientation"
                     t[(s.name, "voxel_t")] += " / OSI"
-                    t[(s.name, "purity")] += " / SF, colour"
+                    t[(s.name, "purity")] += " / SF"
         if st.training_step is not None:
             for s in self.state.model.sheets:
                 t[(s.name, "dprime")] = f"{s.name} · d′ {cat} · step {st.training_step}"
@@ -324,8 +323,9 @@ class LayerBook:
                         omap.grid.pixel_mm, name=f"{s.name} · orientation", cmap=CMAP["orientation"],
                         limits=map_limits("orientation", None))
             world = self.layout.to_world(s.name, "dprime", early.pinwheels.positions_mm.reshape(-1, 2))
-            self._points(f"{s.name}/pinwheels", world, name=f"{s.name} · pinwheels", symbol="disc",
-                         size=max(0.03 * self.layout.cell_w, 1.5 * omap.grid.pixel_mm),
+            n = len(early.pinwheels.charge)
+            self._points(f"{s.name}/pinwheels", world, name=f"{s.name} · pinwheels ({n})", symbol="disc",
+                         size=max(0.03 * self.layout.cell_w, 0.8 * omap.grid.pixel_mm),
                          face_color=PINWHEEL_COLOR, border_color="#000000", border_width=0.25,
                          border_width_is_relative=True)
             units = early.unit_maps()

@@ -34,8 +34,9 @@ def test_gratings_button_adds_early_map_layers(topo, tmp_path, notes):
         unit = int(text.split("unit ")[1].split()[0])
         assert f"orientation {early.tuning.orientation_deg[unit]:.0f}° (OSI {early.tuning.osi[unit]:.2f})" in text
         assert "d′" in text  # the category read-out is still there
+        assert points.name == f"{s.name} · pinwheels ({len(early.pinwheels.charge)})"
     titles = book.get("layout/cells").features["title"].tolist()
-    assert any("orientation ·" in t and "pinwheels" in t for t in titles)
+    assert sum(t.endswith(" / orientation") for t in titles) == len(st.model.sheets)
     # export: the early figure, and the unit table gains the per-unit maps
     out = topo.docks["ExportDock"].save_figure(tmp_path / "early.png", 60, "early visual")
     assert out is not None and out.stat().st_size > 10_000
