@@ -318,6 +318,8 @@ CASES = [
      ["analyze", "{model}", "--stimuli", "stim", "--out", "res"], 2, "is not valid UTF-8; rename it"),
     ("stimuli-is-file", "--stimuli naming a file", _notes,
      ["analyze", "{model}", "--stimuli", "notes.txt", "--out", "res"], 2, "expected a stimulus folder"),
+    ("gratings-null", "the spatial null on gratings", None,
+     ["analyze", "{model}", "--stimuli", "gratings", "--null", "5", "--out", "res"], 2, "apply to category stimuli"),
     # ---- resources
     ("voxel-tiny", "analyze --voxel 0.01 on a 10 mm sheet (14 GB before)", None,
      ["analyze", "{model}", "--voxel", "0.01", "--out", "res"], 2, "at most 65,536 (MAX_VOXELS)"),

@@ -185,6 +185,8 @@ def test_early_maps_on_a_channel_grid_with_colour_and_on_retinotopic_conv_positi
     colour = conv3.summary["gratings"]["colour"]
     assert colour["applicable"] and sum(colour["preferred_hue"].values()) == conv3.summary["gratings"]["responsive_units"]
     assert a.summary()["gratings"]["colours"] == ["achromatic", *GRATING_HUES]
+    with pytest.raises(TopoviewerError, match="the spatial null and --patch-criterion null95 apply to category"):
+        analyze(rgb, gratings(size=16, sf_cpi=[2, 3, 4, 5, 6], hues=()), null=10)
     resnet = build("resnet", {"input_size": 32, "resize_size": 32.0})
     grey = gratings(size=32, sf_cpi=[2, 3, 4, 6, 8], phases=2, hues=())
     layer1 = analyze(resnet, grey, sheets=["layer1.0"]).sheets["layer1.0"]

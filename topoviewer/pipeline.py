@@ -375,6 +375,9 @@ def iter_analysis(model, stimuli=None, *, sheets=None, batch_size=256, **options
     from .stimuli import GratingSet
 
     stimuli = default_stimuli(model) if stimuli is None else stimuli
+    if isinstance(stimuli, GratingSet) and (options.get("null") or options.get("patch_criterion", "paper") != "paper"):
+        raise TopoviewerError("the spatial null and --patch-criterion null95 apply to category stimuli (localizer, "
+                              "lfw, a folder), not to gratings")
     responses = yield from _tag("responses", model.iter_responses(stimuli.images, sheets, batch_size))
     result = Analysis(model.name, stimuli.name, list(stimuli.categories), stimuli.labels, responses)
     if isinstance(stimuli, GratingSet):
