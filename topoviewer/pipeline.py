@@ -287,7 +287,7 @@ def early_sheet_maps(sheet, responses, stimuli, *, colour=True, seed=0) -> Sheet
     seed : int
         Seed of the unit subset of the preference-difference curve on large sheets.
     """
-    r = np.asarray(responses, np.float64)
+    r = np.asarray(responses)
     hues = stimuli.hue_deg if colour else ()
     tuning = grating_tuning(r, stimuli.orientation_deg, stimuli.sf_cpi, stimuli.colour, hues)
     live = np.ptp(r, axis=0) > FLAT_TUNING

@@ -92,13 +92,13 @@ class GratingTuning:
     orientation_curve: np.ndarray
 
 
-def _condition_means(responses, keys):
-    """Mean response per distinct row of ``keys`` (n_images, F): the levels and (levels, N) means."""
-    levels, inverse = np.unique(keys, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    sums = np.zeros((len(levels), responses.shape[1]))
-    np.add.at(sums, inverse, responses)
-    return levels, sums / np.bincount(inverse)[:, None]
+def _condition_means(responses, keys, mask):
+    """Mean response per distinct row of ``keys`` (n_images, F) among the images in ``mask``: the sorted
+    levels and their (levels, N) means, as one averaging-matrix product (no copy of the responses)."""
+    levels, inverse = np.unique(keys[mask], axis=0, return_inverse=True)
+    member = np.zeros((len(levels), len(keys)), responses.dtype)
+    member[inverse.ravel(), np.flatnonzero(mask)] = 1.0
+    return levels, (member / member.sum(axis=1, keepdims=True)) @ responses
 
 
 def grating_tuning(responses, orientation_deg, sf_cpi, colour, hue_deg=()) -> GratingTuning:
@@ -123,7 +123,8 @@ def grating_tuning(responses, orientation_deg, sf_cpi, colour, hue_deg=()) -> Gr
         achromatic orientation curve at that SF; hue the vector average (period 360°) of the
         mean response per hue over every chromatic grating.
     """
-    r = np.asarray(responses, np.float64)
+    r = np.asarray(responses)
+    r = r if r.dtype in (np.float32, np.float64) else r.astype(np.float64)
     ori, sf, colour = (np.asarray(v) for v in (orientation_deg, sf_cpi, colour))
     if r.ndim != 2 or not (ori.shape == sf.shape == colour.shape == (r.shape[0],)):
         raise TopoviewerError(
@@ -132,7 +133,7 @@ def grating_tuning(responses, orientation_deg, sf_cpi, colour, hue_deg=()) -> Gr
     if not grey.any():
         raise TopoviewerError("orientation and SF tuning need achromatic gratings (colour 0)")
     sfs, oris = np.unique(sf[grey]), np.unique(ori[grey])
-    levels, means = _condition_means(r[grey], np.column_stack([sf[grey], ori[grey]]))
+    levels, means = _condition_means(r, np.column_stack([sf, ori]), grey)
     if len(levels) != len(sfs) * len(oris):
         raise TopoviewerError("the achromatic gratings must cross every orientation with every spatial frequency")
     table = means.reshape(len(sfs), len(oris), -1)  # np.unique sorts by SF, then orientation
@@ -145,7 +146,7 @@ def grating_tuning(responses, orientation_deg, sf_cpi, colour, hue_deg=()) -> Gr
         chroma = colour > 0
         if set(np.unique(colour[chroma])) != set(range(1, hue_deg.size + 1)):
             raise TopoviewerError(f"expected gratings of all {hue_deg.size} hues")
-        _, per_hue = _condition_means(r[chroma], colour[chroma, None])
+        _, per_hue = _condition_means(r, colour[:, None], chroma)
         hue, selectivity = circular_tuning(per_hue.T, hue_deg, 360.0)
     return GratingTuning(preferred, osi, sfs[best_sf], hue, selectivity, oris, curve)
 
