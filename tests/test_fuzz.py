@@ -318,6 +318,8 @@ CASES = [
      ["analyze", "{model}", "--stimuli", "stim", "--out", "res"], 2, "is not valid UTF-8; rename it"),
     ("stimuli-is-file", "--stimuli naming a file", _notes,
      ["analyze", "{model}", "--stimuli", "notes.txt", "--out", "res"], 2, "expected a stimulus folder"),
+    ("gratings-null", "the spatial null on gratings", None,
+     ["analyze", "{model}", "--stimuli", "gratings", "--null", "5", "--out", "res"], 2, "apply to category stimuli"),
     # ---- resources
     ("voxel-tiny", "analyze --voxel 0.01 on a 10 mm sheet (14 GB before)", None,
      ["analyze", "{model}", "--voxel", "0.01", "--out", "res"], 2, "at most 65,536 (MAX_VOXELS)"),
@@ -337,6 +339,8 @@ CASES = [
     ("at-inf", "--at inf 5", None, ["stimulate", "{model}", "--at", "inf", "5"], 2, "expected a finite number"),
     ("fwhm-nan", "--fwhm nan", None, ["analyze", "{model}", "--fwhm", "nan"], 2, "expected a finite number"),
     ("voxel-negative", "--voxel -1", None, ["analyze", "{model}", "--voxel=-1"], 2, "expected a number > 0"),
+    ("fov-deg-zero", "analyze --stimuli gratings --fov-deg 0", None,
+     ["analyze", "{model}", "--stimuli", "gratings", "--fov-deg", "0"], 2, "expected a number > 0 and ≤ 360"),
     ("dpi-huge", "figure --dpi 100000 (MemoryError before)", None,
      ["figure", "{model}", "--dpi", "100000", "--out", "f.png"], 2, "≤ 2400"),
     ("threshold-nan", "--threshold nan", None, ["analyze", "{model}", "--threshold", "nan"], 2,
@@ -351,7 +355,7 @@ CASES = [
 ]
 
 # Cases whose files are made for the table but stay after the call (the refused output is not there).
-ARGPARSE = {c[0] for c in CASES if c[0].startswith(("seed-", "device-", "radius-", "at-", "fwhm-", "voxel-negative",
+ARGPARSE = {c[0] for c in CASES if c[0].startswith(("seed-", "device-", "radius-", "at-", "fwhm-", "voxel-negative", "fov-",
                                                    "dpi-", "threshold-", "neural-", "null-", "steps-", "lr-"))}
 
 

@@ -11,12 +11,14 @@ from topoviewer.analysis.patches import (
     find_patches,
     largest_patch,
     largest_patch_voxels,
+    patch_overlap,
     patch_units,
     peak_distance,
     peak_point,
     purity_curve,
     purity_rings,
     random_pair_distances,
+    relation_pairs,
     split_halves,
     voxel_cluster_strength,
 )
@@ -234,3 +236,15 @@ def test_cluster_strength_is_zero_without_roi():
     sheet, responses, labels, _ = _cluster_example()
     flat = 1.0 + 0.1 * np.random.default_rng(1).normal(size=responses.shape)
     assert cluster_strength(sheet, flat, labels, ["faces", "bodies", "objects"], "faces", fwhm_mm=0.2) == 0.0
+
+
+def test_patch_overlap_and_relation_pairs_by_hand():
+    a = np.array([[1, 1, 0], [0, 1, 0]], bool)
+    b = np.array([[0, 1, 1], [0, 1, 1]], bool)
+    assert patch_overlap(a, b) == pytest.approx(2 * 2 / (3 + 4))
+    assert patch_overlap(a, ~a) == 0 and patch_overlap(a, a) == 1
+    assert math.isnan(patch_overlap(np.zeros((2, 2), bool), np.zeros((2, 2), bool)))
+    with pytest.raises(TopoviewerError, match=r"voxel masks of shapes \(2, 3\) and \(3, 2\) cannot overlap"):
+        patch_overlap(a, b.T)
+    assert relation_pairs(["faces", "bodies", "places", "cars"]) == [("faces", "bodies", "near"),
+                                                                     ("faces", "places", "far")]

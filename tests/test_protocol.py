@@ -277,3 +277,16 @@ def test_cli_analyze_null_gives_p_values(capsys, tmp_path):
     for key in ("purity_1_2mm", "near_minus_far_correlation", "face_body_peak_distance_mm"):
         assert 1 / 101 <= null[key]["p"] <= 1.0
     assert len(null["purity_band"]["p95"]) == len(null["purity_band"]["distance_mm"])
+    # the IT arrangement (faces–bodies–words near, places far), each measure against the same null
+    relations = s["category_relations"]
+    assert set(relations) == set(null["category_relations"]) == {"faces–bodies", "faces–words", "bodies–words",
+                                                                 "faces–places"}
+    assert relations["faces–bodies"]["peak_distance_mm"] == s["face_body_peak_distance_mm"]
+    for pair, measured in relations.items():
+        tests = null["category_relations"][pair]
+        near = measured["claim"] == "near"
+        assert measured["claim"] == ("far" if pair == "faces–places" else "near")
+        assert tests["peak_distance_mm"]["observed"] == pytest.approx(measured["peak_distance_mm"])
+        assert tests["peak_distance_mm"]["alternative"] == ("less" if near else "greater")
+        assert tests["patch_overlap"]["observed"] == pytest.approx(measured["patch_overlap"], nan_ok=True)
+        assert tests["patch_overlap"]["alternative"] == ("greater" if near else "less")

@@ -39,6 +39,11 @@ def _stimuli(args, model):
         from .stimuli import lfw
 
         return lfw(size=max(32, model.input_size))
+    if args.stimuli == "gratings":
+        from .stimuli import GRATING_HUES, gratings
+
+        hues = tuple(GRATING_HUES) if model.in_channels == 3 else ()  # grey models see hue only as luminance
+        return gratings(size=max(32, model.input_size), hues=hues, fov_deg=getattr(args, "fov_deg", None))
     return load_folder(args.stimuli, size=max(32, model.input_size))
 
 
@@ -133,6 +138,8 @@ def cmd_analyze(args):
     for name, maps in result.sheets.items():
         arrays = {f"dprime_{c}": v for c, v in maps.dprime.items()}
         arrays.update({f"voxel_t_{c}": v for c, v in maps.voxel_t.items()})
+        if maps.early is not None:
+            arrays.update(maps.early.arrays())
         atomic_write(out / f"{_safe(name)}.npz", lambda tmp, a=arrays: _savez(tmp, a))
         if args.save_responses:
             sheet = model.sheet(name)
@@ -162,6 +169,9 @@ def _print_summary(summary, out):
     print(f"{summary['model']} on {summary['stimuli']}")
     for name, s in summary["sheets"].items():
         pad = " " * len(name)
+        if "gratings" in s:
+            _print_early(name, pad, s["gratings"])
+            continue
         null = s.get("null", {}).get("categories", {})
 
         def p_of(c, key):
@@ -184,6 +194,22 @@ def _print_summary(summary, out):
         if "null" in s:
             print(f"  {pad}  spatial null: {s['null']['n_shuffles']} position shuffles (p-values one-sided)")
     print(f"wrote {out / 'summary.json'} and one .npz of maps per sheet")
+
+
+def _print_early(name, pad, g):
+    o, m = g["orientation"], g["orientation_map"]
+
+    def num(v, fmt):
+        return "—" if v is None else format(v, fmt)
+
+    print(f"  {name}: {g['responsive_units']} tuned units; mean OSI {num(o['mean_osi'], '.2f')}, neighbour agreement "
+          f"{num(o['neighbour_agreement'], '.2f')}, cardinal bias {num(o['cardinal_bias']['bias'], '+.2f')}")
+    columns = ("not periodic (no column spacing)" if m["column_spacing_mm"] is None else
+               f"column spacing {m['column_spacing_mm']:.3g} mm, {num(m['pinwheel_density'], '.2f')} pinwheels per spacing²")
+    print(f"  {pad}  orientation map: {m['pinwheels']} pinwheel{'' if m['pinwheels'] == 1 else 's'}; {columns}")
+    colour = g["colour"]
+    text = f"mean selectivity {num(colour['mean_selectivity'], '.2f')}" if colour["applicable"] else colour["reason"]
+    print(f"  {pad}  colour: {text}")
 
 
 def cmd_stimulate(args):
@@ -363,7 +389,8 @@ def cmd_figure(args):
     _format_of(out)
     model = _load(args)
     stimuli = _stimuli(args, model)
-    validate.stimulus_categories(stimuli, needed=(args.category,), what="figure --category")
+    if args.stimuli != "gratings":
+        validate.stimulus_categories(stimuli, needed=(args.category,), what="figure --category")
     path = model_figure(model, stimuli, out, category=args.category, dpi=args.dpi, null=args.null)
     print(f"wrote {path}")
 
@@ -442,7 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def stimuli_arg(sp):
         sp.add_argument("--stimuli", default="localizer",
-                        help="'localizer' (procedural), 'lfw' (LFW-subset photographs: faces / non-faces) "
+                        help="'localizer' (procedural), 'lfw' (LFW-subset photographs: faces / non-faces), "
+                             "'gratings' (sine gratings: orientation, SF, colour maps and pinwheels) "
                              "or DIR/<category>/*.png")
         sp.add_argument("--stimuli-seed", type=SEED, default=1234, help="seed of the procedural localizer")
 
@@ -473,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--patch-criterion", choices=["paper", "null95"], default="paper",
                     help="paper: ≥ 10 voxels at t > 10; null95: also larger than the null's 95th percentile "
                          "(runs 100 shuffles unless --null is given)")
+    sp.add_argument("--fov-deg", type=_positive("--fov-deg", 360.0), default=None,
+                    help="width of the model's input in degrees of visual angle: --stimuli gratings then also "
+                         "reports spatial frequencies in cycles/degree")
     sp.add_argument("--json", action="store_true", help="print summary.json")
     sp.set_defaults(func=cmd_analyze)
 

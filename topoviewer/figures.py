@@ -32,6 +32,7 @@ from .style import CMAP, map_limits
 
 __all__ = [
     "FORMATS",
+    "early_figure",
     "map_figure",
     "model_figure",
     "monkey_reference_purity",
@@ -374,10 +375,7 @@ def map_figure(analysis, model, out, category="faces", dpi=200, *, threshold=def
     if not names:
         raise TopoviewerError("the analysis holds no sheet to draw")
     fig = _new_figure(4 * PANEL_W + 0.2, len(names) * PANEL_H + 0.45)
-    title = f"{model.name}: {category} selectivity"
-    stim = f"stimuli: {analysis.stimuli_name}"
-    sep = "\n" if len(title) + len(stim) > 100 else "  ·  "  # long names: two lines, never clipped
-    fig.suptitle(f"{title}{sep}{stim}", fontweight="bold")
+    _suptitle(fig, f"{model.name}: {category} selectivity", analysis.stimuli_name)
     subfigs = np.atleast_1d(fig.subfigures(len(names), 1, hspace=0.02))
     legend_axes = None
     for sub, name in zip(subfigs, names):
@@ -451,6 +449,59 @@ def map_figure(analysis, model, out, category="faces", dpi=200, *, threshold=def
         handles, labels = legend_axes.get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
     return save_figure(fig, out, dpi)
+
+
+def early_figure(analysis, model, out, dpi=200) -> Path:
+    """One row per sheet of an analysis on gratings: the orientation map with its pinwheels, OSI,
+    preferred spatial frequency and preferred hue (or why there is none).
+
+    Parameters
+    ----------
+    analysis : pipeline.Analysis
+        From :func:`topoviewer.pipeline.analyze` on :func:`topoviewer.stimuli.gratings`.
+    model : TopoModel
+    out : path ending in .png, .svg or .pdf
+    dpi : int
+    """
+    _format_of(out)
+    names = [n for n, m in analysis.sheets.items() if m.early is not None]
+    if not names:
+        raise TopoviewerError("the analysis holds no early visual maps: analyse on gratings (--stimuli gratings)")
+    fig = _new_figure(4 * PANEL_W + 0.2, len(names) * PANEL_H + 0.45)
+    _suptitle(fig, f"{model.name}: early visual maps", analysis.stimuli_name)
+    subfigs = np.atleast_1d(fig.subfigures(len(names), 1, hspace=0.02))
+    for sub, name in zip(subfigs, names):
+        sheet, early = model.sheet(name), analysis.sheets[name].early
+        omap, t = early.orientation, early.tuning
+        axes = sub.subplots(1, 4)
+        sub.supylabel(f"{sheet.title}\n{sheet.n_units} units", fontsize=9.5, fontweight="bold")
+        pw = early.pinwheels
+        density = analysis.sheets[name].summary["gratings"]["orientation_map"]["pinwheel_density"]
+        sheet_map_axes(axes[0], sheet, omap.orientation_deg, pixel_mm=omap.grid.pixel_mm, cmap=CMAP["orientation"],
+                       vmin=0, vmax=180, colorbar_label="preferred orientation (°)",
+                       title=f"orientation · {len(pw.charge)} pinwheels"
+                             + ("" if density is None else f" ({density:.2f}/Λ²)"))
+        positive = pw.charge > 0
+        axes[0].scatter(*pw.positions_mm.T, s=28, c=np.where(positive, "white", "black"),
+                        edgecolors=np.where(positive, "black", "white"), linewidths=0.9, zorder=3)
+        px = sheet.default_pixel_mm()
+        for ax, kind, values, label in ((axes[1], "osi", t.osi, "OSI (1 − circ. variance)"),
+                                        (axes[2], "sf", t.sf_cpi, "preferred SF (cycles/image)"),
+                                        (axes[3], "colour", t.hue_deg, "preferred hue (°)")):
+            if values is None:
+                _empty(ax, f"no colour map:\n{early.colour_note}")
+                continue
+            vmin, vmax = map_limits(kind, values)
+            sheet_map_axes(ax, sheet, sheet.rasterise(values, px), pixel_mm=px, cmap=CMAP[kind], vmin=vmin,
+                           vmax=vmax, colorbar_label=label, title=label.split(" (")[0])
+    return save_figure(fig, out, dpi)
+
+
+def _suptitle(fig, title, stimuli_name):
+    """The figure's bold title and its stimuli; long names on two lines, never clipped."""
+    stim = f"stimuli: {stimuli_name}"
+    sep = "\n" if len(title) + len(stim) > 100 else "  ·  "
+    fig.suptitle(f"{title}{sep}{stim}", fontweight="bold")
 
 
 def _purity_category(maps):
@@ -540,14 +591,18 @@ def _groups(curves, labels):
 
 
 def model_figure(model, stimuli=None, out="topoviewer-figure.png", category="faces", dpi=200, **options) -> Path:
-    """Analyse ``model`` on ``stimuli`` (default: the procedural localizer) and draw :func:`map_figure`.
+    """Analyse ``model`` on ``stimuli`` (default: the procedural localizer) and draw :func:`map_figure`
+    (:func:`early_figure` for gratings).
 
     This is what ``topoviewer figure MODEL --out FILE`` runs. ``options`` go to
     :func:`topoviewer.pipeline.analyze` (e.g. ``fwhm_mm``, ``voxel_mm``).
     """
     from .pipeline import analyze
+    from .stimuli import GratingSet
 
     _format_of(out)  # fail before the (slow) analysis
     analysis = analyze(model, stimuli, **options)
+    if isinstance(stimuli, GratingSet):
+        return early_figure(analysis, model, out, dpi=dpi)
     extra = {k: options[k] for k in ("fwhm_mm", "voxel_mm", "threshold") if k in options}
     return map_figure(analysis, model, out, category=category, dpi=dpi, **extra)

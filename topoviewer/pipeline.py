@@ -9,24 +9,34 @@ stimulation pattern plus one propagation.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from . import defaults
 from .analysis import (
     calibrate_threshold,
+    cardinal_bias,
+    column_spacing,
     disc_is_clipped,
     dprime_maps,
     find_patches,
+    find_pinwheels,
     fraction_selective,
+    grating_tuning,
     inside_site,
     largest_patch_voxels,
     microstimulate,
+    orientation_agreement,
+    orientation_map,
     outside_site,
+    patch_overlap,
     peak_distance,
     peak_point,
+    pinwheel_density,
+    preference_difference_by_distance,
     purity_curve,
+    relation_pairs,
     spatial_null,
     split_halves,
     t_maps,
@@ -39,7 +49,8 @@ from .analysis.stimulation import OUTSIDE_RULES
 from .errors import TopoviewerError
 from .model import drain
 
-__all__ = ["Analysis", "SheetMaps", "StimulationResult", "Stimulator", "analyze", "default_stimuli", "iter_analysis"]
+__all__ = ["Analysis", "EarlyMaps", "SheetMaps", "StimulationResult", "Stimulator", "analyze", "default_stimuli",
+           "early_sheet_maps", "iter_analysis"]
 
 
 def default_stimuli(model, seed: int = 1234):
@@ -66,6 +77,9 @@ class SheetMaps:
         Per category, the d′ threshold of a selective unit (0.85 or calibrated).
     null : SpatialNull or None
         The spatial null, when asked for.
+    early : EarlyMaps or None
+        Grating tuning, orientation map and pinwheels, for an analysis on gratings (then
+        ``dprime`` and ``voxel_t`` are empty).
     """
 
     sheet: object
@@ -74,6 +88,7 @@ class SheetMaps:
     summary: dict
     thresholds: dict = field(default_factory=dict)
     null: object = None
+    early: object = None
     _purity: dict = field(default_factory=dict, repr=False, compare=False, init=False)
 
     def purity(self, category="faces", threshold=None):
@@ -103,15 +118,19 @@ class Analysis:
     labels: np.ndarray
     responses: dict
     sheets: dict = field(default_factory=dict)
+    gratings: dict | None = None  # the grating factors, for an analysis on gratings
 
     def summary(self) -> dict:
         """The ``summary.json`` contract of ``topoviewer analyze``."""
-        return {
+        out = {
             "model": self.model_name,
             "stimuli": self.stimuli_name,
             "categories": list(self.categories),
-            "sheets": {name: maps.summary for name, maps in self.sheets.items()},
         }
+        if self.gratings is not None:
+            out["gratings"] = self.gratings
+        out["sheets"] = {name: maps.summary for name, maps in self.sheets.items()}
+        return out
 
 
 #: The patch criteria of ``--patch-criterion``: the paper's fixed rule, or also beating the spatial null.
@@ -188,9 +207,144 @@ def sheet_maps(
                 "tied_centres": int(len(curve.tied_centres)),
                 "spread": [[_finite(lo), _finite(hi)] for lo, hi in curve.spread],
             }
-    if {"faces", "bodies"} <= set(categories):
-        summary["face_body_peak_distance_mm"] = float(peak_distance(sheet, dp["faces"], dp["bodies"]))
+    relations = {
+        f"{a}–{b}": {
+            "claim": claim, "peak_distance_mm": float(peak_distance(sheet, dp[a], dp[b])),
+            "patch_overlap": _finite(patch_overlap(vt[a] > defaults.VOXEL_T_THRESHOLD, vt[b] > defaults.VOXEL_T_THRESHOLD)),
+        }
+        for a, b, claim in relation_pairs(categories)
+    }
+    if relations:
+        summary["category_relations"] = relations
+    if "faces–bodies" in relations:
+        summary["face_body_peak_distance_mm"] = relations["faces–bodies"]["peak_distance_mm"]
     return maps
+
+
+@dataclass
+class EarlyMaps:
+    """The early visual maps of one sheet (docs/science.md, "Early visual maps").
+
+    Attributes
+    ----------
+    tuning : GratingTuning
+        Per unit: preferred orientation, OSI, preferred SF, hue and colour selectivity (units without
+        a grating response: orientation NaN, OSI 0).
+    orientation : OrientationMap
+        The OSI-weighted complex orientation map on a grid over the sheet.
+    pinwheels : Pinwheels
+    column_spacing_mm : float
+        Λ of the orientation map (NaN for a flat map).
+    colour_note : str
+        Why there is no colour map ("" when there is one).
+    """
+
+    tuning: object
+    orientation: object
+    pinwheels: object
+    column_spacing_mm: float
+    colour_note: str = ""
+
+    def unit_maps(self) -> dict:
+        """The per-unit maps: ``orientation`` (°), ``osi``, ``sf`` (cycles/image), ``colour`` (preferred
+        hue, °) and ``colour_selectivity`` (NaN where colour does not apply)."""
+        t = self.tuning
+        nan = np.full(len(t.osi), np.nan)
+        return {
+            "orientation": t.orientation_deg, "osi": t.osi, "sf": t.sf_cpi,
+            "colour": nan if t.hue_deg is None else t.hue_deg,
+            "colour_selectivity": nan if t.colour_selectivity is None else t.colour_selectivity,
+        }
+
+    def arrays(self) -> dict:
+        """What the sheet's .npz stores: :meth:`unit_maps`, the pinwheel list (k, 3: x, y, charge) and the
+        smoothed orientation map (angle and strength rasters, with their pixel)."""
+        return {
+            **self.unit_maps(),
+            "pinwheels": self.pinwheels.to_array(),
+            "orientation_map": self.orientation.orientation_deg.astype(np.float32),
+            "orientation_strength": self.orientation.strength.astype(np.float32),
+            "orientation_map_pixel_mm": np.asarray(self.orientation.grid.pixel_mm),
+        }
+
+
+#: Units whose smallest and largest grating responses differ by less than this have no tuning.
+FLAT_TUNING = 1e-6
+
+
+def early_sheet_maps(sheet, responses, stimuli, *, colour=True, seed=0) -> SheetMaps:
+    """Grating tuning, the orientation map, pinwheels and their summary for one sheet.
+
+    Parameters
+    ----------
+    sheet : Sheet
+    responses : (n_images, n_units) array
+        Responses to ``stimuli``.
+    stimuli : GratingSet
+    colour : bool
+        Whether hue can reach the network (False for 1-channel models: colour is then reported
+        as not applicable).
+    seed : int
+        Seed of the unit subset of the preference-difference curve on large sheets.
+    """
+    r = np.asarray(responses)
+    hues = stimuli.hue_deg if colour else ()
+    tuning = grating_tuning(r, stimuli.orientation_deg, stimuli.sf_cpi, stimuli.colour, hues)
+    live = np.ptp(r, axis=0) > FLAT_TUNING
+    theta = np.where(live, tuning.orientation_deg, np.nan)
+    tuning = replace(tuning, orientation_deg=theta, osi=np.where(live, tuning.osi, 0.0))
+    omap = orientation_map(sheet, theta, weight=tuning.osi)
+    pinwheels = find_pinwheels(omap)
+    try:
+        spacing = column_spacing(omap)
+    except TopoviewerError:
+        spacing = float("nan")
+    note = ""
+    if not colour:
+        note = "1-channel (grayscale) model: hue reaches it only as luminance"
+    elif not len(stimuli.hue_deg):
+        note = "no chromatic gratings in the stimulus set"
+    early = EarlyMaps(tuning, omap, pinwheels, spacing, note)
+    distance, difference, n_pairs = preference_difference_by_distance(sheet, theta, seed=seed)
+    sfs, counts = np.unique(tuning.sf_cpi[live], return_counts=True)
+    block = {
+        "responsive_units": int(live.sum()),
+        "orientation": {
+            "mean_osi": _finite(np.mean(tuning.osi[live])) if live.any() else None,
+            "median_osi": _finite(np.median(tuning.osi[live])) if live.any() else None,
+            "neighbour_agreement": _finite(orientation_agreement(sheet, theta)),
+            "cardinal_bias": {k: _finite(v) for k, v in cardinal_bias(theta).items()},
+            "difference_by_distance": {
+                "distance_mm": [float(v) for v in distance], "mean_difference_deg": [_finite(v) for v in difference],
+                "n_pairs": [int(v) for v in n_pairs]},
+        },
+        "orientation_map": {
+            "pixel_mm": omap.grid.pixel_mm, "fwhm_mm": omap.fwhm_mm, "column_spacing_mm": _finite(spacing),
+            "pinwheels": int(len(pinwheels.charge)), "area_mm2": pinwheels.area_mm2,
+            "pinwheel_density": _finite(pinwheel_density(pinwheels, spacing)),
+            "pinwheels_mm": [[float(x), float(y), float(c)] for x, y, c in pinwheels.to_array()],
+        },
+        "sf": {"preferred_cycles_per_image": {f"{v:g}": int(c) for v, c in zip(sfs, counts)}},
+        "colour": {"applicable": False, "reason": note},
+    }
+    if not note:
+        nearest = _nearest_hue(tuning.hue_deg[live], stimuli.hue_deg)
+        block["colour"] = {
+            "applicable": True,
+            "mean_selectivity": _finite(np.mean(tuning.colour_selectivity[live])) if live.any() else None,
+            "preferred_hue": {name: int(np.count_nonzero(nearest == k)) for k, name in enumerate(stimuli.colours[1:])},
+        }
+    if stimuli.fov_deg is not None:
+        block["sf"]["preferred_cycles_per_degree"] = {
+            f"{v / stimuli.fov_deg:g}": int(c) for v, c in zip(sfs, counts)}
+    summary = {"units": sheet.n_units, "extent_mm": [sheet.extent_mm[0], sheet.extent_mm[1]], "gratings": block}
+    return SheetMaps(sheet, {}, {}, summary, early=early)
+
+
+def _nearest_hue(hue_deg, levels_deg):
+    """Index of the nearest of ``levels_deg`` on the 360° circle (−1 for NaN)."""
+    d = np.abs(np.mod(np.asarray(hue_deg)[:, None] - np.asarray(levels_deg)[None, :] + 180.0, 360.0) - 180.0)
+    return np.where(np.isfinite(hue_deg), np.argmin(np.nan_to_num(d, nan=0.0), axis=1), -1)
 
 
 def dprime_thresholds(responses, labels, categories, dp, threshold, gain=1.0):
@@ -218,11 +372,22 @@ def _finite(v):
 
 def iter_analysis(model, stimuli=None, *, sheets=None, batch_size=256, **options):
     """Generator: yields ``(stage, done, total)``, returns an :class:`Analysis`."""
+    from .stimuli import GratingSet
+
     stimuli = default_stimuli(model) if stimuli is None else stimuli
+    if isinstance(stimuli, GratingSet) and (options.get("null") or options.get("patch_criterion", "paper") != "paper"):
+        raise TopoviewerError("the spatial null and --patch-criterion null95 apply to category stimuli (localizer, "
+                              "lfw, a folder), not to gratings")
     responses = yield from _tag("responses", model.iter_responses(stimuli.images, sheets, batch_size))
     result = Analysis(model.name, stimuli.name, list(stimuli.categories), stimuli.labels, responses)
+    if isinstance(stimuli, GratingSet):
+        result.gratings = stimuli.factors()
     for i, (name, resp) in enumerate(responses.items()):
-        result.sheets[name] = sheet_maps(model.sheet(name), resp, stimuli.labels, stimuli.categories, **options)
+        if isinstance(stimuli, GratingSet):
+            result.sheets[name] = early_sheet_maps(model.sheet(name), resp, stimuli, colour=model.in_channels == 3,
+                                                   seed=options.get("seed", 0))
+        else:
+            result.sheets[name] = sheet_maps(model.sheet(name), resp, stimuli.labels, stimuli.categories, **options)
         yield "maps", i + 1, len(responses)
     return result
 

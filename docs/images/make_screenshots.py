@@ -4,6 +4,10 @@
 
 MODEL defaults to the embedded default model ("sample"). Every picture is a grab of the
 real napari window driven through the plugin's own widgets and callbacks.
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/images/make_screenshots.py early MODEL
+
+grabs only ``early.png``: the early visual maps (Gratings button) of MODEL's first sheet, hovered.
 """
 
 from __future__ import annotations
@@ -157,5 +161,29 @@ def main(model="sample"):
     viewer.close()
 
 
+def early(model):
+    """The early visual map layers of ``model`` (the Gratings button), zoomed on its first sheet."""
+    from topoviewer_napari.launch import open_viewer
+
+    viewer, ctrl = open_viewer(model)
+    viewer.window._qt_window.resize(1600, 1000)
+    ctrl.wait(180)
+    ctrl.docks["ModelDock"].gratings_button.click()
+    ctrl.wait(180)
+    st, book = ctrl.state, ctrl.book
+    first = st.model.sheets[0]
+    y0, x0, y1, x1 = book.layout.extent(("dprime", "voxel_t", "purity"))
+    viewer.scene.camera.center = ((y0 + y1) / 2, (x0 + x1) / 2)
+    viewer.scene.camera.zoom = 0.9 * min(viewer.canvas.size[0] / (y1 - y0 + 4), viewer.canvas.size[1] / (x1 - x0 + 4))
+    centre = np.asarray(first.origin_mm) + np.asarray(first.extent_mm) / 2
+    book._on_hover(viewer, SimpleNamespace(position=book.layout.to_world(first.name, "dprime", centre),
+                                           type="mouse_move"))
+    grab(viewer, "early.png")
+    viewer.close()
+
+
 if __name__ == "__main__":
-    main(*(sys.argv[1:2] or ["sample"]))
+    if sys.argv[1:2] == ["early"]:
+        early(sys.argv[2])
+    else:
+        main(*(sys.argv[1:2] or ["sample"]))

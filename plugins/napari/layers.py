@@ -29,6 +29,9 @@ SITE_COLOR = "#39ff14"
 PATCH_COLOR = "#101010"
 READOUT_COLOR = "#00e5ff"
 CENTRE_COLOR = "#00e5ff"
+PINWHEEL_COLOR = "#ffffff"
+#: The early visual map layers (analysis on gratings) and the cell each is drawn in, over the category maps.
+EARLY_LAYERS = {"orientation": "dprime", "pinwheels": "dprime", "osi": "voxel_t", "sf": "purity", "colour": "purity"}
 #: Upsampling of patch outlines (thin contours on coarse voxels).
 OUTLINE_UPSAMPLE = 4
 
@@ -69,6 +72,7 @@ class LayerBook:
         ev = state.events
         ev.model_changed.connect(self._on_model)
         ev.analysis_changed.connect(self._on_analysis)
+        ev.early_changed.connect(self._on_early)
         ev.category_changed.connect(self._on_category)
         ev.voxel_t_changed.connect(self._on_voxel_t)
         ev.activations_changed.connect(self._on_activations)
@@ -89,6 +93,7 @@ class LayerBook:
         self._closed = True
         ev = self.state.events
         for sig, fn in ((ev.model_changed, self._on_model), (ev.analysis_changed, self._on_analysis),
+                        (ev.early_changed, self._on_early),
                         (ev.category_changed, self._on_category), (ev.voxel_t_changed, self._on_voxel_t),
                         (ev.activations_changed, self._on_activations), (ev.stimulated, self._on_stimulated)):
             sig.disconnect(fn)
@@ -203,7 +208,7 @@ class LayerBook:
         )
         self.layout = new_layout
         # layers of sheets that no longer exist, and everything derived from the previous model's activity
-        stale = {"activation", "contrast", "stimulation", "propagated", "readout_patch"}
+        stale = {"activation", "contrast", "stimulation", "propagated", "readout_patch"} | set(EARLY_LAYERS)
         self._stim_roles = None
         self._revealed = set()
         self.remove(lambda key: key.split("/")[0] not in names + ["layout", "stimulation", "input"]
@@ -260,6 +265,12 @@ class LayerBook:
             if stim is not None:
                 role = {stim.layer: "stimulation", stim.next_layer: "propagated"}.get(s.name, "—")
             t[(s.name, "stimulation")] = role
+        if st.early is not None:
+            for s in self.state.model.sheets:
+                if s.name in st.early.sheets:
+                    t[(s.name, "dprime")] += " / orientation"
+                    t[(s.name, "voxel_t")] += " / OSI"
+                    t[(s.name, "purity")] += " / SF"
         if st.training_step is not None:
             for s in self.state.model.sheets:
                 t[(s.name, "dprime")] = f"{s.name} · d′ {cat} · step {st.training_step}"
@@ -296,6 +307,36 @@ class LayerBook:
 
     def _on_voxel_t(self, state):
         self._draw_voxel_t()
+        self._retitle()
+
+    def _on_early(self, state):
+        """The early visual maps over the category maps: orientation (cyclic HSV) with pinwheel points in
+        the d′ cell, OSI in the voxel-t cell, preferred SF (and hue, hidden) in the purity cell."""
+        for s in state.model.sheets:
+            maps = state.early.sheets.get(s.name)
+            if maps is None:
+                self.remove(lambda k, n=s.name: k.split("/")[0] == n and k.split("/")[-1] in EARLY_LAYERS)
+                continue
+            early, px = maps.early, s.default_pixel_mm()
+            omap = early.orientation
+            self._image(f"{s.name}/orientation", s.name, "dprime", omap.orientation_deg.astype(np.float32),
+                        omap.grid.pixel_mm, name=f"{s.name} · orientation", cmap=CMAP["orientation"],
+                        limits=map_limits("orientation", None))
+            world = self.layout.to_world(s.name, "dprime", early.pinwheels.positions_mm.reshape(-1, 2))
+            n = len(early.pinwheels.charge)
+            self._points(f"{s.name}/pinwheels", world, name=f"{s.name} · pinwheels ({n})", symbol="disc",
+                         size=max(0.03 * self.layout.cell_w, 0.8 * omap.grid.pixel_mm),
+                         face_color=PINWHEEL_COLOR, border_color="#000000", border_width=0.25,
+                         border_width_is_relative=True)
+            units = early.unit_maps()
+            for kind, visible in (("osi", True), ("sf", True), ("colour", False)):
+                values = units[kind]
+                if not np.isfinite(values).any():
+                    self.remove(lambda k, key=f"{s.name}/{kind}": k == key)
+                    continue
+                self._image(f"{s.name}/{kind}", s.name, EARLY_LAYERS[kind], s.rasterise(values, px), px,
+                            name=f"{s.name} · {'preferred hue' if kind == 'colour' else kind.upper()}",
+                            cmap=CMAP[kind], limits=map_limits(kind, values), visible=visible)
         self._retitle()
 
     def _draw_selectivity(self):
@@ -514,6 +555,12 @@ class LayerBook:
                 k = int(np.hypot(x - curve.centre[0], y - curve.centre[1]) // curve.bin_mm)
                 if k < len(curve.purity) and np.isfinite(curve.purity[k]):
                     parts.append(f"purity {curve.purity[k]:.2f}")
+        if st.early is not None and s.name in st.early.sheets:
+            u = {k: v[i] for k, v in st.early.sheets[s.name].early.unit_maps().items()}
+            text = "no orientation" if not np.isfinite(u["orientation"]) else f"orientation {u['orientation']:.0f}°"
+            parts.append(f"{text} (OSI {u['osi']:.2f}), SF {u['sf']:.3g} c/img")
+            if np.isfinite(u["colour"]):
+                parts.append(f"hue {u['colour']:.0f}° (selectivity {u['colour_selectivity']:.2f})")
         if st.activations is not None and s.name in st.activations.mean:
             parts.append(f"activation {st.activations.mean[s.name][i]:.3f}")
         r = st.stimulation

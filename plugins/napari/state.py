@@ -51,6 +51,7 @@ class StateEvents(SignalGroup):
 
     model_changed = signal(object)        # (state)            new model (analysis cleared)
     analysis_changed = signal(object)     # (state)            new analysis (maps of every sheet)
+    early_changed = signal(object)        # (state)            new early visual maps (analysis on gratings)
     category_changed = signal(object)     # (state)
     voxel_t_changed = signal(object)      # (state)            FWHM changed, voxel t recomputed
     activations_changed = signal(object)  # (state)
@@ -88,6 +89,7 @@ class TopoState:
         self.source: str = ""
         self.stimuli = None
         self.analysis = None
+        self.early = None  # the analysis on gratings (orientation, OSI, SF, colour maps, pinwheels)
         self.category: str = "faces"
         self.fwhm_mm: float = defaults.FWHM_MM
         self.voxel_mm: float = defaults.VOXEL_MM
@@ -109,6 +111,7 @@ class TopoState:
         self.source = str(source)
         self.stimuli = stimuli
         self.analysis = None
+        self.early = None
         self.voxel_t = {}
         self.activations = None
         self.stimulation = None
@@ -132,6 +135,16 @@ class TopoState:
         if self.category not in analysis.categories:
             self.category = "faces" if "faces" in analysis.categories else analysis.categories[0]
         self.events.analysis_changed.emit(self)
+
+    def set_early(self, analysis):
+        """The early visual maps of every sheet (``pipeline.iter_analysis`` on gratings); the category
+        analysis, its maps and the stimulation experiment stay as they are."""
+        if self.model is None:
+            raise TopoviewerError("no model is loaded; open a model before analysing")
+        if not analysis.sheets or any(m.early is None for m in analysis.sheets.values()):
+            raise TopoviewerError("early visual maps come from an analysis on gratings")
+        self.early = analysis
+        self.events.early_changed.emit(self)
 
     def set_category(self, category: str):
         if self.analysis is not None and category not in self.analysis.categories:
@@ -331,7 +344,8 @@ class TopoState:
 
     # ------------------------------------------------------------------ maps as data
     def unit_table(self) -> dict:
-        """Per-sheet arrays of everything known per unit (positions, d′ per category, activations, stimulation)."""
+        """Per-sheet arrays of everything known per unit (positions, d′ per category, early visual maps,
+        activations, stimulation)."""
         if self.model is None:
             raise TopoviewerError("no model is loaded")
         out = {}
@@ -340,6 +354,8 @@ class TopoState:
             if self.analysis is not None and s.name in self.analysis.sheets:
                 for c, v in self.analysis.sheets[s.name].dprime.items():
                     cols[f"dprime_{c}"] = np.asarray(v)
+            if self.early is not None and s.name in self.early.sheets:
+                cols.update(self.early.sheets[s.name].early.unit_maps())
             if self.activations is not None and s.name in self.activations.mean:
                 cols["activation_mean"] = self.activations.mean[s.name]
                 if s.name in self.activations.contrast:

@@ -10,7 +10,8 @@ from topoviewer_napari.state import TopoState
 def test_events_are_a_psygnal_group_and_slots_run_synchronously():
     st = TopoState()
     assert isinstance(st.events, SignalGroup)
-    assert set(st.events.signals) == {"model_changed", "analysis_changed", "category_changed", "voxel_t_changed",
+    assert set(st.events.signals) == {"model_changed", "analysis_changed", "early_changed", "category_changed",
+                                      "voxel_t_changed",
                                       "activations_changed", "stimulated", "log_changed", "busy"}
     seen = []
     st.events.busy.connect(lambda *args: seen.append(args))
@@ -72,6 +73,26 @@ def test_cli_gui_and_figure_give_one_purity_curve_on_a_channel_grid(tmp_path, ca
         np.testing.assert_allclose(np.array(cli[sheet]["purity_curve"]["purity"], float), gui.purity)
         # the figure draws SheetMaps.purity with the same threshold: the very object the state returns
         assert st.analysis.sheets[sheet].purity("faces", st.threshold) is gui
+
+
+def test_early_maps_come_from_gratings_and_go_with_the_model(tiny_model):
+    import dataclasses
+
+    from topoviewer.pipeline import analyze
+    from topoviewer.stimuli import gratings
+
+    st = TopoState()
+    st.set_model(tiny_model, "tiny")
+    early = analyze(tiny_model, gratings(size=32, sf_cpi=[2, 3, 4, 6, 8], phases=2, hues=()))
+    with pytest.raises(TopoviewerError, match="^early visual maps come from an analysis on gratings$"):
+        st.set_early(dataclasses.replace(early, sheets={n: dataclasses.replace(m, early=None)
+                                                        for n, m in early.sheets.items()}))
+    seen = []
+    st.events.early_changed.connect(seen.append)
+    st.set_early(early)
+    assert seen == [st] and st.early is early
+    st.set_model(tiny_model, "again")
+    assert st.early is None
 
 
 def test_gui_guide_names_every_stimulation_log_column():

@@ -8,6 +8,7 @@ where positions matter, and returns numpy arrays or small dataclasses.
 from .fmri import contrast_map, t_maps, units_in_voxels, voxel_responses, voxel_t_maps
 from .null import NullTest, SpatialNull, permutation_p, spatial_null
 from .patches import (
+    CATEGORY_RELATIONS,
     PurityCurve,
     cluster_strength,
     disc_centres,
@@ -15,12 +16,14 @@ from .patches import (
     find_patches,
     largest_patch,
     largest_patch_voxels,
+    patch_overlap,
     patch_units,
     peak_distance,
     peak_point,
     purity_curve,
     purity_rings,
     random_pair_distances,
+    relation_pairs,
     split_halves,
     voxel_cluster_strength,
 )
@@ -35,6 +38,20 @@ from .selectivity import (
     welch_t,
 )
 from .structure import CorrelationCurve, correlation_by_distance, effective_dimensionality, neighbour_agreement
+from .tuning import (
+    GratingTuning,
+    OrientationMap,
+    Pinwheels,
+    cardinal_bias,
+    circular_tuning,
+    column_spacing,
+    find_pinwheels,
+    grating_tuning,
+    orientation_agreement,
+    orientation_map,
+    pinwheel_density,
+    preference_difference_by_distance,
+)
 from .stimulation import (
     Stimulation,
     disc_is_clipped,
@@ -48,6 +65,18 @@ from .stimulation import (
 )
 
 __all__ = [
+    "GratingTuning",
+    "OrientationMap",
+    "Pinwheels",
+    "cardinal_bias",
+    "circular_tuning",
+    "column_spacing",
+    "find_pinwheels",
+    "grating_tuning",
+    "orientation_agreement",
+    "orientation_map",
+    "pinwheel_density",
+    "preference_difference_by_distance",
     "CorrelationCurve",
     "correlation_by_distance",
     "effective_dimensionality",
@@ -85,6 +114,9 @@ __all__ = [
     "purity_curve",
     "purity_rings",
     "random_pair_distances",
+    "relation_pairs",
+    "patch_overlap",
+    "CATEGORY_RELATIONS",
     "split_halves",
     "t_maps",
     "stimulation_pattern",

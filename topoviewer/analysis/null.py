@@ -24,7 +24,7 @@ import numpy as np
 from .. import defaults
 from ..errors import TopoviewerError
 from .fmri import t_maps
-from .patches import _components, disc_centres, purity_curve, voxel_cluster_strength
+from .patches import _components, disc_centres, patch_overlap, purity_curve, relation_pairs, voxel_cluster_strength
 from .selectivity import dprime_maps
 
 __all__ = ["NullTest", "SpatialNull", "spatial_null", "permutation_p"]
@@ -109,6 +109,11 @@ class SpatialNull:
         Mean response correlation of pairs < 1 mm apart minus that of pairs 5–6 mm apart.
     face_body_distance : NullTest or None
         Distance (mm) between the face and the body d′ peaks (alternative "less").
+    relations : dict
+        ``{"faces–bodies": {"peak_distance_mm": NullTest, "patch_overlap": NullTest}, …}`` for the pairs of
+        :data:`~topoviewer.analysis.patches.CATEGORY_RELATIONS` present: d′ peak distance and Dice overlap
+        of the selective voxels (t > threshold), the alternative set by the claim (near: closer and more
+        overlap; far: farther and less overlap).
     """
 
     n_shuffles: int
@@ -118,6 +123,7 @@ class SpatialNull:
     purity_distance_mm: np.ndarray | None = None
     near_far: NullTest | None = None
     face_body_distance: NullTest | None = None
+    relations: dict = field(default_factory=dict)
 
     def patch_criterion(self, category, q=95.0) -> float:
         """The ``q``-th percentile of the null's largest-cluster size for ``category`` (voxels)."""
@@ -148,6 +154,8 @@ class SpatialNull:
             out["near_minus_far_correlation"] = self.near_far.to_json()
         if self.face_body_distance is not None:
             out["face_body_peak_distance_mm"] = self.face_body_distance.to_json()
+        if self.relations:
+            out["category_relations"] = {k: {m: t.to_json() for m, t in v.items()} for k, v in self.relations.items()}
         return out
 
 
@@ -174,7 +182,9 @@ def spatial_null(
     t > ``t_threshold`` (voxels), the peak voxel t and the split-half cluster strength;
     purity at 1–2 mm from the purest region (:func:`purity_curve`, d′ tie-break) of
     ``purity_category``; the near − far response correlation (pairs < 1 mm vs 5–6 mm
-    apart); the face–body d′ peak distance.
+    apart); the face–body d′ peak distance; for the category pairs of
+    :data:`~topoviewer.analysis.patches.CATEGORY_RELATIONS`, the d′ peak distance and the Dice
+    overlap of the selective voxels.
 
     Parameters
     ----------
@@ -223,6 +233,8 @@ def spatial_null(
     weights, mask, shape = sheet.voxel_weights(fwhm_mm, voxel_mm)
     nan_voxels = mask.ravel()
 
+    pairs = relation_pairs(cats)
+    overlap = np.empty((len(pairs), n_shuffles + 1))
     size = np.empty((len(cats), n_shuffles + 1))
     peak_t = np.empty_like(size)
     strength = np.empty_like(size)
@@ -238,6 +250,8 @@ def spatial_null(
             size[i, k] = sizes.max() if len(sizes) else 0
             peak_t[i, k] = np.nanmax(tm[c]) if np.isfinite(tm[c]).any() else np.nan
             strength[i, k] = voxel_cluster_strength(v, labels, categories, c, seed=split_seed, threshold=t_threshold)
+        for j, (a, b, _) in enumerate(pairs):
+            overlap[j, k] = patch_overlap(tm[a] > t_threshold, tm[b] > t_threshold)
     per_category = {
         c: {
             "largest_patch_voxels": NullTest(size[i, 0], size[i, 1:]),
@@ -263,9 +277,13 @@ def spatial_null(
             purity["purity_1_2mm"] = NullTest(curves[0, 1], curves[1:, 1])
 
     near_far = _near_far_null(sheet, r, perms, max_pair_units, seed)
-    face_body = None
-    if {"faces", "bodies"} <= set(dp):
-        face_body = _peak_distance_null(sheet, dp["faces"], dp["bodies"], perms)
+    distances = _peak_distance_null(sheet, dp, pairs, perms)
+    relations = {
+        f"{a}–{b}": {"peak_distance_mm": NullTest(distances[j, 0], distances[j, 1:], "less" if near else "greater"),
+                     "patch_overlap": NullTest(overlap[j, 0], overlap[j, 1:], "greater" if near else "less")}
+        for j, (a, b, near) in enumerate((a, b, claim == "near") for a, b, claim in pairs)
+    }
+    face_body = relations.get("faces–bodies", {}).get("peak_distance_mm")
     return SpatialNull(
         n_shuffles=n_shuffles,
         per_category=per_category,
@@ -274,6 +292,7 @@ def spatial_null(
         purity_distance_mm=distance,
         near_far=near_far,
         face_body_distance=face_body,
+        relations=relations,
     )
 
 
@@ -319,23 +338,25 @@ def _near_far_null(sheet, r, perms, max_units, seed, max_pairs=50_000):
     return NullTest(out[0], out[1:])
 
 
-def _peak_distance_null(sheet, faces, bodies, perms, radius_mm=defaults.PEAK_RADIUS_MM):
-    """Face–body peak distance per arrangement: disc means as one sparse (centres × units) operator."""
+def _peak_distance_null(sheet, dp, pairs, perms, radius_mm=defaults.PEAK_RADIUS_MM):
+    """d′ peak distance of every pair per arrangement, (pairs, arrangements): disc means as one sparse
+    (centres × units) operator, each category's peak found once per arrangement."""
     from scipy import sparse
     from scipy.spatial import cKDTree
 
+    if not pairs:
+        return np.empty((0, len(perms)))
     centres = disc_centres(sheet, radius_mm, radius_mm / 4.0)
-    pairs = cKDTree(centres).sparse_distance_matrix(sheet.kdtree(), radius_mm, output_type="coo_matrix")
-    member = sparse.csr_matrix((np.ones(len(pairs.row)), (pairs.row, pairs.col)), shape=(len(centres), sheet.n_units))
+    near = cKDTree(centres).sparse_distance_matrix(sheet.kdtree(), radius_mm, output_type="coo_matrix")
+    member = sparse.csr_matrix((np.ones(len(near.row)), (near.row, near.col)), shape=(len(centres), sheet.n_units))
     counts = np.asarray(member.sum(axis=1)).ravel()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mf = (member @ faces[perms].T) / counts[:, None]  # (centres, arrangements)
-        mb = (member @ bodies[perms].T) / counts[:, None]
-    mf[counts == 0] = -np.inf
-    mb[counts == 0] = -np.inf
-    pf, pb = centres[np.argmax(mf, axis=0)], centres[np.argmax(mb, axis=0)]
-    d = np.hypot(*(pf - pb).T)
-    return NullTest(d[0], d[1:], alternative="less")
+    peaks = {}
+    for c in {c for a, b, _ in pairs for c in (a, b)}:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = (member @ dp[c][perms].T) / counts[:, None]  # (centres, arrangements)
+        means[counts == 0] = -np.inf
+        peaks[c] = centres[np.argmax(means, axis=0)]
+    return np.array([np.hypot(*(peaks[a] - peaks[b]).T) for a, b, _ in pairs])
 
 
 def _num(v):

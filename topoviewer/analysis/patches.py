@@ -20,6 +20,7 @@ from .fmri import _cell_indices, contrast_map, voxel_responses
 from .selectivity import contrast_masks, welch_t
 
 __all__ = [
+    "CATEGORY_RELATIONS",
     "PurityCurve",
     "cluster_strength",
     "disc_centres",
@@ -27,12 +28,14 @@ __all__ = [
     "find_patches",
     "largest_patch",
     "largest_patch_voxels",
+    "patch_overlap",
     "patch_units",
     "peak_distance",
     "peak_point",
     "purity_curve",
     "purity_rings",
     "random_pair_distances",
+    "relation_pairs",
     "split_halves",
     "voxel_cluster_strength",
 ]
@@ -187,6 +190,27 @@ def peak_distance(sheet, values_a, values_b, radius_mm=defaults.PEAK_RADIUS_MM, 
     xa, ya = peak_point(sheet, values_a, radius_mm, step_mm)
     xb, yb = peak_point(sheet, values_b, radius_mm, step_mm)
     return float(math.hypot(xa - xb, ya - yb))
+
+
+#: The arrangement of category regions in IT that TDANNs reproduce (Margalit et al., TDANN poster): body
+#: patches next to face patches, word patches near faces and bodies, place selectivity far from faces.
+#: Each entry is (category a, category b, "near" or "far").
+CATEGORY_RELATIONS = (("faces", "bodies", "near"), ("faces", "words", "near"), ("bodies", "words", "near"),
+                      ("faces", "places", "far"))
+
+
+def relation_pairs(categories):
+    """The entries of :data:`CATEGORY_RELATIONS` whose two categories are both in ``categories``."""
+    return [(a, b, claim) for a, b, claim in CATEGORY_RELATIONS if a in categories and b in categories]
+
+
+def patch_overlap(mask_a, mask_b) -> float:
+    """Dice overlap of two voxel masks, ``2 |A ∩ B| / (|A| + |B|)``: 0 disjoint, 1 identical, NaN if both empty."""
+    a, b = np.asarray(mask_a, bool), np.asarray(mask_b, bool)
+    if a.shape != b.shape:
+        raise TopoviewerError(f"voxel masks of shapes {a.shape} and {b.shape} cannot overlap")
+    total = a.sum() + b.sum()
+    return float(2.0 * np.count_nonzero(a & b) / total) if total else float("nan")
 
 
 def random_pair_distances(n=10000, low=1.0, high=9.0, seed=0):

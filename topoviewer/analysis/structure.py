@@ -13,7 +13,34 @@ import numpy as np
 
 from ..errors import TopoviewerError
 
-__all__ = ["CorrelationCurve", "correlation_by_distance", "neighbour_agreement", "effective_dimensionality"]
+__all__ = ["CorrelationCurve", "correlation_by_distance", "neighbour_agreement", "effective_dimensionality",
+           "binned_means", "pair_distances"]
+
+
+def pair_distances(positions):
+    """Every unordered pair of points: indices ``i < j`` and their Euclidean distance.
+
+    Parameters
+    ----------
+    positions : (n, 2) array
+
+    Returns
+    -------
+    i, j : (n (n − 1) / 2,) int arrays
+    d : (n (n − 1) / 2,) float array
+    """
+    p = np.asarray(positions, dtype=np.float64)
+    i, j = np.triu_indices(len(p), k=1)
+    return i, j, np.hypot(p[i, 0] - p[j, 0], p[i, 1] - p[j, 1])
+
+
+def binned_means(d, values, edges):
+    """Mean of ``values`` in the bins ``edges[k] ≤ d < edges[k + 1]``: (means (NaN if empty), counts)."""
+    which = np.digitize(d, edges) - 1
+    ok = (which >= 0) & (which < len(edges) - 1)
+    n = np.bincount(which[ok], minlength=len(edges) - 1)
+    sums = np.bincount(which[ok], weights=np.asarray(values, np.float64)[ok], minlength=len(edges) - 1)
+    return np.divide(sums, n, out=np.full(len(n), np.nan), where=n > 0), n
 
 
 @dataclass(frozen=True)
@@ -72,17 +99,11 @@ def correlation_by_distance(responses, positions, bin_mm: float = 0.5, max_dista
     live = sd > 0
     z = (r[:, live] - r[:, live].mean(axis=0)) / sd[live]
     corr = z.T @ z / len(z)
-    p = pos[live]
-    iu = np.triu_indices(len(p), k=1)
-    d = np.hypot(p[iu[0], 0] - p[iu[1], 0], p[iu[0], 1] - p[iu[1], 1])
-    c = corr[iu]
+    i, j, d = pair_distances(pos[live])
+    c = corr[i, j]
     top = d.max() if max_distance_mm is None else max_distance_mm
     edges = np.arange(0.0, top + bin_mm, bin_mm)
-    which = np.digitize(d, edges) - 1
-    ok = (which >= 0) & (which < len(edges) - 1)
-    n = np.bincount(which[ok], minlength=len(edges) - 1)
-    sums = np.bincount(which[ok], weights=c[ok], minlength=len(edges) - 1)
-    mean = np.divide(sums, n, out=np.full(len(n), np.nan), where=n > 0)
+    mean, n = binned_means(d, c, edges)
     return CorrelationCurve(edges, (edges[:-1] + edges[1:]) / 2, mean, n)
 
 

@@ -319,6 +319,29 @@ class Controller:
 
         return self._start("analysis", job(), done, self._on_progress("analysis"))
 
+    def analyse_gratings(self, fov_deg=None):
+        """Early visual maps of the current model on sine gratings (orientation, OSI, SF, colour,
+        pinwheels), in a worker; the category analysis stays."""
+        from topoviewer.pipeline import iter_analysis
+        from topoviewer.stimuli import GRATING_HUES, gratings
+
+        model = self.state.model
+        if model is None:
+            notify_error("no model is loaded: open a model file or the default model first")
+            return None
+
+        def job():
+            yield ("gratings", 0, 1)
+            hues = tuple(GRATING_HUES) if model.in_channels == 3 else ()  # grey models see hue only as luminance
+            stim = gratings(size=max(32, model.input_size), hues=hues, fov_deg=fov_deg)
+            return (yield from iter_analysis(model, stim))
+
+        def done(analysis):
+            if self.state.model is model:
+                self.state.set_early(analysis)
+
+        return self._start("gratings", job(), done, self._on_progress("gratings"))
+
     def run_null(self, n_shuffles: int = 100, on_done=None):
         """The spatial null of every sheet (``n_shuffles`` position shuffles) in a worker; cached in the state."""
         st = self.state
@@ -606,10 +629,16 @@ class Controller:
             w.resume()  # a paused run must reach the end of its step to save it
 
     # ------------------------------------------------------------------ exports
-    def save_figure(self, path, dpi: int = 200):
-        from topoviewer.figures import map_figure
+    def save_figure(self, path, dpi: int = 200, maps: str = "category"):
+        """The publication figure of the category maps (``maps="category"``) or of the early visual maps
+        (``"early"``: orientation with pinwheels, OSI, SF, colour)."""
+        from topoviewer.figures import early_figure, map_figure
 
         st = self.state
+        if maps == "early":
+            if st.early is None:
+                raise TopoviewerError("no early visual maps yet: press “Gratings” under Model & maps first")
+            return early_figure(st.early, st.model, path, dpi=int(dpi))
         analysis = st.analysis_for_figure()
         return map_figure(analysis, st.model, path, category=st.category, dpi=int(dpi), fwhm_mm=st.fwhm_mm,
                           voxel_mm=st.voxel_mm)

@@ -10,6 +10,8 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton
 from .base import Dock, ask_save_path, breakable, group
 
 FIGURE_FORMATS = {"PNG": ".png", "SVG": ".svg", "PDF": ".pdf"}
+#: The figures: category maps (map_figure) or early visual maps (early_figure).
+FIGURE_MAPS = {"category": "category", "early visual": "early"}
 
 
 class ExportDock(Dock):
@@ -24,11 +26,14 @@ class ExportDock(Dock):
         self.figure_form = magicgui(
             self._ask_figure, call_button="Save figure…",
             format={"label": "Format", "choices": list(FIGURE_FORMATS)},
+            maps={"label": "Maps", "choices": list(FIGURE_MAPS),
+                  "tooltip": "Category maps (d′, voxel t, purity) or early visual maps (run “Gratings” first)"},
             dpi={"label": "Resolution (dpi)", "min": 50, "max": 1200,
                  "tooltip": "Resolution of PNGs (and of the rasters inside SVG/PDF)"})
         self.figure_form.call_button.tooltip = (
             "Every sheet: d′ map, voxel t-map with patch outline, purity rings, purity curve "
-            "(topoviewer.figures.map_figure, current category and FWHM)")
+            "(topoviewer.figures.map_figure, current category and FWHM); or, with Maps = early visual, the "
+            "orientation map with pinwheels, OSI, SF and colour maps (topoviewer.figures.early_figure)")
         blay.addWidget(self.figure_form.native)
         lay.addWidget(box)
 
@@ -61,8 +66,9 @@ class ExportDock(Dock):
         lay.addStretch(1)
 
     # ------------------------------------------------------------------ actions (paths given: scripts and tests)
-    def save_figure(self, path, dpi: int | None = None):
-        out = self.guarded(self.ctrl.save_figure, path, dpi or self.figure_form.dpi.value)
+    def save_figure(self, path, dpi: int | None = None, maps: str | None = None):
+        maps = FIGURE_MAPS[maps or self.figure_form.maps.value]
+        out = self.guarded(self.ctrl.save_figure, path, dpi or self.figure_form.dpi.value, maps)
         return self._done(out)
 
     def save_screenshot(self, path, scale: float | None = None):
@@ -85,11 +91,12 @@ class ExportDock(Dock):
         m = self.state.model
         return f"{m.name if m is not None else 'topoviewer'}-{self.state.category}"
 
-    def _ask_figure(self, format: str = "PNG", dpi: int = 300):
+    def _ask_figure(self, format: str = "PNG", dpi: int = 300, maps: str = "category"):
         suffix = FIGURE_FORMATS[format]
-        path = ask_save_path(self, "Save the figure", Path.cwd() / f"{self._stem()}{suffix}", f"{format} (*{suffix})")
+        stem = self._stem() + ("" if maps == "category" else "-early")
+        path = ask_save_path(self, "Save the figure", Path.cwd() / f"{stem}{suffix}", f"{format} (*{suffix})")
         if path:
-            self.save_figure(path if Path(path).suffix else path + suffix, dpi)
+            self.save_figure(path if Path(path).suffix else path + suffix, dpi, maps)
 
     def _ask_screenshot(self, scale: float = 2.0):
         path = ask_save_path(self, "Save a screenshot", Path.cwd() / f"{self._stem()}-view.png", "PNG (*.png)")

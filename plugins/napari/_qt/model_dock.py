@@ -60,8 +60,14 @@ class ModelDock(Dock):
         self.localizer_button = QPushButton("Localizer")
         self.localizer_button.setToolTip("Analyse on the procedural fLoc-style localizer (default)")
         self.localizer_button.clicked.connect(lambda: self.ctrl.analyse(None))
+        self.gratings_button = QPushButton("Gratings")
+        self.gratings_button.setToolTip(
+            "Early visual maps on sine gratings: orientation (HSV) with pinwheels, OSI, preferred SF and colour; "
+            "added as layers, the category maps stay")
+        self.gratings_button.clicked.connect(lambda: self.ctrl.analyse_gratings())
         srow.addWidget(self.localizer_button)
         srow.addWidget(self.folder_button)
+        srow.addWidget(self.gratings_button)
         form.addRow("Stimuli", self.stimuli_label)
         form.addRow("", srow)
         self.category = QComboBox()
