@@ -607,10 +607,17 @@ class Controller:
 
     # ------------------------------------------------------------------ exports
     def save_figure(self, path, dpi: int = 200):
+        """The publication figure (.png/.svg/.pdf at ``dpi``) or, for .html, the interactive page of ``share``."""
         from topoviewer.figures import map_figure
+        from topoviewer.share import share_page
 
         st = self.state
         analysis = st.analysis_for_figure()
+        if Path(path).suffix.lower() in (".html", ".htm"):
+            stimulators = {s.name: st.stimulator(s.name) for s in st.model.sheets[:-1]}
+            return share_page(analysis, st.model, path, stimulators=stimulators, stimuli=st.stimuli,
+                              category=st.category, fwhm_mm=st.fwhm_mm, voxel_mm=st.voxel_mm,
+                              t_threshold=st.t_threshold)[0]
         return map_figure(analysis, st.model, path, category=st.category, dpi=int(dpi), fwhm_mm=st.fwhm_mm,
                           voxel_mm=st.voxel_mm)
 

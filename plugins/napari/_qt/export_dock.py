@@ -1,4 +1,4 @@
-"""Export dock: publication figure (PNG/SVG/PDF), screenshot, maps as data (NPZ/CSV), stimulation log."""
+"""Export dock: figure (PNG/SVG/PDF) or interactive HTML page, screenshot, maps (NPZ/CSV), stimulation log."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton
 
 from .base import Dock, ask_save_path, breakable, group
 
-FIGURE_FORMATS = {"PNG": ".png", "SVG": ".svg", "PDF": ".pdf"}
+#: Figure formats of the form: the matplotlib figure, or the self-contained interactive page (``topoviewer share``).
+FIGURE_FORMATS = {"PNG": ".png", "SVG": ".svg", "PDF": ".pdf", "HTML (interactive)": ".html"}
 
 
 class ExportDock(Dock):
@@ -28,7 +29,8 @@ class ExportDock(Dock):
                  "tooltip": "Resolution of PNGs (and of the rasters inside SVG/PDF)"})
         self.figure_form.call_button.tooltip = (
             "Every sheet: d′ map, voxel t-map with patch outline, purity rings, purity curve "
-            "(topoviewer.figures.map_figure, current category and FWHM)")
+            "(topoviewer.figures.map_figure, current category and FWHM). HTML: one self-contained page to open in "
+            "any browser, with a category selector, hover read-out and precomputed click-to-stimulate")
         blay.addWidget(self.figure_form.native)
         lay.addWidget(box)
 
@@ -87,7 +89,8 @@ class ExportDock(Dock):
 
     def _ask_figure(self, format: str = "PNG", dpi: int = 300):
         suffix = FIGURE_FORMATS[format]
-        path = ask_save_path(self, "Save the figure", Path.cwd() / f"{self._stem()}{suffix}", f"{format} (*{suffix})")
+        path = ask_save_path(self, "Save the figure", Path.cwd() / f"{self._stem()}{suffix}",
+                             f"{format.split()[0]} (*{suffix})")
         if path:
             self.save_figure(path if Path(path).suffix else path + suffix, dpi)
 
