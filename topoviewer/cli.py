@@ -325,7 +325,10 @@ def cmd_figure(args):
     out = validate.output_file(args.out, force=args.force, what="--out")
     if out.suffix.lower() in HTML_SUFFIXES:  # the interactive page: what `share` writes
         return _share(args, out)
-    _format_of(out)
+    try:
+        _format_of(out)
+    except TopoviewerError as exc:
+        raise TopoviewerError(f"{exc}, or .html for the interactive page") from None
     model = _load(args)
     stimuli = _stimuli(args, model)
     validate.stimulus_categories(stimuli, needed=(args.category,), what="figure --category")
@@ -346,12 +349,16 @@ def cmd_share(args):
 
 
 def _share(args, out):
-    from .share import model_share
+    from .share import model_share, read_images
 
     model = _load(args)
+    options = {}
+    if args.command == "share":
+        options["site_step_mm"] = args.site_step
+        if args.images is not None:
+            options["images"], options["image_names"] = read_images(args.images, max(32, model.input_size))
     stimuli = _stimuli(args, model)
     validate.stimulus_categories(stimuli, needed=(args.category,), what=f"{args.command} --category")
-    options = {"images_dir": args.images, "site_step_mm": args.site_step} if args.command == "share" else {}
     path, precomputed = model_share(model, stimuli, out, category=args.category, **options)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; {precomputed})")
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,8 @@ from . import defaults
 from .errors import TopoviewerError
 from .style import CMAP, map_limits
 
-__all__ = ["MAX_IMAGES", "SITE_BUDGET_BYTES", "check_suffix", "describe_sites", "model_share", "share_data", "share_html",
-           "share_page"]
+__all__ = ["MAX_IMAGES", "SITE_BUDGET_BYTES", "check_suffix", "describe_sites", "model_share", "read_images",
+           "share_data", "share_html", "share_page"]
 
 #: The page's program and layout; ``/*DATA*/`` is replaced by the JSON of :func:`share_data`.
 TEMPLATE = Path(__file__).with_name("share.html")
@@ -103,8 +104,8 @@ def _category_block(sheet, maps, category, t_threshold):
 def _site_step(model, names, step_mm):
     """The smallest step ≥ ``step_mm`` whose grids of sites fit :data:`SITE_BUDGET_BYTES` (×1.25 per try)."""
     def total(step):
-        return sum(model.sheet(n).grid(step).shape[0] * model.sheet(n).grid(step).shape[1]
-                   * model.sheet(model.next_sheet(n)).n_units for n in names)
+        return sum(math.prod(model.sheet(n).grid(step).shape) * model.sheet(model.next_sheet(n)).n_units
+                   for n in names)
 
     step = float(step_mm)
     while total(step) > SITE_BUDGET_BYTES:
@@ -204,8 +205,8 @@ def share_data(analysis, model, *, stimulators=None, stimuli=None, images=None, 
     for name in stimulated:
         if name not in stimulators:
             kw = dict(stimuli=stimuli, responses=analysis.responses) if stimuli is not None else {}
-            stimulators[name] = Stimulator(model, name, category=stim_category, fwhm_mm=fwhm_mm, voxel_mm=voxel_mm,
-                                           **kw)
+            stimulators[name] = Stimulator(model, name, category=stim_category, threshold=t_threshold,
+                                           fwhm_mm=fwhm_mm, voxel_mm=voxel_mm, **kw)
         blocks.append(_stimulation_block(stimulators[name], step, radius_mm))
 
     shown = []
@@ -251,33 +252,40 @@ def share_page(analysis, model, out, **options) -> tuple[Path, str]:
     return atomic_write(out, lambda tmp: Path(tmp).write_text(html, encoding="utf-8")), data["precomputed"]
 
 
-def model_share(model, stimuli=None, out="topoviewer.html", *, images_dir=None, category=None, site_step_mm=0.5,
-                **options) -> tuple[Path, str]:
+def read_images(folder, size: int) -> tuple[np.ndarray, list]:
+    """The pictures directly in ``folder`` (``--images``) as (n, size, size) grey images, and their file names."""
+    from .stimuli.files import IMAGE_SUFFIXES, _image_files, load_images
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise TopoviewerError(f"--images expects a folder of pictures, but {folder} is "
+                              f"{'a file' if folder.exists() else 'missing'}")
+    try:
+        files = _image_files(folder)
+    except TopoviewerError:
+        raise TopoviewerError(f"--images: {folder} holds no pictures (expected files ending in "
+                              f"{', '.join(IMAGE_SUFFIXES)})") from None
+    if len(files) > MAX_IMAGES:
+        raise TopoviewerError(f"--images: a page carries at most {MAX_IMAGES} images, {folder} holds {len(files)}")
+    return load_images(files, size), [f.name for f in files]
+
+
+def model_share(model, stimuli=None, out="topoviewer.html", *, images=None, image_names=None, category=None,
+                site_step_mm=0.5, **options) -> tuple[Path, str]:
     """Analyse ``model`` on ``stimuli`` (default: the procedural localizer) and write :func:`share_page`.
 
-    This is what ``topoviewer share MODEL`` runs. ``images_dir`` is a folder of pictures whose
-    activation maps the page offers; ``options`` go to :func:`topoviewer.pipeline.analyze`.
+    This is what ``topoviewer share MODEL`` runs. ``images`` (from :func:`read_images`) are pictures
+    whose activation maps the page offers; ``options`` go to :func:`topoviewer.pipeline.analyze`.
+    Returns the path and the line saying what was precomputed.
     """
     from .pipeline import analyze, default_stimuli
 
     check_suffix(out)
-    images = names = None
-    if images_dir is not None:
-        from .stimuli.files import _image_files, load_images
-
-        folder = Path(images_dir).expanduser()
-        if not folder.is_dir():
-            raise TopoviewerError(f"--images expects a folder of pictures, but {folder} is "
-                                  f"{'a file' if folder.exists() else 'missing'}")
-        files = _image_files(folder)
-        if len(files) > MAX_IMAGES:
-            raise TopoviewerError(f"--images: a page carries at most {MAX_IMAGES} images, {folder} holds {len(files)}")
-        images, names = load_images(files, max(32, model.input_size)), [f.name for f in files]
     stimuli = default_stimuli(model) if stimuli is None else stimuli
     analysis = analyze(model, stimuli, **options)
     extra = {k: options[k] for k in ("fwhm_mm", "voxel_mm") if k in options}
-    return share_page(analysis, model, out, stimuli=stimuli, images=images, image_names=names, category=category,
-                      site_step_mm=site_step_mm, **extra)
+    return share_page(analysis, model, out, stimuli=stimuli, images=images, image_names=image_names,
+                      category=category, site_step_mm=site_step_mm, **extra)
 
 
 def describe_sites(blocks) -> str:
