@@ -194,25 +194,33 @@ def _hover_text(shared, name, category, x, y):
 def test_page_in_chromium_switch_hover_click(shared, browser_page):
     page = browser_page.page
     before = _shot(page, "fc6", "dprime")
-    x, y = 3.3, 6.7
+
+    def mouse(action, name, kind, x, y):
+        """Move (or click) to the whole viewport pixel nearest (x, y) mm; returns that pixel's (x, y) mm."""
+        pt = page.evaluate(f"window.topoviewer.at('{name}', '{kind}', {x}, {y})")
+        px, py = round(pt["x"]), round(pt["y"])
+        getattr(page.mouse, action)(px, py)
+        got = page.evaluate(f"window.topoviewer.mm('{name}', '{kind}', {px}, {py})")
+        assert np.hypot(got[0] - x, got[1] - y) < 0.1  # within a screen pixel of the aim
+        return got
 
     def hover(name, kind):
-        pt = page.evaluate(f"window.topoviewer.at('{name}', '{kind}', {x}, {y})")
-        page.mouse.move(pt["x"], pt["y"])
-        return page.inner_text("#readout")
+        return mouse("move", name, kind, 3.3, 6.7), page.inner_text("#readout")
 
-    text = hover("fc6", "dprime")
+    (x, y), text = hover("fc6", "dprime")
     assert text.startswith("  ·  ".join(_hover_text(shared, "fc6", "faces", x, y))), text
     assert "  ·  activation " in text  # the first user image is selected
+    act_before = _shot(page, "fc6", "activation")
+    page.select_option("#image", "1")
+    assert np.abs(_shot(page, "fc6", "activation") - act_before).max() > 50  # the second image's activation
 
     page.select_option("#category", "bodies")  # a real change event
     assert np.abs(_shot(page, "fc6", "dprime") - before).max() > 50  # the d′ map was redrawn for bodies
-    text = hover("fc7", "voxel_t")
+    (x, y), text = hover("fc7", "voxel_t")
     assert text.startswith("  ·  ".join(_hover_text(shared, "fc7", "bodies", x, y))), text
 
     prop_before = _shot(page, "fc7", "stim")
-    pt = page.evaluate("window.topoviewer.at('fc6', 'purity', 7.1, 2.4)")
-    page.mouse.click(pt["x"], pt["y"])
+    x, y = mouse("click", "fc6", "purity", 7.1, 2.4)
     res = _stimulator(shared).stimulate((7.25, 2.25))  # the nearest site of the 0.5 mm grid
     lines = page.inner_text("#stim-readout").splitlines()
     assert lines[0] == (f"stimulated {res.stimulated_units} units of fc6 at (7.25, 2.25) mm, radius 2 mm"
@@ -220,14 +228,15 @@ def test_page_in_chromium_switch_hover_click(shared, browser_page):
     assert lines[1] == (f"fc7 face patch ({len(res.next_patch_units)} units): mean activation "
                         f"{np.float32(res.next_patch_mean):.4f}, Δ {np.float32(res.next_patch_delta):+.4f} from the "
                         f"baseline {res.baseline:.4f} (fc6 silent); whole sheet {np.float32(res.next_mean):.4f}")
-    clicked = re.search(r"nearest the click at \((\S+), (\S+)\) mm", lines[2])
-    assert np.hypot(float(clicked[1]) - 7.1, float(clicked[2]) - 2.4) < 0.05  # the mouse lands on whole pixels
+    assert lines[2] == f"(the precomputed site nearest the click at ({x:.2f}, {y:.2f}) mm; sites every 0.5 mm)"
     prop = _shot(page, "fc7", "stim")
     assert np.abs(prop - prop_before).max() > 50 and prop.std() > 10  # the propagated map appeared
-    text = hover("fc7", "stim")
-    assert "  ·  propagated " in text
+    (x, y), text = hover("fc7", "stim")
+    i = int(np.argmin(np.hypot(*(shared.model.sheet("fc7").positions.astype(np.float32) - np.float32([x, y])).T)))
+    shown = float(re.search(r"  ·  propagated (\S+)$", text)[1])
+    assert abs(shown - res.propagated[i]) <= res.propagated.max() / 510 + 5e-4  # 8 bits per unit, 3 decimals
 
     timings = page.evaluate("window.topoviewer.timings")
     done = {t["action"]: t["ms"] for t in timings}
-    assert {"category", "stimulate"} <= set(done) and all(0 <= v < 1000 for v in done.values())
+    assert {"category", "image", "stimulate"} <= set(done) and all(0 <= v < 1000 for v in done.values())
     assert browser_page.blocked == [] and browser_page.errors == []

@@ -132,6 +132,7 @@ def _stimulation_block(stim, step_mm, radius_mm):
         units[i], clipped[i] = r.stimulated_units, r.clipped
     return {
         "layer": stim.layer, "next": stim.next_layer, "category": stim.category,
+        "unit": "mm" if sheet.unit == "mm" else "cells",
         "radius_mm": float(radius_mm), "sigma_mm": defaults.STIM_SIGMA_MM, "decay": defaults.STIM_DECAY,
         "step_mm": float(step_mm), "rows": int(grid.shape[0]), "cols": int(grid.shape[1]),
         "baseline": float(r.baseline), "patch_units": int(len(stim.next_patch_units)), "patch_rule": stim.patch_rule,
@@ -290,10 +291,11 @@ def model_share(model, stimuli=None, out="topoviewer.html", *, images=None, imag
 
 def describe_sites(blocks) -> str:
     """One line saying what was precomputed for click-to-stimulate (shown on the page, printed by the CLI)."""
-    parts = [f"{s['rows'] * s['cols']} sites of {s['layer']} every {s['step_mm']:g} mm → {s['next']}"
+    parts = [f"{s['rows'] * s['cols']} sites of {s['layer']} every {s['step_mm']:g} {s['unit']} → {s['next']}"
              for s in blocks]
     if not parts:
         return "no stimulation precomputed (no sheet has a next sheet)"
     s = blocks[0]
-    return f"precomputed {', '.join(parts)} (radius {s['radius_mm']:g} mm, σ {s['sigma_mm']:g} mm, {s['decay']})"
+    u = s["unit"]
+    return f"precomputed {', '.join(parts)} (radius {s['radius_mm']:g} {u}, σ {s['sigma_mm']:g} {u}, {s['decay']})"
 
