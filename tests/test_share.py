@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from topoviewer import defaults
+from topoviewer.errors import TopoviewerError
 from topoviewer.style import map_limits
 
 
@@ -110,6 +111,9 @@ def test_site_grid_grows_to_fit_the_budget(tiny_model, monkeypatch):
     rows, cols = tiny_model.sheet("fc6").grid(step).shape
     assert step > 0.5 and rows * cols * 256 <= 100 * 256
     assert tiny_model.sheet("fc6").grid(step / 1.25).shape[0] ** 2 * 256 > 100 * 256  # the smallest that fits
+    monkeypatch.setattr(share, "SITE_BUDGET_BYTES", 255)  # not even one map of fc7
+    with pytest.raises(TopoviewerError, match="one site each already takes 256 bytes"):
+        share._site_step(tiny_model, ["fc6"], 0.5)
 
 
 def _pictures(folder, n, seed):

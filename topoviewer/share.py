@@ -109,6 +109,9 @@ def _site_step(model, names, step_mm):
 
     step = float(step_mm)
     while total(step) > SITE_BUDGET_BYTES:
+        if all(model.sheet(n).grid(step).shape == (1, 1) for n in names):
+            raise TopoviewerError(f"the next sheets are too large to precompute stimulation: one site each already "
+                                  f"takes {total(step):,} bytes (at most {SITE_BUDGET_BYTES:,})")
         step *= 1.25
     return step
 
