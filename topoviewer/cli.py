@@ -386,13 +386,45 @@ def cmd_figure(args):
     from .figures import _format_of, model_figure
 
     out = validate.output_file(args.out, force=args.force, what="--out")
-    _format_of(out)
+    if out.suffix.lower() in HTML_SUFFIXES:  # the interactive page: what `share` writes
+        return _share(args, out)
+    try:
+        _format_of(out)
+    except TopoviewerError as exc:
+        raise TopoviewerError(f"{exc}, or .html for the interactive page") from None
     model = _load(args)
     stimuli = _stimuli(args, model)
     if args.stimuli != "gratings":
         validate.stimulus_categories(stimuli, needed=(args.category,), what="figure --category")
     path = model_figure(model, stimuli, out, category=args.category, dpi=args.dpi, null=args.null)
     print(f"wrote {path}")
+
+
+#: Suffixes of the interactive page (``share``, and ``figure --out FILE.html``).
+HTML_SUFFIXES = (".html", ".htm")
+
+
+def cmd_share(args):
+    from .share import check_suffix
+
+    out = validate.output_file(args.out, force=args.force, what="--out")
+    check_suffix(out)
+    return _share(args, out)
+
+
+def _share(args, out):
+    from .share import model_share, read_images
+
+    model = _load(args)
+    options = {}
+    if args.command == "share":
+        options["site_step_mm"] = args.site_step
+        if args.images is not None:
+            options["images"], options["image_names"] = read_images(args.images, max(32, model.input_size))
+    stimuli = _stimuli(args, model)
+    validate.stimulus_categories(stimuli, needed=(args.category,), what=f"{args.command} --category")
+    path, precomputed = model_share(model, stimuli, out, category=args.category, **options)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; {precomputed})")
 
 
 def cmd_calibrate(args):
@@ -592,13 +624,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("figure", help="publication figure of every sheet's maps")
     model_arg(sp)
     stimuli_arg(sp)
-    sp.add_argument("--out", required=True, help="FILE.png, .svg or .pdf")
+    sp.add_argument("--out", required=True,
+                    help="FILE.png, .svg or .pdf; or FILE.html: the interactive page of `share` (its defaults)")
     sp.add_argument("--force", action="store_true", help="replace an existing --out file")
     sp.add_argument("--category", default="faces")
     sp.add_argument("--dpi", type=_count("--dpi", 10, 2400), default=200)
     sp.add_argument("--null", type=NULL, default=0, metavar="N",
                     help="draw the spatial null's 5–95 %% purity band from N position shuffles")
     sp.set_defaults(func=cmd_figure)
+
+    sp = sub.add_parser("share", help="one self-contained HTML page of every sheet (hover, switch, click to stimulate)")
+    model_arg(sp)
+    stimuli_arg(sp)
+    sp.add_argument("--out", default="topoviewer.html", help="FILE.html to write (default: %(default)s)")
+    sp.add_argument("--force", action="store_true", help="replace an existing --out file")
+    sp.add_argument("--category", default="faces", help="the category shown first (default: %(default)s)")
+    sp.add_argument("--images", metavar="DIR", help="a folder of pictures whose activation maps the page offers")
+    sp.add_argument("--site-step", type=_positive("--site-step", 1000.0), default=0.5, metavar="MM",
+                    help="spacing of the precomputed stimulation sites (grows if the page would pass ~20 MB; "
+                         "default: %(default)s)")
+    sp.set_defaults(func=cmd_share)
     return p
 
 

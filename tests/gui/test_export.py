@@ -77,3 +77,10 @@ def test_figure_and_screenshot_forms_are_magicgui(topo, tmp_path, monkeypatch):
     dock.figure_form()
     with Image.open(tmp_path / "chosen.png") as im:
         assert im.format == "PNG" and abs(im.info["dpi"][0] - 60) < 1  # the form's resolution is used
+    topo.docks["ModelDock"].category.setCurrentText("bodies")  # the page opens on the dock's category
+    dock.figure_form.format.value = "HTML (interactive)"
+    dock.figure_form()
+    page = (tmp_path / "chosen.html").read_text()
+    assert page.startswith("<!doctype html>") and '"category":"bodies"' in page
+    assert '"layer":"fc6","next":"fc7","category":"bodies"' in page  # the plugin's stimulation experiment
+    assert "chosen.html" in dock.last.text()

@@ -630,9 +630,11 @@ class Controller:
 
     # ------------------------------------------------------------------ exports
     def save_figure(self, path, dpi: int = 200, maps: str = "category"):
-        """The publication figure of the category maps (``maps="category"``) or of the early visual maps
-        (``"early"``: orientation with pinwheels, OSI, SF, colour)."""
+        """The publication figure (.png/.svg/.pdf at ``dpi``) of the category maps (``maps="category"``)
+        or of the early visual maps (``"early"``: orientation with pinwheels, OSI, SF, colour); for .html,
+        the interactive page of ``share``."""
         from topoviewer.figures import early_figure, map_figure
+        from topoviewer.share import share_page
 
         st = self.state
         if maps == "early":
@@ -640,6 +642,11 @@ class Controller:
                 raise TopoviewerError("no early visual maps yet: press “Gratings” under Model & maps first")
             return early_figure(st.early, st.model, path, dpi=int(dpi))
         analysis = st.analysis_for_figure()
+        if Path(path).suffix.lower() in (".html", ".htm"):
+            stimulators = {s.name: st.stimulator(s.name) for s in st.model.sheets[:-1]}
+            return share_page(analysis, st.model, path, stimulators=stimulators, stimuli=st.stimuli,
+                              category=st.category, fwhm_mm=st.fwhm_mm, voxel_mm=st.voxel_mm,
+                              t_threshold=st.t_threshold)[0]
         return map_figure(analysis, st.model, path, category=st.category, dpi=int(dpi), fwhm_mm=st.fwhm_mm,
                           voxel_mm=st.voxel_mm)
 

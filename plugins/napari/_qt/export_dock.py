@@ -1,4 +1,4 @@
-"""Export dock: publication figure (PNG/SVG/PDF), screenshot, maps as data (NPZ/CSV), stimulation log."""
+"""Export dock: figure (PNG/SVG/PDF) or interactive HTML page, screenshot, maps (NPZ/CSV), stimulation log."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton
 
 from .base import Dock, ask_save_path, breakable, group
 
-FIGURE_FORMATS = {"PNG": ".png", "SVG": ".svg", "PDF": ".pdf"}
+#: Figure formats of the form: the matplotlib figure, or the self-contained interactive page (``topoviewer share``).
+FIGURE_FORMATS = {"PNG": ".png", "SVG": ".svg", "PDF": ".pdf", "HTML (interactive)": ".html"}
 #: The figures: category maps (map_figure) or early visual maps (early_figure).
 FIGURE_MAPS = {"category": "category", "early visual": "early"}
 
@@ -33,7 +34,9 @@ class ExportDock(Dock):
         self.figure_form.call_button.tooltip = (
             "Every sheet: d′ map, voxel t-map with patch outline, purity rings, purity curve "
             "(topoviewer.figures.map_figure, current category and FWHM); or, with Maps = early visual, the "
-            "orientation map with pinwheels, OSI, SF and colour maps (topoviewer.figures.early_figure)")
+            "orientation map with pinwheels, OSI, SF and colour maps (topoviewer.figures.early_figure). HTML: one "
+            "self-contained page to open in any browser, with a category selector, hover read-out and precomputed "
+            "click-to-stimulate")
         blay.addWidget(self.figure_form.native)
         lay.addWidget(box)
 
@@ -94,7 +97,8 @@ class ExportDock(Dock):
     def _ask_figure(self, format: str = "PNG", dpi: int = 300, maps: str = "category"):
         suffix = FIGURE_FORMATS[format]
         stem = self._stem() + ("" if maps == "category" else "-early")
-        path = ask_save_path(self, "Save the figure", Path.cwd() / f"{stem}{suffix}", f"{format} (*{suffix})")
+        path = ask_save_path(self, "Save the figure", Path.cwd() / f"{stem}{suffix}",
+                             f"{format.split()[0]} (*{suffix})")
         if path:
             self.save_figure(path if Path(path).suffix else path + suffix, dpi, maps)
 
