@@ -320,10 +320,10 @@ def _run_with_progress(gen, quiet=False, desc=""):
 
 
 def cmd_figure(args):
-    from .figures import _format_of, model_figure
+    from .figures import figure_format, model_figure
 
     out = validate.output_file(args.out, force=args.force, what="--out")
-    _format_of(out)
+    figure_format(out)
     model = _load(args)
     stimuli = _stimuli(args, model)
     validate.stimulus_categories(stimuli, needed=(args.category,), what="figure --category")

@@ -62,6 +62,9 @@ def write_default_figures(model_source="sample", out="topoviewer-figures", devic
 class Preload:
     """Load and analyse a model in a plain thread while napari starts (time to first picture).
 
+    The analysis comes from the user cache (:mod:`topoviewer.cache`) when this model file was
+    analysed before: the second start shows the maps as soon as the window is up.
+
     ``result`` becomes ``(model, stimuli, analysis)`` or ``error`` a message; ``done`` is set last.
     """
 
@@ -79,15 +82,18 @@ class Preload:
         from topoviewer.errors import TopoviewerError
 
         try:
-            from topoviewer.io import load
-            from topoviewer.pipeline import analyze, default_stimuli
+            from topoviewer.cache import cached_analysis
+            from topoviewer.io import load, sample_path
+            from topoviewer.pipeline import default_stimuli
 
             from ._qt.controller import warm_rasters
 
             model = load(self.source, device=self.device)
             warm_rasters(model)
-            stimuli = default_stimuli(model)
-            self.result = (model, stimuli, analyze(model, stimuli))
+            path = sample_path() if str(self.source) == "sample" else self.source
+            analysis, stimuli = cached_analysis(model, path, f"default_stimuli(input_size={model.input_size})",
+                                                lambda: default_stimuli(model))
+            self.result = (model, stimuli, analysis)
         except TopoviewerError as exc:
             self.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - shown in the viewer, not lost in a thread

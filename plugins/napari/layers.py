@@ -18,6 +18,7 @@ import numpy as np
 from topoviewer.style import CMAP, map_limits, symmetric_limit
 
 from .layout import COLUMN_TITLES, COLUMNS, SheetLayout
+from .state import ring_pixel_mm
 
 __all__ = ["LayerBook", "KEY", "frame_layer_data"]
 
@@ -81,6 +82,8 @@ class LayerBook:
         self.defer = lambda fn: fn()
         self._stim_roles = None
         self._revealed: set = set()
+        self._hidden_units: dict = {}  # units layers hidden while their map changed: key → _units args
+        self._units_hooked: set = set()  # ids of units layers whose visibility we follow
 
     def close(self):
         """Disconnect from the state and the viewer (the layers stay)."""
@@ -279,15 +282,18 @@ class LayerBook:
         self._draw_selectivity()
         self._retitle()
         analysis = state.analysis
+        # the secondary maps follow one kind per event-loop turn (with the Qt controller's defer),
+        # so that no single turn holds the GUI for all of them
+        rest = [self._draw_voxel_t, self._draw_purity, self._draw_units]
 
-        def rest():
+        def step():
             if self._closed or state.analysis is not analysis:
                 return
-            self._draw_voxel_t()
-            self._draw_purity()
-            self._draw_units()
+            rest.pop(0)()
+            if rest:
+                self.defer(step)
 
-        self.defer(rest)
+        self.defer(step)
 
     def _on_category(self, state):
         self._on_analysis(state)
@@ -319,10 +325,17 @@ class LayerBook:
                 self._units(s, dp, map_limits("dprime", dp, threshold=st.threshold)[1])
 
     def _units(self, sheet, values, lim):
-        world = self.layout.to_world(sheet.name, "dprime", sheet.positions)
-        spacing = math.sqrt(sheet.extent_mm[0] * sheet.extent_mm[1] / sheet.n_units)
         key = f"{sheet.name}/units"
         layer = self.get(key)
+        if layer is not None and not layer.visible:  # hidden (the default): recoloured when shown
+            if id(layer) not in self._units_hooked:
+                self._units_hooked.add(id(layer))
+                layer.events.visible.connect(lambda event, key=key: self._show_units(key))
+            self._hidden_units[key] = (sheet, values, lim)
+            return
+        self._hidden_units.pop(key, None)
+        world = self.layout.to_world(sheet.name, "dprime", sheet.positions)
+        spacing = math.sqrt(sheet.extent_mm[0] * sheet.extent_mm[1] / sheet.n_units)
         feats = {"value": np.asarray(values, dtype=float)}
         name = f"{sheet.name} · units (d′ {self.state.category})"
         if layer is None:
@@ -340,12 +353,19 @@ class LayerBook:
         layer.refresh_colors(True)
         layer.name = name
 
+    def _show_units(self, key):
+        pending = self._hidden_units.get(key)
+        layer = self.get(key)
+        if pending is not None and layer is not None and layer.visible:
+            self._units(*pending)
+
     def colour_units(self, values, label: str):
         """Colour every sheet's units by another per-unit map (``{sheet: (N,)}``)."""
         for s in self.state.model.sheets:
             layer = self.get(f"{s.name}/units")
             if layer is None or s.name not in values:
                 continue
+            self._hidden_units.pop(f"{s.name}/units", None)  # the user's colouring wins over a pending d′
             v = np.asarray(values[s.name], dtype=float)
             signed = np.nanmin(v) < 0
             lim = symmetric_limit(v, 1e-6)
@@ -372,8 +392,8 @@ class LayerBook:
     def _draw_purity(self):
         st = self.state
         for s in st.model.sheets:
-            px = s.default_pixel_mm(200)
-            rings = st.purity_rings(s.name, px)
+            px = ring_pixel_mm(s)
+            rings = st.purity_rings(s.name)
             if rings is None:
                 self.remove(lambda k, n=s.name: k in (f"{n}/purity", f"{n}/purity_centre"))
                 continue

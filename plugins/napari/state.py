@@ -21,7 +21,7 @@ from psygnal import EmitLoopError, Signal, SignalGroup, SignalInstance
 from topoviewer import defaults
 from topoviewer.errors import TopoviewerError
 
-__all__ = ["StateEvents", "TopoState", "Activations", "LOG_FIELDS", "UserErrorSignal", "signal"]
+__all__ = ["StateEvents", "TopoState", "Activations", "LOG_FIELDS", "UserErrorSignal", "signal", "ring_pixel_mm"]
 
 
 class UserErrorSignal(SignalInstance):
@@ -103,8 +103,11 @@ class TopoState:
         self._cache: dict = {}
 
     # ------------------------------------------------------------------ setters
-    def set_model(self, model, source="", stimuli=None, analysis=None, training_step=None):
-        """A new current model. Clears everything derived from the previous one."""
+    def set_model(self, model, source="", stimuli=None, analysis=None, training_step=None, prepared=None):
+        """A new current model. Clears everything derived from the previous one.
+
+        ``prepared``: derived maps of ``analysis`` computed off the GUI thread (:meth:`prepare`).
+        """
         self.model = model
         self.source = str(source)
         self.stimuli = stimuli
@@ -117,10 +120,14 @@ class TopoState:
         self._cache.clear()
         self.events.model_changed.emit(self)
         if analysis is not None:
-            self.set_analysis(analysis, stimuli)
+            self.set_analysis(analysis, stimuli, prepared=prepared)
 
-    def set_analysis(self, analysis, stimuli=None, voxel_t=None):
-        """The maps of every sheet for the current model (from ``pipeline.iter_analysis``)."""
+    def set_analysis(self, analysis, stimuli=None, voxel_t=None, prepared=None):
+        """The maps of every sheet for the current model (from ``pipeline.iter_analysis``).
+
+        ``prepared``: derived maps computed off the GUI thread by :meth:`prepare` (entries made
+        for other settings than the current ones are never looked up).
+        """
         if self.model is None:
             raise TopoviewerError("no model is loaded; open a model before analysing")
         self.analysis = analysis
@@ -129,6 +136,7 @@ class TopoState:
         self.voxel_t = voxel_t or {name: dict(m.voxel_t) for name, m in analysis.sheets.items()}
         self._stimulators.clear()
         self._cache.clear()
+        self._cache.update(prepared or {})
         if self.category not in analysis.categories:
             self.category = "faces" if "faces" in analysis.categories else analysis.categories[0]
         self.events.analysis_changed.emit(self)
@@ -190,13 +198,34 @@ class TopoState:
 
     def patch_labels(self, sheet: str, category: str | None = None) -> np.ndarray:
         """Voxel patches of the t map (t > threshold, ≥ PATCH_MIN_VOXELS connected voxels), 0 elsewhere."""
-        from topoviewer.analysis import find_patches
-
         key = ("patch", sheet, category or self.category, self.t_threshold)
         if key not in self._cache:
-            labels, _ = find_patches(self.t_map(sheet, category), threshold=self.t_threshold)
-            self._cache[key] = labels.astype(np.int32)
+            self._cache[key] = _patch_labels(self.t_map(sheet, category), self.t_threshold)
         return self._cache[key]
+
+    def prepare(self, model, analysis) -> dict:
+        """The derived maps (patches, purity curves and rings) of ``analysis`` at the current settings.
+
+        Computation only — it reads the settings and writes nothing — so a worker can call it
+        and the GUI thread only shows the result: hand it to :meth:`set_model` / :meth:`set_analysis`
+        as ``prepared``.
+        """
+        from topoviewer.analysis import purity_rings
+
+        cat, thr, t_thr = self.category, self.threshold, self.t_threshold
+        out = {}
+        for s in model.sheets:
+            maps = analysis.sheets.get(s.name)
+            if maps is None or cat not in maps.voxel_t:
+                continue
+            out[("patch", s.name, cat, t_thr)] = _patch_labels(maps.voxel_t[cat], t_thr)
+            try:
+                curve = maps.purity(cat, thr)  # cached in the analysis
+            except TopoviewerError:
+                continue
+            px = ring_pixel_mm(s)
+            out[("rings", s.name, cat, thr, px)] = purity_rings(s, curve, px)
+        return out
 
     def purity(self, sheet: str, category: str | None = None):
         """PurityCurve of the category-selective units (d′ > threshold) of a sheet, or None if undefined.
@@ -230,15 +259,17 @@ class TopoState:
                 voxel_mm=self.voxel_mm, purity_category=category or self.category)
         return self._cache[key]
 
-    def purity_rings(self, sheet: str, pixel: float, category: str | None = None):
+    def purity_rings(self, sheet: str, category: str | None = None):
+        """The purity-ring raster of a sheet (pixel :func:`ring_pixel_mm`), or None if undefined."""
         from topoviewer.analysis import purity_rings
 
         curve = self.purity(sheet, category)
         if curve is None:
             return None
-        key = ("rings", sheet, category or self.category, self.threshold, pixel)
+        s = self.model.sheet(sheet)
+        key = ("rings", sheet, category or self.category, self.threshold, ring_pixel_mm(s))
         if key not in self._cache:
-            self._cache[key] = purity_rings(self.model.sheet(sheet), curve, pixel)
+            self._cache[key] = purity_rings(s, curve, key[-1])
         return self._cache[key]
 
     # ------------------------------------------------------------------ stimulation
@@ -407,6 +438,18 @@ class TopoState:
             for name, m in self.analysis.sheets.items()
         }
         return dataclasses.replace(self.analysis, sheets=sheets)
+
+
+def ring_pixel_mm(sheet) -> float:
+    """Pixel size of a sheet's purity-ring raster (finer than the map rasters: thin rings)."""
+    return sheet.default_pixel_mm(200)
+
+
+def _patch_labels(t_map, threshold) -> np.ndarray:
+    from topoviewer.analysis import find_patches
+
+    labels, _ = find_patches(t_map, threshold=threshold)
+    return labels.astype(np.int32)
 
 
 def _fmt(v) -> str:

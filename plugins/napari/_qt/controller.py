@@ -92,7 +92,7 @@ class Controller:
         self.book = LayerBook(viewer, self.state)
         self.book.controller = self  # the viewer's callbacks keep the controller alive, nothing global does
         self.book.defer = _next_turn
-        self.tool = StimulateTool(viewer, self.book, self.stimulate_at)
+        self.tool = StimulateTool(viewer, self.book, self.request_stimulation)
         self.device = "cpu"
         self.closed = False
         self.jobs: dict = {}  # name → worker
@@ -106,6 +106,7 @@ class Controller:
         self.last_latency: dict = {}
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
         self._queued_images = None
+        self._pending_click = None  # (sheet, xy, click time): the latest click not computed yet
         for key, action in SHORTCUTS.items():
             viewer.bind_key(key, getattr(self, action), overwrite=True)
 
@@ -465,9 +466,29 @@ class Controller:
         return self.run_images(images, layer.name, meta.get("labels"), meta.get("categories"))
 
     # ------------------------------------------------------------------ stimulation
-    def stimulate_at(self, sheet: str, xy, site: str = "click"):
-        """Stimulate ``sheet`` at ``xy`` (sheet units); updates layers and the log. Returns the result or None."""
-        t0 = time.perf_counter()
+    def request_stimulation(self, sheet: str, xy):
+        """A click of the Stimulate tool: stimulated on the next event-loop turn.
+
+        Clicks coalesce: one arriving before that turn replaces the pending one, so a burst of
+        clicks computes (and logs) only the latest and the GUI never queues up stimulations.
+        """
+        scheduled = self._pending_click is not None
+        self._pending_click = (sheet, xy, time.perf_counter())
+        if not scheduled:
+            _next_turn(self._stimulate_pending)
+
+    def _stimulate_pending(self):
+        pending, self._pending_click = self._pending_click, None
+        if pending is not None and not self.closed:
+            sheet, xy, t_click = pending
+            self.stimulate_at(sheet, xy, since=t_click)
+
+    def stimulate_at(self, sheet: str, xy, site: str = "click", since: float | None = None):
+        """Stimulate ``sheet`` at ``xy`` (sheet units); updates layers and the log. Returns the result or None.
+
+        ``since``: ``time.perf_counter()`` of the click, for the logged latency (default: now).
+        """
+        t0 = time.perf_counter() if since is None else since
         try:
             result = self.state.stimulate(sheet, xy, site=site, log=False)
         except TopoviewerError as exc:
@@ -509,12 +530,16 @@ class Controller:
     # ------------------------------------------------------------------ training
     def start_training(self, config, out, refresh_s: float = 3.0, probe_per_category: int = 12,
                        on_progress=None, on_finished=None):
-        """Train in a worker; every ``refresh_s`` the last checkpoint's maps replace the shown maps.
+        """Train in a worker; every ``refresh_s`` the maps of the model as it is now replace the shown maps.
 
-        ``on_progress(Progress)`` runs for every step (GUI thread); ``on_finished(model, reason)``
-        once, with reason "done", "stopped" or "error". :meth:`stop_training` stops gracefully:
-        the step in progress finishes and is saved (resumable, atomically) — also before the
-        first regular checkpoint — and that model becomes the current model.
+        The maps come from an in-memory snapshot of the model (``Progress.snapshot``), whatever
+        the checkpoint interval; the snapshot's light analysis on a small fixed probe set and its
+        derived maps (:meth:`TopoState.prepare`) are computed in the worker, so the GUI thread only
+        sets layer data. ``on_progress(Progress)`` runs for every step (GUI thread);
+        ``on_finished(model, reason)`` once, with reason "done", "stopped" or "error".
+        :meth:`stop_training` stops gracefully: the step in progress finishes and is saved
+        (resumable, atomically) — also before the first regular checkpoint — and that model
+        becomes the current model.
         """
         import threading
 
@@ -526,27 +551,27 @@ class Controller:
         self._stop_training = stop_event = threading.Event()
 
         def job():
-            from topoviewer.io import load_model
             from topoviewer.pipeline import iter_analysis
             from topoviewer.stimuli import localizer
 
             gen = train(config, out, stop=stop_event)
             probe = None
-            last = time.monotonic()
+            due = time.monotonic() + refresh_s
             while True:
                 try:
                     p = next(gen)
                 except StopIteration as stop:
                     return stop.value
                 yield ("progress", p)
-                if p.checkpoint and (time.monotonic() - last >= refresh_s or p.done):
-                    model = load_model(p.checkpoint)
-                    warm_rasters(model)
-                    if probe is None:
-                        probe = localizer(size=max(32, model.input_size), per_category=probe_per_category, seed=99)
-                    analysis = yield from _silent(iter_analysis(model, probe, light=True))
-                    yield ("maps", p.step, model, analysis, probe)
-                    last = time.monotonic()
+                if p.done or stop_event.is_set() or time.monotonic() < due:
+                    continue  # the final (or stopped) model is opened and fully analysed by done()
+                due = time.monotonic() + refresh_s  # the period runs from the snapshot, not from its maps
+                model = p.snapshot()
+                warm_rasters(model)
+                if probe is None:
+                    probe = localizer(size=max(32, model.input_size), per_category=probe_per_category, seed=99)
+                analysis = yield from _silent(iter_analysis(model, probe, light=True))
+                yield ("maps", p.step, model, analysis, probe, state.prepare(model, analysis))
 
         def on_yield(value):
             if value[0] == "progress":
@@ -557,8 +582,9 @@ class Controller:
                 if on_progress:
                     on_progress(p)
             elif value[0] == "maps":
-                _, step, model, analysis, probe = value
-                state.set_model(model, source=str(out), stimuli=probe, analysis=analysis, training_step=step)
+                _, step, model, analysis, probe, prepared = value
+                state.set_model(model, source=str(out), stimuli=probe, analysis=analysis, training_step=step,
+                                prepared=prepared)
 
         def done(model):
             state.report("training", 0, 0, "")
@@ -606,13 +632,26 @@ class Controller:
             w.resume()  # a paused run must reach the end of its step to save it
 
     # ------------------------------------------------------------------ exports
-    def save_figure(self, path, dpi: int = 200):
-        from topoviewer.figures import map_figure
+    def save_figure(self, path, dpi: int = 200, on_done=None):
+        """Write the publication figure of the current maps in a worker (matplotlib without a GUI).
+
+        The request is checked here (a TopoviewerError for a bad one); ``on_done(path)`` runs on
+        the GUI thread once the file is written. Returns the worker.
+        """
+        from topoviewer.figures import figure_format, map_figure
 
         st = self.state
         analysis = st.analysis_for_figure()
-        return map_figure(analysis, st.model, path, category=st.category, dpi=int(dpi), fwhm_mm=st.fwhm_mm,
-                          voxel_mm=st.voxel_mm)
+        figure_format(path)
+        kw = dict(category=st.category, dpi=int(dpi), fwhm_mm=st.fwhm_mm, voxel_mm=st.voxel_mm)
+        model = st.model
+
+        def job():
+            yield ("drawing", 0, 1)
+            return map_figure(analysis, model, path, **kw)
+
+        return self._start(f"figure {Path(path).name}", job(), on_done or (lambda _: None),
+                           self._on_progress("figure"))
 
     def save_screenshot(self, path, scale: float = 1.0, canvas_only: bool = True):
         path = Path(path)

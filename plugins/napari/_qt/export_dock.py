@@ -62,8 +62,8 @@ class ExportDock(Dock):
 
     # ------------------------------------------------------------------ actions (paths given: scripts and tests)
     def save_figure(self, path, dpi: int | None = None):
-        out = self.guarded(self.ctrl.save_figure, path, dpi or self.figure_form.dpi.value)
-        return self._done(out)
+        """Start writing the figure in a worker (the GUI stays live); returns the worker, None for a bad request."""
+        return self.guarded(self.ctrl.save_figure, path, dpi or self.figure_form.dpi.value, on_done=self._done)
 
     def save_screenshot(self, path, scale: float | None = None):
         out = self.guarded(self.ctrl.save_screenshot, path, scale or self.screenshot_form.scale.value)
