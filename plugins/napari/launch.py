@@ -65,7 +65,9 @@ class Preload:
     The analysis comes from the user cache (:mod:`topoviewer.cache`) when this model file was
     analysed before: the second start shows the maps as soon as the window is up.
 
-    ``result`` becomes ``(model, stimuli, analysis)`` or ``error`` a message; ``done`` is set last.
+    ``result`` becomes ``(model, stimuli, analysis, prepared)`` (``prepared``: the derived maps and the
+    stimulation experiment, :func:`~topoviewer_napari.state.prepare_maps`) or ``error`` a message;
+    ``done`` is set last.
     """
 
     def __init__(self, source, device="cpu"):
@@ -87,13 +89,14 @@ class Preload:
             from topoviewer.pipeline import default_stimuli
 
             from ._qt.controller import warm_rasters
+            from .state import prepare_maps
 
             model = load(self.source, device=self.device)
             warm_rasters(model)
             path = sample_path() if str(self.source) == "sample" else self.source
             analysis, stimuli = cached_analysis(model, path, f"default_stimuli(input_size={model.input_size})",
                                                 lambda: default_stimuli(model))
-            self.result = (model, stimuli, analysis)
+            self.result = (model, stimuli, analysis, prepare_maps(model, analysis, stimuli))
         except TopoviewerError as exc:
             self.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - shown in the viewer, not lost in a thread
@@ -114,8 +117,8 @@ class Preload:
             if self.error:
                 notify_error(self.error)
             else:
-                model, stimuli, analysis = self.result
-                ctrl.state.set_model(model, str(self.source), stimuli=stimuli, analysis=analysis)
+                model, stimuli, analysis, prepared = self.result
+                ctrl.state.set_model(model, str(self.source), stimuli=stimuli, analysis=analysis, prepared=prepared)
                 ctrl.first_picture_at = time.time()
                 QTimer.singleShot(0, ctrl.prepare_stimulation)
             if then is not None:

@@ -468,6 +468,15 @@ class LayerBook:
             self._retitle()
 
     def _sites(self, world, size, visible=True):
+        layer = self.get("stimulation/sites")
+        if layer is not None and layer.data.shape == world.shape and len(world) and np.all(layer.size == size):
+            shift = world[0] - (layer.data[0] + layer.translate)
+            if np.allclose(world - world[0], layer.data - layer.data[0]):
+                # the same markers at another site: move the layer (a transform, not new point data: ≈ 10× cheaper)
+                layer.translate = np.asarray(layer.translate) + shift
+                return layer
+        if layer is not None and np.any(layer.translate):
+            layer.translate = (0.0, 0.0)
         return self._points("stimulation/sites", world, name="stimulation · site", symbol="disc", size=size,
                             face_color="transparent", border_color=SITE_COLOR, border_width=0.07,
                             border_width_is_relative=True, visible=visible)

@@ -21,7 +21,8 @@ from psygnal import EmitLoopError, Signal, SignalGroup, SignalInstance
 from topoviewer import defaults
 from topoviewer.errors import TopoviewerError
 
-__all__ = ["StateEvents", "TopoState", "Activations", "LOG_FIELDS", "UserErrorSignal", "signal", "ring_pixel_mm"]
+__all__ = ["StateEvents", "TopoState", "Activations", "LOG_FIELDS", "UserErrorSignal", "signal", "ring_pixel_mm",
+           "prepare_maps"]
 
 
 class UserErrorSignal(SignalInstance):
@@ -203,29 +204,10 @@ class TopoState:
             self._cache[key] = _patch_labels(self.t_map(sheet, category), self.t_threshold)
         return self._cache[key]
 
-    def prepare(self, model, analysis) -> dict:
-        """The derived maps (patches, purity curves and rings) of ``analysis`` at the current settings.
-
-        Computation only — it reads the settings and writes nothing — so a worker can call it
-        and the GUI thread only shows the result: hand it to :meth:`set_model` / :meth:`set_analysis`
-        as ``prepared``.
-        """
-        from topoviewer.analysis import purity_rings
-
-        cat, thr, t_thr = self.category, self.threshold, self.t_threshold
-        out = {}
-        for s in model.sheets:
-            maps = analysis.sheets.get(s.name)
-            if maps is None or cat not in maps.voxel_t:
-                continue
-            out[("patch", s.name, cat, t_thr)] = _patch_labels(maps.voxel_t[cat], t_thr)
-            try:
-                curve = maps.purity(cat, thr)  # cached in the analysis
-            except TopoviewerError:
-                continue
-            px = ring_pixel_mm(s)
-            out[("rings", s.name, cat, thr, px)] = purity_rings(s, curve, px)
-        return out
+    def prepare(self, model, analysis, stimuli=None) -> dict:
+        """:func:`prepare_maps` at this state's current settings (callable from a worker: it writes nothing)."""
+        return prepare_maps(model, analysis, stimuli, category=self.category, threshold=self.threshold,
+                            t_threshold=self.t_threshold, fwhm_mm=self.fwhm_mm, voxel_mm=self.voxel_mm)
 
     def purity(self, sheet: str, category: str | None = None):
         """PurityCurve of the category-selective units (d′ > threshold) of a sheet, or None if undefined.
@@ -289,8 +271,11 @@ class TopoState:
             if self.analysis is not None and self.stimuli is not None:
                 kw = dict(stimuli=self.stimuli, responses=self.analysis.responses)
             category = self.category if self.analysis is not None else "faces"
-            self._stimulators[name] = Stimulator(self.model, name, category=category, fwhm_mm=self.fwhm_mm,
-                                                 voxel_mm=self.voxel_mm, threshold=self.t_threshold, **kw)
+            prepared = self._cache.pop(_stimulator_key(name, category, self.t_threshold, self.fwhm_mm,
+                                                       self.voxel_mm), None) if kw else None
+            self._stimulators[name] = prepared or Stimulator(
+                self.model, name, category=category, fwhm_mm=self.fwhm_mm, voxel_mm=self.voxel_mm,
+                threshold=self.t_threshold, **kw)
         return self._stimulators[name]
 
     def has_stimulator(self, layer: str) -> bool:
@@ -438,6 +423,42 @@ class TopoState:
             for name, m in self.analysis.sheets.items()
         }
         return dataclasses.replace(self.analysis, sheets=sheets)
+
+
+def prepare_maps(model, analysis, stimuli=None, *, category="faces", threshold=defaults.DPRIME_THRESHOLD,
+                 t_threshold=defaults.VOXEL_T_THRESHOLD, fwhm_mm=defaults.FWHM_MM, voxel_mm=defaults.VOXEL_MM) -> dict:
+    """What a :class:`TopoState` derives from ``analysis`` at these settings, computed ahead.
+
+    The patches, purity curves and rings of every sheet and, with ``stimuli`` (those of the
+    analysis), the microstimulation experiment of the first sheet. Computation only, so a worker
+    calls it and the GUI thread only shows the result: hand it to :meth:`TopoState.set_model` /
+    :meth:`TopoState.set_analysis` as ``prepared`` (entries for other settings are never used).
+    """
+    from topoviewer.analysis import purity_rings
+    from topoviewer.pipeline import Stimulator
+
+    out = {}
+    for s in model.sheets:
+        maps = analysis.sheets.get(s.name)
+        if maps is None or category not in maps.voxel_t:
+            continue
+        out[("patch", s.name, category, t_threshold)] = _patch_labels(maps.voxel_t[category], t_threshold)
+        try:
+            curve = maps.purity(category, threshold)  # cached in the analysis
+        except TopoviewerError:
+            continue
+        px = ring_pixel_mm(s)
+        out[("rings", s.name, category, threshold, px)] = purity_rings(s, curve, px)
+    first = model.sheets[0].name
+    if stimuli is not None and len(model.sheets) > 1 and category in stimuli.categories:
+        out[_stimulator_key(first, category, t_threshold, fwhm_mm, voxel_mm)] = Stimulator(
+            model, first, stimuli, category=category, fwhm_mm=fwhm_mm, voxel_mm=voxel_mm, threshold=t_threshold,
+            responses=analysis.responses)
+    return out
+
+
+def _stimulator_key(name, category, t_threshold, fwhm_mm, voxel_mm):
+    return ("stimulator", name, category, float(t_threshold), float(fwhm_mm), float(voxel_mm))
 
 
 def ring_pixel_mm(sheet) -> float:

@@ -45,7 +45,7 @@ def test_click_stimulates_and_updates_layers_in_place(topo, fake_event):
     np.testing.assert_allclose(prop_layer.data, book.layout.display(s7.rasterise(r.propagated)))
     # the ring marker: on the clicked maps and in the stimulation cell, diameter = 2 × radius
     sites = book.get("stimulation/sites")
-    assert any(np.allclose(p, world) for p in sites.data)
+    assert any(np.allclose(p, world) for p in sites.data + sites.translate)  # world = data + translate
     assert np.allclose(sites.size, 3.0)
     # read-out and log
     text = dock.readout.text()
@@ -128,6 +128,8 @@ def test_click_to_updated_layer_latency(topo, fake_event):
     QApplication.processEvents()
     assert len(topo.state.log) == n_log + 1
     np.testing.assert_allclose(topo.state.stimulation.site_mm, (6, 3))
+    sites = topo.book.get("stimulation/sites")  # the markers moved to the latest site
+    assert any(np.allclose(p, topo.book.layout.to_world("fc6", "dprime", (6, 3))) for p in sites.data + sites.translate)
 
 
 def test_shortcuts_toggle_the_tool_and_clear_the_stimulation(topo, fake_event):

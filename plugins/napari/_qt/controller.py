@@ -302,13 +302,14 @@ class Controller:
             yield ("stimuli", 0, 1)
             stim = default_stimuli(model) if stimuli is None else stimuli
             result = yield from iter_analysis(model, stim, fwhm_mm=fwhm, voxel_mm=voxel)
-            return result, stim
+            yield ("patches and stimulation", 0, 1)
+            return result, stim, self.state.prepare(model, result, stim)
 
         def done(value):
-            analysis, stim = value
+            analysis, stim, prepared = value
             if self.state.model is not model:
                 return  # a newer model replaced it meanwhile
-            self.state.set_analysis(analysis, stim)
+            self.state.set_analysis(analysis, stim, prepared=prepared)
             from qtpy.QtCore import QTimer
 
             QTimer.singleShot(0, self.prepare_stimulation)
