@@ -65,9 +65,8 @@ class Preload:
     The analysis comes from the user cache (:mod:`topoviewer.cache`) when this model file was
     analysed before: the second start shows the maps as soon as the window is up.
 
-    ``result`` becomes ``(model, stimuli, analysis, prepared)`` (``prepared``: the derived maps and the
-    stimulation experiment, :func:`~topoviewer_napari.state.prepare_maps`) or ``error`` a message;
-    ``done`` is set last.
+    ``result`` becomes ``(model, stimuli, analysis, prepared)`` (``prepared``: the patches and purity
+    rings, :func:`~topoviewer_napari.state.prepare_maps`) or ``error`` a message; ``done`` is set last.
     """
 
     def __init__(self, source, device="cpu"):
@@ -96,7 +95,8 @@ class Preload:
             path = sample_path() if str(self.source) == "sample" else self.source
             analysis, stimuli = cached_analysis(model, path, f"default_stimuli(input_size={model.input_size})",
                                                 lambda: default_stimuli(model))
-            self.result = (model, stimuli, analysis, prepare_maps(model, analysis, stimuli))
+            # the maps' patches and rings only: the stimulation experiment is prepared after the first picture
+            self.result = (model, stimuli, analysis, prepare_maps(model, analysis))
         except TopoviewerError as exc:
             self.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - shown in the viewer, not lost in a thread
@@ -194,6 +194,7 @@ def main(argv=None) -> int:
             def painted():
                 print(f"topoviewer-napari: first picture after {time.time() - t0:.2f} s", flush=True)
                 if args.quit_after_first_picture:
+                    ctrl.close()  # nothing queued (e.g. the stimulation's preparation) runs on a closed viewer
                     viewer.close()
             QTimer.singleShot(0, painted)
             state.events.analysis_changed.disconnect(first_picture)

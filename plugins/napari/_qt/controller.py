@@ -503,7 +503,7 @@ class Controller:
     def prepare_stimulation(self):
         """Build the microstimulation experiment of the first sheet ahead of the first click."""
         st = self.state
-        if st.model is None or st.analysis is None or len(st.model.sheets) < 2:
+        if self.closed or st.model is None or st.analysis is None or len(st.model.sheets) < 2:
             return
         try:
             stim = st.stimulator(st.model.sheets[0].name)
