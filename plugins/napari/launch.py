@@ -199,7 +199,9 @@ def main(argv=None) -> int:
             QTimer.singleShot(0, painted)
             state.events.analysis_changed.disconnect(first_picture)
 
-        ctrl.state.events.analysis_changed.connect(first_picture)
+        # before the layer book's slot: "painted" is then queued ahead of the secondary maps, which
+        # follow one kind per event-loop turn; the first picture is the d′ maps of every sheet
+        ctrl.state.events.analysis_changed.connect(first_picture, priority=1)
     napari.run()
     return 0
 

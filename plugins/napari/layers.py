@@ -82,6 +82,8 @@ class LayerBook:
         self.defer = lambda fn: fn()
         self._stim_roles = None
         self._revealed: set = set()
+        #: Analyses whose secondary maps are still being drawn (deferred steps).
+        self.pending = 0
         self._hidden_units: dict = {}  # units layers hidden while their map changed: key → _units args
         self._units_hooked: set = set()  # ids of units layers whose visibility we follow
 
@@ -288,11 +290,15 @@ class LayerBook:
 
         def step():
             if self._closed or state.analysis is not analysis:
-                return
-            rest.pop(0)()
+                rest.clear()
+            else:
+                rest.pop(0)()
             if rest:
                 self.defer(step)
+            else:
+                self.pending -= 1
 
+        self.pending += 1
         self.defer(step)
 
     def _on_category(self, state):

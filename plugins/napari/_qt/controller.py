@@ -145,11 +145,11 @@ class Controller:
         return bool(self.jobs)
 
     def wait(self, timeout_s: float = 60.0, names=None):
-        """Process events until the named jobs (default: all) are done (for scripts and tests)."""
+        """Process events until the named jobs (default: all, and the maps they drew) are done (scripts, tests)."""
         from qtpy.QtWidgets import QApplication
 
         end = time.monotonic() + timeout_s
-        while any(n in self.jobs for n in (names or list(self.jobs))):
+        while any(n in self.jobs for n in (names or list(self.jobs))) or (names is None and self.book.pending):
             if time.monotonic() > end:
                 raise TimeoutError(f"jobs still running after {timeout_s} s: {list(self.jobs)}")
             QApplication.processEvents()
