@@ -289,14 +289,19 @@ class LayerBook:
         rest = [self._draw_voxel_t, self._draw_purity, self._draw_units]
 
         def step():
-            if self._closed or state.analysis is not analysis:
+            try:
+                if self._closed or state.analysis is not analysis:
+                    rest.clear()
+                else:
+                    rest.pop(0)()
+            except BaseException:
                 rest.clear()
-            else:
-                rest.pop(0)()
-            if rest:
-                self.defer(step)
-            else:
-                self.pending -= 1
+                raise
+            finally:
+                if rest:
+                    self.defer(step)
+                else:
+                    self.pending -= 1
 
         self.pending += 1
         self.defer(step)

@@ -151,7 +151,8 @@ class Controller:
         end = time.monotonic() + timeout_s
         while any(n in self.jobs for n in (names or list(self.jobs))) or (names is None and self.book.pending):
             if time.monotonic() > end:
-                raise TimeoutError(f"jobs still running after {timeout_s} s: {list(self.jobs)}")
+                raise TimeoutError(f"still running after {timeout_s} s: jobs {list(self.jobs)}, "
+                                   f"{self.book.pending} analyses' maps being drawn")
             QApplication.processEvents()
             time.sleep(0.005)
         QApplication.processEvents()
