@@ -27,6 +27,10 @@ def test_default_is_a_small_tdann(sample):
     # 21-way chance is 5 %
     assert sample.meta["training"]["val_accuracy"] > 0.7
     assert sample.net.input_norm and len(sample.classes) == 21 and "clutter" in sample.classes
+    # load("sample") skips the meta-device dry build (startup time): the shipped file passes it
+    from topoviewer.io import _dry_build, read_header, sample_path
+
+    _dry_build(read_header(sample_path()), sample.sheets, sample_path())
 
 
 def test_cit_is_topographic(sample, result):

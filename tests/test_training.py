@@ -137,8 +137,17 @@ def test_a_stop_request_saves_the_step_in_progress(tmp_path):
     gen = train(TrainConfig(steps=50, checkpoint_every=40, device="cpu", **TINY), path, stop=stop)
     events = [next(gen), next(gen)]
     assert not path.exists() and all(e.checkpoint is None for e in events)
+    # the in-memory snapshot (the GUI's live maps): the model at this step, detached from the run
+    snap = events[-1].snapshot()
+    assert not snap.net.training
     stop.set()
     events += list(gen)  # one more step, saved, then the run ends
     assert [e.step for e in events] == [1, 2, 3] and events[-1].checkpoint == str(path)
     assert read_header(path)["training"]["step"] == 3  # resumable: the optimizer state is in the file
-    assert load(path).meta["training"]["steps"] == 3
+    saved = load(path)
+    assert saved.meta["training"]["steps"] == 3
+    # the step-3 update did not reach the step-2 snapshot; a step-3 snapshot equals the saved model
+    w2, w3 = _weights(snap), _weights(saved)
+    assert any(not torch.equal(w2[k], w3[k]) for k in w3 if w3[k].is_floating_point())
+    w3s = _weights(events[-1].snapshot())
+    assert all(torch.equal(w3s[k], w3[k]) for k in w3)

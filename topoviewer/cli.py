@@ -383,13 +383,13 @@ def _run_with_progress(gen, quiet=False, desc=""):
 
 
 def cmd_figure(args):
-    from .figures import _format_of, model_figure
+    from .figures import figure_format, model_figure
 
     out = validate.output_file(args.out, force=args.force, what="--out")
     if out.suffix.lower() in HTML_SUFFIXES:  # the interactive page: what `share` writes
         return _share(args, out)
     try:
-        _format_of(out)
+        figure_format(out)
     except TopoviewerError as exc:
         raise TopoviewerError(f"{exc}, or .html for the interactive page") from None
     model = _load(args)

@@ -33,6 +33,7 @@ from .style import CMAP, map_limits
 __all__ = [
     "FORMATS",
     "early_figure",
+    "figure_format",
     "map_figure",
     "model_figure",
     "monkey_reference_purity",
@@ -70,7 +71,8 @@ PANEL_W, PANEL_H = 2.7, 2.4  # inches per map panel (colorbar included)
 
 
 # ---------------------------------------------------------------------- saving
-def _format_of(out) -> str:
+def figure_format(out) -> str:
+    """The matplotlib format of a figure file name (png, svg or pdf); TopoviewerError for another suffix."""
     suffix = Path(out).suffix.lower()
     if suffix not in FORMATS:
         raise TopoviewerError(
@@ -82,7 +84,7 @@ def _format_of(out) -> str:
 
 def save_figure(fig, out, dpi: int = 200) -> Path:
     """Write ``fig`` to ``out`` atomically; the suffix picks PNG, SVG or PDF."""
-    fmt = _format_of(out)
+    fmt = figure_format(out)
     if not (isinstance(dpi, (int, float)) and dpi > 0):
         raise TopoviewerError(f"dpi must be a positive number, got {dpi!r}")
     from .io import atomic_write
@@ -368,7 +370,7 @@ def map_figure(analysis, model, out, category="faces", dpi=200, *, threshold=def
     """
     from .analysis import purity_rings
 
-    _format_of(out)
+    figure_format(out)
     if category not in analysis.categories:
         raise TopoviewerError(f"category {category!r} is not in the analysis ({', '.join(analysis.categories)})")
     names = list(analysis.sheets)
@@ -532,7 +534,7 @@ def purity_figure(curves, out, labels=None, dpi=200, *, title="Purity around the
     reference : bool
         Draw the qualitative monkey middle-face-patch shape (dashed).
     """
-    _format_of(out)
+    figure_format(out)
     groups = _groups(curves, labels)
     fig = _new_figure(3.6, 3.1 + 0.17 * (len(groups) + int(reference)))
     ax = fig.add_subplot()
@@ -600,7 +602,7 @@ def model_figure(model, stimuli=None, out="topoviewer-figure.png", category="fac
     from .pipeline import analyze
     from .stimuli import GratingSet
 
-    _format_of(out)  # fail before the (slow) analysis
+    figure_format(out)  # fail before the (slow) analysis
     analysis = analyze(model, stimuli, **options)
     if isinstance(stimuli, GratingSet):
         return early_figure(analysis, model, out, dpi=dpi)

@@ -143,8 +143,13 @@ def load_tensors(path, prefix: str = "") -> dict:
     return out
 
 
-def load_model(path, device: str = "cpu"):
-    """Load an own-format model file; weights are checked for NaN/inf and shape."""
+def load_model(path, device: str = "cpu", *, dry_build: bool = True):
+    """Load an own-format model file; weights are checked for NaN/inf and shape.
+
+    ``dry_build=False`` skips building the architecture on the meta device first (the guard against
+    damaged or hostile headers, :func:`_dry_build`); only for the model embedded in the package, whose
+    file is tested with it — it saves the seconds torch takes to import its meta kernels at startup.
+    """
     from .families import build, check_finite
 
     header = read_header(path)
@@ -160,7 +165,8 @@ def load_model(path, device: str = "cpu"):
                 label=spec.get("label", ""),
             )
         )
-    _dry_build(header, sheets, path)
+    if dry_build:
+        _dry_build(header, sheets, path)
     model = build(header["arch"], header["config"], sheets=sheets)
     state = load_tensors(path, "net.")
     check_finite(state, path)
@@ -251,7 +257,7 @@ def load(source, device: str = "cpu", **options):
     ``.safetensors`` file, or a foreign checkpoint handled by a registered family.
     """
     if str(source) == "sample":
-        return load_model(sample_path(), device=device)
+        return load_model(sample_path(), device=device, dry_build=False)  # shipped and tested with the package
     path = input_file(source, "model file (.safetensors, .pt, .pth, .ckpt, .torch)")
     with open(path, "rb") as fh:
         head = fh.read(16)

@@ -21,7 +21,8 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Generator
+from copy import deepcopy
+from typing import Callable, Generator
 
 import numpy as np
 
@@ -154,6 +155,9 @@ class Progress:
     lr: float
     checkpoint: str | None = None
     val_accuracy: float | None = None
+    #: ``snapshot()`` → an in-memory copy of the model at this step (eval mode), for live views that
+    #: refresh faster than checkpoints are written; call it before asking the generator for the next step.
+    snapshot: Callable[[], object] | None = field(default=None, repr=False, compare=False)
 
     @property
     def done(self) -> bool:
@@ -523,6 +527,12 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None, s
 
     from .io import save_model
 
+    def snapshot():
+        """The model as it is now, detached from the run (the run is suspended at its yield meanwhile)."""
+        copy = deepcopy(model)
+        copy.net.eval()
+        return copy
+
     gen = torch.Generator(device="cpu")
     t_last, n_last = time.perf_counter(), 0
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -573,7 +583,7 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None, s
             t_last, n_last = now, 0
         yield Progress(
             done, cfg.steps, task.item(), spatial.item(), (logits.argmax(1) == yb).float().mean().item(),
-            rate, lr, ckpt, val_acc,
+            rate, lr, ckpt, val_acc, snapshot,
         )
         if stopping:
             break

@@ -62,7 +62,11 @@ def write_default_figures(model_source="sample", out="topoviewer-figures", devic
 class Preload:
     """Load and analyse a model in a plain thread while napari starts (time to first picture).
 
-    ``result`` becomes ``(model, stimuli, analysis)`` or ``error`` a message; ``done`` is set last.
+    The analysis comes from the user cache (:mod:`topoviewer.cache`) when this model file was
+    analysed before: the second start shows the maps as soon as the window is up.
+
+    ``result`` becomes ``(model, stimuli, analysis, prepared)`` (``prepared``: the patches and purity
+    rings, :func:`~topoviewer_napari.state.prepare_maps`) or ``error`` a message; ``done`` is set last.
     """
 
     def __init__(self, source, device="cpu"):
@@ -79,15 +83,20 @@ class Preload:
         from topoviewer.errors import TopoviewerError
 
         try:
-            from topoviewer.io import load
-            from topoviewer.pipeline import analyze, default_stimuli
+            from topoviewer.cache import cached_analysis
+            from topoviewer.io import load, sample_path
+            from topoviewer.pipeline import default_stimuli
 
             from ._qt.controller import warm_rasters
+            from .state import prepare_maps
 
             model = load(self.source, device=self.device)
             warm_rasters(model)
-            stimuli = default_stimuli(model)
-            self.result = (model, stimuli, analyze(model, stimuli))
+            path = sample_path() if str(self.source) == "sample" else self.source
+            analysis, stimuli = cached_analysis(model, path, f"default_stimuli(input_size={model.input_size})",
+                                                lambda: default_stimuli(model))
+            # the maps' patches and rings only: the stimulation experiment is prepared after the first picture
+            self.result = (model, stimuli, analysis, prepare_maps(model, analysis))
         except TopoviewerError as exc:
             self.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - shown in the viewer, not lost in a thread
@@ -108,8 +117,8 @@ class Preload:
             if self.error:
                 notify_error(self.error)
             else:
-                model, stimuli, analysis = self.result
-                ctrl.state.set_model(model, str(self.source), stimuli=stimuli, analysis=analysis)
+                model, stimuli, analysis, prepared = self.result
+                ctrl.state.set_model(model, str(self.source), stimuli=stimuli, analysis=analysis, prepared=prepared)
                 ctrl.first_picture_at = time.time()
                 QTimer.singleShot(0, ctrl.prepare_stimulation)
             if then is not None:
@@ -185,11 +194,14 @@ def main(argv=None) -> int:
             def painted():
                 print(f"topoviewer-napari: first picture after {time.time() - t0:.2f} s", flush=True)
                 if args.quit_after_first_picture:
+                    ctrl.close()  # nothing queued (e.g. the stimulation's preparation) runs on a closed viewer
                     viewer.close()
             QTimer.singleShot(0, painted)
             state.events.analysis_changed.disconnect(first_picture)
 
-        ctrl.state.events.analysis_changed.connect(first_picture)
+        # before the layer book's slot: "painted" is then queued ahead of the secondary maps, which
+        # follow one kind per event-loop turn; the first picture is the d′ maps of every sheet
+        ctrl.state.events.analysis_changed.connect(first_picture, priority=1)
     napari.run()
     return 0
 

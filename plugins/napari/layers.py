@@ -18,6 +18,7 @@ import numpy as np
 from topoviewer.style import CMAP, map_limits, symmetric_limit
 
 from .layout import COLUMN_TITLES, COLUMNS, SheetLayout
+from .state import ring_pixel_mm
 
 __all__ = ["LayerBook", "KEY", "frame_layer_data"]
 
@@ -85,6 +86,10 @@ class LayerBook:
         self.defer = lambda fn: fn()
         self._stim_roles = None
         self._revealed: set = set()
+        #: Analyses whose secondary maps are still being drawn (deferred steps).
+        self.pending = 0
+        self._hidden_units: dict = {}  # units layers hidden while their map changed: key → _units args
+        self._units_hooked: set = set()  # ids of units layers whose visibility we follow
 
     def close(self):
         """Disconnect from the state and the viewer (the layers stay)."""
@@ -290,15 +295,27 @@ class LayerBook:
         self._draw_selectivity()
         self._retitle()
         analysis = state.analysis
+        # the secondary maps follow one kind per event-loop turn (with the Qt controller's defer),
+        # so that no single turn holds the GUI for all of them
+        rest = [self._draw_voxel_t, self._draw_purity, self._draw_units]
 
-        def rest():
-            if self._closed or state.analysis is not analysis:
-                return
-            self._draw_voxel_t()
-            self._draw_purity()
-            self._draw_units()
+        def step():
+            try:
+                if self._closed or state.analysis is not analysis:
+                    rest.clear()
+                else:
+                    rest.pop(0)()
+            except BaseException:
+                rest.clear()
+                raise
+            finally:
+                if rest:
+                    self.defer(step)
+                else:
+                    self.pending -= 1
 
-        self.defer(rest)
+        self.pending += 1
+        self.defer(step)
 
     def _on_category(self, state):
         self._on_analysis(state)
@@ -360,10 +377,17 @@ class LayerBook:
                 self._units(s, dp, map_limits("dprime", dp, threshold=st.threshold)[1])
 
     def _units(self, sheet, values, lim):
-        world = self.layout.to_world(sheet.name, "dprime", sheet.positions)
-        spacing = math.sqrt(sheet.extent_mm[0] * sheet.extent_mm[1] / sheet.n_units)
         key = f"{sheet.name}/units"
         layer = self.get(key)
+        if layer is not None and not layer.visible:  # hidden (the default): recoloured when shown
+            if id(layer) not in self._units_hooked:
+                self._units_hooked.add(id(layer))
+                layer.events.visible.connect(lambda event, key=key: self._show_units(key))
+            self._hidden_units[key] = (sheet, values, lim)
+            return
+        self._hidden_units.pop(key, None)
+        world = self.layout.to_world(sheet.name, "dprime", sheet.positions)
+        spacing = math.sqrt(sheet.extent_mm[0] * sheet.extent_mm[1] / sheet.n_units)
         feats = {"value": np.asarray(values, dtype=float)}
         name = f"{sheet.name} · units (d′ {self.state.category})"
         if layer is None:
@@ -381,12 +405,19 @@ class LayerBook:
         layer.refresh_colors(True)
         layer.name = name
 
+    def _show_units(self, key):
+        pending = self._hidden_units.get(key)
+        layer = self.get(key)
+        if pending is not None and layer is not None and layer.visible:
+            self._units(*pending)
+
     def colour_units(self, values, label: str):
         """Colour every sheet's units by another per-unit map (``{sheet: (N,)}``)."""
         for s in self.state.model.sheets:
             layer = self.get(f"{s.name}/units")
             if layer is None or s.name not in values:
                 continue
+            self._hidden_units.pop(f"{s.name}/units", None)  # the user's colouring wins over a pending d′
             v = np.asarray(values[s.name], dtype=float)
             signed = np.nanmin(v) < 0
             lim = symmetric_limit(v, 1e-6)
@@ -413,8 +444,8 @@ class LayerBook:
     def _draw_purity(self):
         st = self.state
         for s in st.model.sheets:
-            px = s.default_pixel_mm(200)
-            rings = st.purity_rings(s.name, px)
+            px = ring_pixel_mm(s)
+            rings = st.purity_rings(s.name)
             if rings is None:
                 self.remove(lambda k, n=s.name: k in (f"{n}/purity", f"{n}/purity_centre"))
                 continue
@@ -489,6 +520,15 @@ class LayerBook:
             self._retitle()
 
     def _sites(self, world, size, visible=True):
+        layer = self.get("stimulation/sites")
+        if layer is not None and layer.data.shape == world.shape and len(world) and np.all(layer.size == size):
+            shift = world[0] - (layer.data[0] + layer.translate)
+            if np.allclose(world - world[0], layer.data - layer.data[0]):
+                # the same markers at another site: move the layer (a transform, not new point data: ≈ 10× cheaper)
+                layer.translate = np.asarray(layer.translate) + shift
+                return layer
+        if layer is not None and np.any(layer.translate):
+            layer.translate = (0.0, 0.0)
         return self._points("stimulation/sites", world, name="stimulation · site", symbol="disc", size=size,
                             face_color="transparent", border_color=SITE_COLOR, border_width=0.07,
                             border_width_is_relative=True, visible=visible)

@@ -21,7 +21,8 @@ from psygnal import EmitLoopError, Signal, SignalGroup, SignalInstance
 from topoviewer import defaults
 from topoviewer.errors import TopoviewerError
 
-__all__ = ["StateEvents", "TopoState", "Activations", "LOG_FIELDS", "UserErrorSignal", "signal"]
+__all__ = ["StateEvents", "TopoState", "Activations", "LOG_FIELDS", "UserErrorSignal", "signal", "ring_pixel_mm",
+           "prepare_maps"]
 
 
 class UserErrorSignal(SignalInstance):
@@ -105,8 +106,11 @@ class TopoState:
         self._cache: dict = {}
 
     # ------------------------------------------------------------------ setters
-    def set_model(self, model, source="", stimuli=None, analysis=None, training_step=None):
-        """A new current model. Clears everything derived from the previous one."""
+    def set_model(self, model, source="", stimuli=None, analysis=None, training_step=None, prepared=None):
+        """A new current model. Clears everything derived from the previous one.
+
+        ``prepared``: derived maps of ``analysis`` computed off the GUI thread (:meth:`prepare`).
+        """
         self.model = model
         self.source = str(source)
         self.stimuli = stimuli
@@ -120,10 +124,14 @@ class TopoState:
         self._cache.clear()
         self.events.model_changed.emit(self)
         if analysis is not None:
-            self.set_analysis(analysis, stimuli)
+            self.set_analysis(analysis, stimuli, prepared=prepared)
 
-    def set_analysis(self, analysis, stimuli=None, voxel_t=None):
-        """The maps of every sheet for the current model (from ``pipeline.iter_analysis``)."""
+    def set_analysis(self, analysis, stimuli=None, voxel_t=None, prepared=None):
+        """The maps of every sheet for the current model (from ``pipeline.iter_analysis``).
+
+        ``prepared``: derived maps computed off the GUI thread by :meth:`prepare` (entries made
+        for other settings than the current ones are never looked up).
+        """
         if self.model is None:
             raise TopoviewerError("no model is loaded; open a model before analysing")
         self.analysis = analysis
@@ -132,6 +140,7 @@ class TopoState:
         self.voxel_t = voxel_t or {name: dict(m.voxel_t) for name, m in analysis.sheets.items()}
         self._stimulators.clear()
         self._cache.clear()
+        self._cache.update(prepared or {})
         if self.category not in analysis.categories:
             self.category = "faces" if "faces" in analysis.categories else analysis.categories[0]
         self.events.analysis_changed.emit(self)
@@ -203,13 +212,15 @@ class TopoState:
 
     def patch_labels(self, sheet: str, category: str | None = None) -> np.ndarray:
         """Voxel patches of the t map (t > threshold, ≥ PATCH_MIN_VOXELS connected voxels), 0 elsewhere."""
-        from topoviewer.analysis import find_patches
-
         key = ("patch", sheet, category or self.category, self.t_threshold)
         if key not in self._cache:
-            labels, _ = find_patches(self.t_map(sheet, category), threshold=self.t_threshold)
-            self._cache[key] = labels.astype(np.int32)
+            self._cache[key] = _patch_labels(self.t_map(sheet, category), self.t_threshold)
         return self._cache[key]
+
+    def prepare(self, model, analysis, stimuli=None) -> dict:
+        """:func:`prepare_maps` at this state's current settings (callable from a worker: it writes nothing)."""
+        return prepare_maps(model, analysis, stimuli, category=self.category, threshold=self.threshold,
+                            t_threshold=self.t_threshold, fwhm_mm=self.fwhm_mm, voxel_mm=self.voxel_mm)
 
     def purity(self, sheet: str, category: str | None = None):
         """PurityCurve of the category-selective units (d′ > threshold) of a sheet, or None if undefined.
@@ -243,15 +254,17 @@ class TopoState:
                 voxel_mm=self.voxel_mm, purity_category=category or self.category)
         return self._cache[key]
 
-    def purity_rings(self, sheet: str, pixel: float, category: str | None = None):
+    def purity_rings(self, sheet: str, category: str | None = None):
+        """The purity-ring raster of a sheet (pixel :func:`ring_pixel_mm`), or None if undefined."""
         from topoviewer.analysis import purity_rings
 
         curve = self.purity(sheet, category)
         if curve is None:
             return None
-        key = ("rings", sheet, category or self.category, self.threshold, pixel)
+        s = self.model.sheet(sheet)
+        key = ("rings", sheet, category or self.category, self.threshold, ring_pixel_mm(s))
         if key not in self._cache:
-            self._cache[key] = purity_rings(self.model.sheet(sheet), curve, pixel)
+            self._cache[key] = purity_rings(s, curve, key[-1])
         return self._cache[key]
 
     # ------------------------------------------------------------------ stimulation
@@ -271,8 +284,11 @@ class TopoState:
             if self.analysis is not None and self.stimuli is not None:
                 kw = dict(stimuli=self.stimuli, responses=self.analysis.responses)
             category = self.category if self.analysis is not None else "faces"
-            self._stimulators[name] = Stimulator(self.model, name, category=category, fwhm_mm=self.fwhm_mm,
-                                                 voxel_mm=self.voxel_mm, threshold=self.t_threshold, **kw)
+            prepared = self._cache.pop(_stimulator_key(name, category, self.t_threshold, self.fwhm_mm,
+                                                       self.voxel_mm), None) if kw else None
+            self._stimulators[name] = prepared or Stimulator(
+                self.model, name, category=category, fwhm_mm=self.fwhm_mm, voxel_mm=self.voxel_mm,
+                threshold=self.t_threshold, **kw)
         return self._stimulators[name]
 
     def has_stimulator(self, layer: str) -> bool:
@@ -423,6 +439,54 @@ class TopoState:
             for name, m in self.analysis.sheets.items()
         }
         return dataclasses.replace(self.analysis, sheets=sheets)
+
+
+def prepare_maps(model, analysis, stimuli=None, *, category="faces", threshold=defaults.DPRIME_THRESHOLD,
+                 t_threshold=defaults.VOXEL_T_THRESHOLD, fwhm_mm=defaults.FWHM_MM, voxel_mm=defaults.VOXEL_MM) -> dict:
+    """What a :class:`TopoState` derives from ``analysis`` at these settings, computed ahead.
+
+    The patches, purity curves and rings of every sheet and, with ``stimuli`` (those of the
+    analysis), the microstimulation experiment of the first sheet. Computation only, so a worker
+    calls it and the GUI thread only shows the result: hand it to :meth:`TopoState.set_model` /
+    :meth:`TopoState.set_analysis` as ``prepared`` (entries for other settings are never used).
+    """
+    from topoviewer.analysis import purity_rings
+    from topoviewer.pipeline import Stimulator
+
+    out = {}
+    for s in model.sheets:
+        maps = analysis.sheets.get(s.name)
+        if maps is None or category not in maps.voxel_t:
+            continue
+        out[("patch", s.name, category, t_threshold)] = _patch_labels(maps.voxel_t[category], t_threshold)
+        try:
+            curve = maps.purity(category, threshold)  # cached in the analysis
+        except TopoviewerError:
+            continue
+        px = ring_pixel_mm(s)
+        out[("rings", s.name, category, threshold, px)] = purity_rings(s, curve, px)
+    first = model.sheets[0].name
+    if stimuli is not None and len(model.sheets) > 1 and category in stimuli.categories:
+        out[_stimulator_key(first, category, t_threshold, fwhm_mm, voxel_mm)] = Stimulator(
+            model, first, stimuli, category=category, fwhm_mm=fwhm_mm, voxel_mm=voxel_mm, threshold=t_threshold,
+            responses=analysis.responses)
+    return out
+
+
+def _stimulator_key(name, category, t_threshold, fwhm_mm, voxel_mm):
+    return ("stimulator", name, category, float(t_threshold), float(fwhm_mm), float(voxel_mm))
+
+
+def ring_pixel_mm(sheet) -> float:
+    """Pixel size of a sheet's purity-ring raster (finer than the map rasters: thin rings)."""
+    return sheet.default_pixel_mm(200)
+
+
+def _patch_labels(t_map, threshold) -> np.ndarray:
+    from topoviewer.analysis import find_patches
+
+    labels, _ = find_patches(t_map, threshold=threshold)
+    return labels.astype(np.int32)
 
 
 def _fmt(v) -> str:

@@ -59,8 +59,8 @@ class StimulateTool(Tool):
     viewer : napari.Viewer
     book : LayerBook
         Gives the layout (world → sheet coordinates).
-    stimulate : callable(sheet_name, (x, y)) -> dict
-        Does the stimulation (and shows errors); the tool only resolves the click.
+    stimulate : callable(sheet_name, (x, y))
+        Does (or schedules) the stimulation and shows errors; the tool only resolves the click.
     """
 
     #: Clicks with these modifiers are left to napari (Alt: zoom box; Control/Shift: layer tools).

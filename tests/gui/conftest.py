@@ -48,7 +48,7 @@ def topo(make_napari_viewer, tiny_model_file, tiny_analysed):
     viewer, ctrl = open_viewer(None, viewer=viewer)
     model, stimuli, analysis = tiny_analysed
     ctrl.state.set_model(model, str(tiny_model_file), stimuli=stimuli, analysis=analysis)
-    ctrl.wait(10)  # the secondary maps are drawn on the next event-loop turn
+    ctrl.wait(60)  # the secondary maps are drawn on the next event-loop turns
     ctrl.book.fit()
     yield SimpleNamespace(viewer=viewer, ctrl=ctrl, state=ctrl.state, book=ctrl.book, docks=ctrl.docks,
                           model_file=tiny_model_file)

@@ -38,8 +38,10 @@ def test_gratings_button_adds_early_map_layers(topo, tmp_path, notes):
     titles = book.get("layout/cells").features["title"].tolist()
     assert sum(t.endswith(" / orientation") for t in titles) == len(st.model.sheets)
     # export: the early figure, and the unit table gains the per-unit maps
-    out = topo.docks["ExportDock"].save_figure(tmp_path / "early.png", 60, "early visual")
-    assert out is not None and out.stat().st_size > 10_000
+    out = tmp_path / "early.png"
+    assert topo.docks["ExportDock"].save_figure(out, 60, "early visual") is topo.ctrl.jobs.get("figure early.png")
+    topo.ctrl.wait(120)
+    assert out.stat().st_size > 10_000
     table = st.unit_table()["fc6"]
     np.testing.assert_array_equal(table["osi"], st.early.sheets["fc6"].early.tuning.osi)
 

@@ -8,9 +8,14 @@ import numpy as np
 from topoviewer.pipeline import Stimulator
 
 
-def _click(topo, fake_event, sheet, column, xy, **kw):
+def _click(topo, fake_event, sheet, column, xy, process=True, **kw):
+    """A click of the tool; with ``process`` the event loop then runs (clicks are stimulated on its next turn)."""
+    from qtpy.QtWidgets import QApplication
+
     world = topo.book.layout.to_world(sheet, column, xy)
     topo.ctrl.tool.on_mouse(topo.viewer, fake_event(world, **kw))
+    if process:
+        QApplication.processEvents()
     return world
 
 
@@ -24,6 +29,9 @@ def test_click_stimulates_and_updates_layers_in_place(topo, fake_event):
     # through napari's own dispatch of viewer callbacks, as a real click
     for cb in list(v.mouse_drag_callbacks):
         cb(v, fake_event(world))
+    from qtpy.QtWidgets import QApplication
+
+    QApplication.processEvents()  # the click is stimulated on the next event-loop turn
     r = st.stimulation
     assert r is not None and r.layer == "fc6" and r.next_layer == "fc7"
     np.testing.assert_allclose(r.site_mm, xy)
@@ -37,7 +45,7 @@ def test_click_stimulates_and_updates_layers_in_place(topo, fake_event):
     np.testing.assert_allclose(prop_layer.data, book.layout.display(s7.rasterise(r.propagated)))
     # the ring marker: on the clicked maps and in the stimulation cell, diameter = 2 × radius
     sites = book.get("stimulation/sites")
-    assert any(np.allclose(p, world) for p in sites.data)
+    assert any(np.allclose(p, world) for p in sites.data + sites.translate)  # world = data + translate
     assert np.allclose(sites.size, 3.0)
     # read-out and log
     text = dock.readout.text()
@@ -112,6 +120,16 @@ def test_click_to_updated_layer_latency(topo, fake_event):
     print(f"click-to-updated-layer latency: first {first:.1f} ms, median {median:.1f} ms, max {max(times):.1f} ms")
     assert median < 250  # generous for loaded CI machines; the docs report the measured value
     assert topo.state.log[-1]["latency_ms"] > 0
+    # a burst of clicks before the event loop turns: only the latest is computed and logged
+    n_log = len(topo.state.log)
+    for i in range(5):
+        _click(topo, fake_event, "fc6", "dprime", (2 + i, 3), process=False)
+    assert len(topo.state.log) == n_log
+    QApplication.processEvents()
+    assert len(topo.state.log) == n_log + 1
+    np.testing.assert_allclose(topo.state.stimulation.site_mm, (6, 3))
+    sites = topo.book.get("stimulation/sites")  # the markers moved to the latest site
+    assert any(np.allclose(p, topo.book.layout.to_world("fc6", "dprime", (6, 3))) for p in sites.data + sites.translate)
 
 
 def test_shortcuts_toggle_the_tool_and_clear_the_stimulation(topo, fake_event):

@@ -92,7 +92,7 @@ class Controller:
         self.book = LayerBook(viewer, self.state)
         self.book.controller = self  # the viewer's callbacks keep the controller alive, nothing global does
         self.book.defer = _next_turn
-        self.tool = StimulateTool(viewer, self.book, self.stimulate_at)
+        self.tool = StimulateTool(viewer, self.book, self.request_stimulation)
         self.device = "cpu"
         self.closed = False
         self.jobs: dict = {}  # name → worker
@@ -106,6 +106,7 @@ class Controller:
         self.last_latency: dict = {}
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
         self._queued_images = None
+        self._pending_click = None  # (sheet, xy, click time): the latest click not computed yet
         for key, action in SHORTCUTS.items():
             viewer.bind_key(key, getattr(self, action), overwrite=True)
 
@@ -144,13 +145,14 @@ class Controller:
         return bool(self.jobs)
 
     def wait(self, timeout_s: float = 60.0, names=None):
-        """Process events until the named jobs (default: all) are done (for scripts and tests)."""
+        """Process events until the named jobs (default: all, and the maps they drew) are done (scripts, tests)."""
         from qtpy.QtWidgets import QApplication
 
         end = time.monotonic() + timeout_s
-        while any(n in self.jobs for n in (names or list(self.jobs))):
+        while any(n in self.jobs for n in (names or list(self.jobs))) or (names is None and self.book.pending):
             if time.monotonic() > end:
-                raise TimeoutError(f"jobs still running after {timeout_s} s: {list(self.jobs)}")
+                raise TimeoutError(f"still running after {timeout_s} s: jobs {list(self.jobs)}, "
+                                   f"{self.book.pending} analyses' maps being drawn")
             QApplication.processEvents()
             time.sleep(0.005)
         QApplication.processEvents()
@@ -301,13 +303,14 @@ class Controller:
             yield ("stimuli", 0, 1)
             stim = default_stimuli(model) if stimuli is None else stimuli
             result = yield from iter_analysis(model, stim, fwhm_mm=fwhm, voxel_mm=voxel)
-            return result, stim
+            yield ("patches and stimulation", 0, 1)
+            return result, stim, self.state.prepare(model, result, stim)
 
         def done(value):
-            analysis, stim = value
+            analysis, stim, prepared = value
             if self.state.model is not model:
                 return  # a newer model replaced it meanwhile
-            self.state.set_analysis(analysis, stim)
+            self.state.set_analysis(analysis, stim, prepared=prepared)
             from qtpy.QtCore import QTimer
 
             QTimer.singleShot(0, self.prepare_stimulation)
@@ -488,9 +491,29 @@ class Controller:
         return self.run_images(images, layer.name, meta.get("labels"), meta.get("categories"))
 
     # ------------------------------------------------------------------ stimulation
-    def stimulate_at(self, sheet: str, xy, site: str = "click"):
-        """Stimulate ``sheet`` at ``xy`` (sheet units); updates layers and the log. Returns the result or None."""
-        t0 = time.perf_counter()
+    def request_stimulation(self, sheet: str, xy):
+        """A click of the Stimulate tool: stimulated on the next event-loop turn.
+
+        Clicks coalesce: one arriving before that turn replaces the pending one, so a burst of
+        clicks computes (and logs) only the latest and the GUI never queues up stimulations.
+        """
+        scheduled = self._pending_click is not None
+        self._pending_click = (sheet, xy, time.perf_counter())
+        if not scheduled:
+            _next_turn(self._stimulate_pending)
+
+    def _stimulate_pending(self):
+        pending, self._pending_click = self._pending_click, None
+        if pending is not None and not self.closed:
+            sheet, xy, t_click = pending
+            self.stimulate_at(sheet, xy, since=t_click)
+
+    def stimulate_at(self, sheet: str, xy, site: str = "click", since: float | None = None):
+        """Stimulate ``sheet`` at ``xy`` (sheet units); updates layers and the log. Returns the result or None.
+
+        ``since``: ``time.perf_counter()`` of the click, for the logged latency (default: now).
+        """
+        t0 = time.perf_counter() if since is None else since
         try:
             result = self.state.stimulate(sheet, xy, site=site, log=False)
         except TopoviewerError as exc:
@@ -504,7 +527,7 @@ class Controller:
     def prepare_stimulation(self):
         """Build the microstimulation experiment of the first sheet ahead of the first click."""
         st = self.state
-        if st.model is None or st.analysis is None or len(st.model.sheets) < 2:
+        if self.closed or st.model is None or st.analysis is None or len(st.model.sheets) < 2:
             return
         try:
             stim = st.stimulator(st.model.sheets[0].name)
@@ -532,12 +555,16 @@ class Controller:
     # ------------------------------------------------------------------ training
     def start_training(self, config, out, refresh_s: float = 3.0, probe_per_category: int = 12,
                        on_progress=None, on_finished=None):
-        """Train in a worker; every ``refresh_s`` the last checkpoint's maps replace the shown maps.
+        """Train in a worker; every ``refresh_s`` the maps of the model as it is now replace the shown maps.
 
-        ``on_progress(Progress)`` runs for every step (GUI thread); ``on_finished(model, reason)``
-        once, with reason "done", "stopped" or "error". :meth:`stop_training` stops gracefully:
-        the step in progress finishes and is saved (resumable, atomically) — also before the
-        first regular checkpoint — and that model becomes the current model.
+        The maps come from an in-memory snapshot of the model (``Progress.snapshot``), whatever
+        the checkpoint interval; the snapshot's light analysis on a small fixed probe set and its
+        derived maps (:meth:`TopoState.prepare`) are computed in the worker, so the GUI thread only
+        sets layer data. ``on_progress(Progress)`` runs for every step (GUI thread);
+        ``on_finished(model, reason)`` once, with reason "done", "stopped" or "error".
+        :meth:`stop_training` stops gracefully: the step in progress finishes and is saved
+        (resumable, atomically) — also before the first regular checkpoint — and that model
+        becomes the current model.
         """
         import threading
 
@@ -549,27 +576,27 @@ class Controller:
         self._stop_training = stop_event = threading.Event()
 
         def job():
-            from topoviewer.io import load_model
             from topoviewer.pipeline import iter_analysis
             from topoviewer.stimuli import localizer
 
             gen = train(config, out, stop=stop_event)
             probe = None
-            last = time.monotonic()
+            due = time.monotonic() + refresh_s
             while True:
                 try:
                     p = next(gen)
                 except StopIteration as stop:
                     return stop.value
                 yield ("progress", p)
-                if p.checkpoint and (time.monotonic() - last >= refresh_s or p.done):
-                    model = load_model(p.checkpoint)
-                    warm_rasters(model)
-                    if probe is None:
-                        probe = localizer(size=max(32, model.input_size), per_category=probe_per_category, seed=99)
-                    analysis = yield from _silent(iter_analysis(model, probe, light=True))
-                    yield ("maps", p.step, model, analysis, probe)
-                    last = time.monotonic()
+                if p.done or stop_event.is_set() or time.monotonic() < due:
+                    continue  # the final (or stopped) model is opened and fully analysed by done()
+                due = time.monotonic() + refresh_s  # the period runs from the snapshot, not from its maps
+                model = p.snapshot()
+                warm_rasters(model)
+                if probe is None:
+                    probe = localizer(size=max(32, model.input_size), per_category=probe_per_category, seed=99)
+                analysis = yield from _silent(iter_analysis(model, probe, light=True))
+                yield ("maps", p.step, model, analysis, probe, state.prepare(model, analysis))
 
         def on_yield(value):
             if value[0] == "progress":
@@ -580,8 +607,9 @@ class Controller:
                 if on_progress:
                     on_progress(p)
             elif value[0] == "maps":
-                _, step, model, analysis, probe = value
-                state.set_model(model, source=str(out), stimuli=probe, analysis=analysis, training_step=step)
+                _, step, model, analysis, probe, prepared = value
+                state.set_model(model, source=str(out), stimuli=probe, analysis=analysis, training_step=step,
+                                prepared=prepared)
 
         def done(model):
             state.report("training", 0, 0, "")
@@ -629,26 +657,52 @@ class Controller:
             w.resume()  # a paused run must reach the end of its step to save it
 
     # ------------------------------------------------------------------ exports
-    def save_figure(self, path, dpi: int = 200, maps: str = "category"):
-        """The publication figure (.png/.svg/.pdf at ``dpi``) of the category maps (``maps="category"``)
-        or of the early visual maps (``"early"``: orientation with pinwheels, OSI, SF, colour); for .html,
-        the interactive page of ``share``."""
-        from topoviewer.figures import early_figure, map_figure
+    def save_figure(self, path, dpi: int = 200, maps: str = "category", on_done=None):
+        """Write a figure of the current maps in a worker (matplotlib without a GUI): the publication
+        figure (.png/.svg/.pdf at ``dpi``) of the category maps (``maps="category"``) or of the early
+        visual maps (``"early"``: orientation with pinwheels, OSI, SF, colour); for .html, the
+        interactive page of ``share``.
+
+        The request is checked here (a TopoviewerError for a bad one); ``on_done(path)`` runs on
+        the GUI thread once the file is written. Returns the worker.
+        """
+        from topoviewer.figures import early_figure, figure_format, map_figure
         from topoviewer.share import share_page
 
         st = self.state
+        model = st.model
         if maps == "early":
             if st.early is None:
                 raise TopoviewerError("no early visual maps yet: press “Gratings” under Model & maps first")
-            return early_figure(st.early, st.model, path, dpi=int(dpi))
+            figure_format(path)
+            early = st.early
+
+            def draw():
+                return early_figure(early, model, path, dpi=int(dpi))
+            return self._draw_in_worker(path, draw, on_done)
         analysis = st.analysis_for_figure()
         if Path(path).suffix.lower() in (".html", ".htm"):
-            stimulators = {s.name: st.stimulator(s.name) for s in st.model.sheets[:-1]}
-            return share_page(analysis, st.model, path, stimulators=stimulators, stimuli=st.stimuli,
-                              category=st.category, fwhm_mm=st.fwhm_mm, voxel_mm=st.voxel_mm,
-                              t_threshold=st.t_threshold)[0]
-        return map_figure(analysis, st.model, path, category=st.category, dpi=int(dpi), fwhm_mm=st.fwhm_mm,
-                          voxel_mm=st.voxel_mm)
+            stimulators = {s.name: st.stimulator(s.name) for s in model.sheets[:-1]}
+            kw = dict(stimulators=stimulators, stimuli=st.stimuli, category=st.category, fwhm_mm=st.fwhm_mm,
+                      voxel_mm=st.voxel_mm, t_threshold=st.t_threshold)
+
+            def draw():
+                return share_page(analysis, model, path, **kw)[0]
+        else:
+            figure_format(path)
+            kw = dict(category=st.category, dpi=int(dpi), fwhm_mm=st.fwhm_mm, voxel_mm=st.voxel_mm)
+
+            def draw():
+                return map_figure(analysis, model, path, **kw)
+        return self._draw_in_worker(path, draw, on_done)
+
+    def _draw_in_worker(self, path, draw, on_done):
+        def job():
+            yield ("drawing", 0, 1)
+            return draw()
+
+        return self._start(f"figure {Path(path).name}", job(), on_done or (lambda _: None),
+                           self._on_progress("figure"))
 
     def save_screenshot(self, path, scale: float = 1.0, canvas_only: bool = True):
         path = Path(path)

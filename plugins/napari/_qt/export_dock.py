@@ -70,9 +70,10 @@ class ExportDock(Dock):
 
     # ------------------------------------------------------------------ actions (paths given: scripts and tests)
     def save_figure(self, path, dpi: int | None = None, maps: str | None = None):
+        """Start writing the figure in a worker (the GUI stays live); returns the worker, None for a bad request."""
         maps = FIGURE_MAPS[maps or self.figure_form.maps.value]
-        out = self.guarded(self.ctrl.save_figure, path, dpi or self.figure_form.dpi.value, maps)
-        return self._done(out)
+        return self.guarded(self.ctrl.save_figure, path, dpi or self.figure_form.dpi.value, maps,
+                            on_done=self._done)
 
     def save_screenshot(self, path, scale: float | None = None):
         out = self.guarded(self.ctrl.save_screenshot, path, scale or self.screenshot_form.scale.value)
@@ -100,7 +101,7 @@ class ExportDock(Dock):
         path = ask_save_path(self, "Save the figure", Path.cwd() / f"{stem}{suffix}",
                              f"{format.split()[0]} (*{suffix})")
         if path:
-            self.save_figure(path if Path(path).suffix else path + suffix, dpi, maps)
+            return self.save_figure(path if Path(path).suffix else path + suffix, dpi, maps)
 
     def _ask_screenshot(self, scale: float = 2.0):
         path = ask_save_path(self, "Save a screenshot", Path.cwd() / f"{self._stem()}-view.png", "PNG (*.png)")

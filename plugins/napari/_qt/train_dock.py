@@ -115,7 +115,8 @@ class TrainDock(Dock):
         self.refresh.setRange(0.5, 600.0)
         self.refresh.setValue(3.0)
         self.refresh.setSuffix(" s")
-        self.refresh.setToolTip("How often the sheet maps are recomputed from the last checkpoint")
+        self.refresh.setToolTip("How often the sheet maps are recomputed from the model in training "
+                                "(an in-memory snapshot, whatever the checkpoint interval)")
         form.addRow("Refresh maps", self.refresh)
         row = QHBoxLayout()
         self.out = QLineEdit(str(default_out(self.arch.currentText(), self.loss.currentText())))
@@ -271,7 +272,7 @@ class TrainDock(Dock):
         if kw["data"]:
             kw["category_frequency"] = {}  # the recipe's diet frequencies do not apply to image folders
         kw.update(overrides)
-        # checkpoints feed the live maps: often enough for the refresh, not every step
+        # checkpoints make the run resumable (the live maps come from in-memory snapshots)
         kw.setdefault("checkpoint_every", max(1, min(250, kw["steps"] // 10)))
         return TrainConfig(**kw)
 
