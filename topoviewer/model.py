@@ -161,7 +161,17 @@ class TopoModel:
 
     # ------------------------------------------------------------------ input
     def preprocess(self, images):
-        """Images → the network's input tensor (B, C, S, S) on the model's device.
+        """Images → the network's input tensor (B, C, S, S) on the model's device: :meth:`input_pixels`
+        normalised with the model's mean and std."""
+        import torch
+
+        x = self.input_pixels(images)
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        return ((x - mean) / std).contiguous()
+
+    def input_pixels(self, images):
+        """Images → the pictures the network sees, (B, C, S, S) in [0, 1] on the model's device.
 
         ``images`` is one image or a batch as numpy: (H, W) / (H, W, 3) or (B, H, W) /
         (B, H, W, 3), floats in [0, 1]. Colour is converted to the model's channels
@@ -187,10 +197,7 @@ class TopoModel:
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
         if x.shape[1] == 1 and self.in_channels == 3:
             x = x.expand(-1, 3, -1, -1)
-        x = resize_crop(x.to(self.device), self.input_size, self.resize_size)
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        return ((x - mean) / std).contiguous()
+        return resize_crop(x.to(self.device), self.input_size, self.resize_size)
 
     # ------------------------------------------------------------------ units
     def units(self, k: int, tensor):

@@ -29,6 +29,10 @@ SITE_COLOR = "#39ff14"
 PATCH_COLOR = "#101010"
 READOUT_COLOR = "#00e5ff"
 CENTRE_COLOR = "#00e5ff"
+#: Outline of the category's patch over the activation and stimulation maps (dark colormaps).
+ACTIVITY_PATCH_COLOR = "#f2f2f2"
+#: Where the category's patch is outlined besides its own voxel t map.
+ACTIVITY_COLUMNS = ("activation", "stimulation")
 #: Upsampling of patch outlines (thin contours on coarse voxels).
 OUTLINE_UPSAMPLE = 4
 
@@ -248,21 +252,21 @@ class LayerBook:
             t[(s.name, "purity")] = f"purity {cat}"
             if s is self.state.model.sheets[0]:
                 t[(s.name, "input")] = "input image" if self.get("input/image") is not None \
-                    else "input (drop a picture or folder)"
+                    else "input · drop a picture"
             else:
                 t[(s.name, "input")] = ""
             act = st.activations
             t[(s.name, "activation")] = "activation" if act is None or act.n_images == 1 \
-                else f"mean activation · {act.n_images} images"
+                else f"activation · {act.n_images} images"
             if act is not None and act.contrast:
                 t[(s.name, "activation")] = f"d′ {act.contrast_category} · {act.n_images} images"
-            role = "stimulation / propagation"
+            role = "stimulation"
             if stim is not None:
                 role = {stim.layer: "stimulation", stim.next_layer: "propagated"}.get(s.name, "—")
             t[(s.name, "stimulation")] = role
         if st.training_step is not None:
             for s in self.state.model.sheets:
-                t[(s.name, "dprime")] = f"{s.name} · d′ {cat} · step {st.training_step}"
+                t[(s.name, "dprime")] = f"d′ {cat} · step {st.training_step}"
         return t
 
     def _retitle(self):
@@ -286,8 +290,23 @@ class LayerBook:
             self._draw_voxel_t()
             self._draw_purity()
             self._draw_units()
+            self._select_map()
 
         self.defer(rest)
+
+    def _select_map(self):
+        """Make the first sheet's d′ map the active layer unless an image layer is active.
+
+        napari activates the layer added last (here a hidden points layer or an outline),
+        whose controls are editing tools; a map's controls (contrast, colormap) fit a start.
+        """
+        from napari.layers import Image
+
+        if isinstance(self.viewer.layers.selection.active, Image) or self.layout is None:
+            return
+        layer = self.get(f"{self.layout.names[0]}/dprime")
+        if layer is not None:
+            self.viewer.layers.selection.active = layer
 
     def _on_category(self, state):
         self._on_analysis(state)
@@ -368,6 +387,22 @@ class LayerBook:
                         limits=map_limits("voxel_t", t, threshold=st.t_threshold))
             self._labels(f"{s.name}/patch", s.name, "voxel_t", st.patch_labels(s.name), st.voxel_mm,
                          name=f"{s.name} · patch t>{st.t_threshold:g} {st.category}", color=PATCH_COLOR)
+            for column in ACTIVITY_COLUMNS:
+                self._labels(f"{s.name}/patch_{column}", s.name, column, st.patch_labels(s.name), st.voxel_mm,
+                             name=f"{s.name} · patch t>{st.t_threshold:g} {st.category} over {column}",
+                             color=ACTIVITY_PATCH_COLOR)
+        self._raise_outlines()
+
+    def _raise_outlines(self):
+        """Keep the patch outlines of the activity cells above those cells' maps (added later)."""
+        layers = self.viewer.layers
+        outline = [i for i, lyr in enumerate(layers)
+                   if str(lyr.metadata.get(KEY, "")).endswith(("/readout_patch",) + tuple(
+                       f"/patch_{c}" for c in ACTIVITY_COLUMNS))]
+        maps = [i for i, lyr in enumerate(layers)
+                if str(lyr.metadata.get(KEY, "")).endswith(("/activation", "/contrast", "/stimulation", "/propagated"))]
+        if outline and maps and max(maps) > min(outline):
+            layers.move_multiple(outline, len(layers))
 
     def _draw_purity(self):
         st = self.state
@@ -404,6 +439,7 @@ class LayerBook:
                 self._image(f"{s.name}/contrast", s.name, "activation", s.rasterise(c, px), px,
                             name=f"{s.name} · d′ {act.contrast_category} (images)", cmap=CMAP["contrast"],
                             limits=map_limits("contrast", c, threshold=state.threshold))
+        self._raise_outlines()
         self._retitle()
 
     def placement_for_input(self, shape, rgb: bool):
@@ -445,6 +481,7 @@ class LayerBook:
                     lyr.visible = True
         if self._stim_roles != (layer, nxt):
             self._stim_roles = (layer, nxt)
+            self._raise_outlines()
             self._retitle()
 
     def _sites(self, world, size, visible=True):
@@ -468,6 +505,7 @@ class LayerBook:
                          name=f"{nxt} · read-out patch", color=READOUT_COLOR).visible = False
         if self.get("stimulation/sites") is None:
             self._sites(np.empty((0, 2)), 2.0 * st.stim_radius_mm, visible=False)
+        self._raise_outlines()
 
     def clear_stimulation(self):
         """Hide the stimulation layers and forget the last stimulation (the log is kept)."""
