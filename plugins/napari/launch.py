@@ -134,14 +134,10 @@ def add_docks(viewer, names):
     qt_window = getattr(window, "_qt_window", None)
     if qt_window is not None:
         qt_window.setTabPosition(Qt.DockWidgetArea.RightDockWidgetArea, QTabWidget.TabPosition.East)
-    open_names = set(getattr(window, "_dock_widgets", {}))
     docks = []
-    for name in names:
-        title = f"{name} (topoviewer)"
-        if title in open_names:
-            docks.append(window._dock_widgets[title])
-            continue
+    for name in names:  # napari hands back a dock that is already open
         dock, _ = window.add_plugin_dock_widget("topoviewer", name, tabify=bool(docks))
+        dock.setWindowTitle(name)  # the tab's text: "Train", not "Train (topoviewer)"
         docks.append(dock)
     if docks:
         docks[0].raise_()

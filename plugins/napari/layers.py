@@ -506,6 +506,7 @@ class LayerBook:
         if self.get("stimulation/sites") is None:
             self._sites(np.empty((0, 2)), 2.0 * st.stim_radius_mm, visible=False)
         self._raise_outlines()
+        self._select_map()  # the hidden layers just added must not become the active layer
 
     def clear_stimulation(self):
         """Hide the stimulation layers and forget the last stimulation (the log is kept)."""

@@ -73,6 +73,7 @@ class Activations:
     labels: np.ndarray | None = None
     responses: dict = field(default_factory=dict)  # sheet → (n_images, N), for the patch table
     names: list = field(default_factory=list)  # one name per picture
+    network_input: np.ndarray | None = None  # (S, S) what the network received for the first picture
 
 
 #: Columns of the stimulation log (and its CSV).
@@ -442,13 +443,22 @@ class TopoState:
             log=[dict(row) for row in self.log])
 
     def apply_settings(self, ws):
-        """Take a workspace's map settings and log (before its model is opened and analysed)."""
+        """Take a workspace's map settings and log; with an analysis on screen the maps follow at once.
+
+        The voxel t maps are not recomputed here: a new FWHM needs the controller's worker.
+        """
+        if self.analysis is not None and ws.category not in self.analysis.categories:
+            raise TopoviewerError(f"the workspace's category {ws.category!r} is not among the analysis's "
+                                  f"{', '.join(self.analysis.categories)}")
         self.category = ws.category
         self.fwhm_mm, self.voxel_mm = ws.fwhm_mm, ws.voxel_mm
         self.threshold, self.t_threshold = ws.dprime_threshold, ws.t_threshold
         self.stim_radius_mm = ws.stim_radius_mm
         self.log = [dict(row) for row in ws.log]
+        self._stimulators.clear()
         self.events.log_changed.emit(self)
+        if self.analysis is not None:
+            self.events.category_changed.emit(self)
 
     def analysis_for_figure(self):
         """The analysis with the voxel t maps at the current FWHM (for :func:`topoviewer.figures.map_figure`)."""

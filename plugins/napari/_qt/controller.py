@@ -414,6 +414,7 @@ class Controller:
 
         def job():
             responses = yield from model.iter_responses(batch)
+            seen = model.input_pixels(batch[:1])[0].mean(dim=0).cpu().numpy()  # grey, cropped, resized
             mean = {k: v.mean(axis=0) for k, v in responses.items()}
             contrast, cat = {}, None
             if labels is not None and categories is not None and len(set(np.asarray(labels).tolist())) > 1:
@@ -422,7 +423,7 @@ class Controller:
                     contrast[k] = dprime_maps(v, labels, categories)[cat]
             return Activations(name, len(batch), mean, contrast, cat, list(categories or []), images=arr,
                                labels=None if labels is None else np.asarray(labels), responses=responses,
-                               names=list(names))
+                               names=list(names), network_input=seen)
 
         def done(act):
             if st.model is model:
@@ -638,6 +639,15 @@ class Controller:
         ws = load_workspace(path)
         check_model(ws)
         st = self.state
+        if st.model is not None and st.analysis is not None and st.source == ws.model and st.training_step is None:
+            # the workspace's model is the one on screen (same file, same hash): keep its analysis
+            refit = (ws.fwhm_mm, ws.voxel_mm) != (st.fwhm_mm, st.voxel_mm)
+            st.apply_settings(ws)
+            if refit:
+                self.set_fwhm(ws.fwhm_mm)
+            if ws.images is not None:
+                self._add_input_layer(ws)
+            return None
         st.apply_settings(ws)
 
         def analysed(state):

@@ -29,13 +29,16 @@ class DropHandler(QObject):
     """An event filter on the viewer's canvas widget that handles the plugin's drops itself."""
 
     def __init__(self, viewer, widget):
-        super().__init__(widget)
+        super().__init__()
         self.viewer = viewer
         self.widget = widget
         widget.installEventFilter(self)
 
     def remove(self):
-        self.widget.removeEventFilter(self)
+        """Stop filtering and let go of the viewer (no reference may outlive it)."""
+        if self.widget is not None:
+            self.widget.removeEventFilter(self)
+        self.viewer = self.widget = None
 
     def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
         if event.type() != QEvent.Type.Drop:
