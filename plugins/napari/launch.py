@@ -118,6 +118,10 @@ class Preload:
         QTimer.singleShot(0, poll)
 
 
+#: Tab titles that differ from the dock's name ("&" would be read as a keyboard mnemonic).
+TAB_TITLES = {"Model & maps": "Model"}
+
+
 def add_docks(viewer, names):
     """Open the plugin's docks (each once) as one tab stack on the right, "Model & maps" in front.
 
@@ -137,10 +141,13 @@ def add_docks(viewer, names):
     docks = []
     for name in names:  # napari hands back a dock that is already open
         dock, _ = window.add_plugin_dock_widget("topoviewer", name, tabify=bool(docks))
-        dock.setWindowTitle(name)  # the tab's text: "Train", not "Train (topoviewer)"
+        dock.setWindowTitle(TAB_TITLES.get(name, name))  # the tab's text: "Train", not "Train (topoviewer)"
         docks.append(dock)
     if docks:
+        from qtpy.QtCore import QTimer
+
         docks[0].raise_()
+        QTimer.singleShot(0, docks[0].raise_)  # napari raises the dock added last once the loop runs
     return docks
 
 

@@ -154,7 +154,7 @@ class LayerBook:
             layer.name = name
         return layer
 
-    def _labels(self, key, sheet, column, labels, pixel, *, name, color):
+    def _labels(self, key, sheet, column, labels, pixel, *, name, color, visible=True):
         up = OUTLINE_UPSAMPLE
         fine = np.kron((np.asarray(labels) > 0).astype(np.uint8), np.ones((up, up), np.uint8))
         place = self.layout.placement(sheet, column, fine.shape, pixel / up)
@@ -165,7 +165,7 @@ class LayerBook:
 
             layer = self.viewer.add_labels(
                 data, name=name, scale=place.scale, translate=place.translate, units=self._unit(),
-                metadata={KEY: key}, opacity=1.0,
+                metadata={KEY: key}, opacity=1.0, visible=visible,
                 colormap=DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: color}),
             )
             layer.contour = 1
@@ -390,8 +390,22 @@ class LayerBook:
             for column in ACTIVITY_COLUMNS:
                 self._labels(f"{s.name}/patch_{column}", s.name, column, st.patch_labels(s.name), st.voxel_mm,
                              name=f"{s.name} · patch t>{st.t_threshold:g} {st.category} over {column}",
-                             color=ACTIVITY_PATCH_COLOR)
+                             color=ACTIVITY_PATCH_COLOR, visible=self._has_activity(s.name, column))
         self._raise_outlines()
+
+    def _has_activity(self, sheet, column) -> bool:
+        """Whether a cell shows a map to outline the patch over (an empty cell gets no outline)."""
+        st = self.state
+        if column == "activation":
+            return st.activations is not None and sheet in st.activations.mean
+        r = st.stimulation
+        return r is not None and sheet in (r.layer, r.next_layer)
+
+    def _show_activity_outlines(self, column):
+        for s in self.state.model.sheets:
+            layer = self.get(f"{s.name}/patch_{column}")
+            if layer is not None and layer.visible != self._has_activity(s.name, column):
+                layer.visible = not layer.visible
 
     def _raise_outlines(self):
         """Keep the patch outlines of the activity cells above those cells' maps (added later)."""
@@ -425,6 +439,7 @@ class LayerBook:
         act = state.activations
         self.remove(lambda k: k.endswith("/activation") or k.endswith("/contrast"))
         if act is None:
+            self._show_activity_outlines("activation")
             return
         for s in state.model.sheets:
             if s.name not in act.mean:
@@ -439,6 +454,7 @@ class LayerBook:
                 self._image(f"{s.name}/contrast", s.name, "activation", s.rasterise(c, px), px,
                             name=f"{s.name} · d′ {act.contrast_category} (images)", cmap=CMAP["contrast"],
                             limits=map_limits("contrast", c, threshold=state.threshold))
+        self._show_activity_outlines("activation")
         self._raise_outlines()
         self._retitle()
 
@@ -473,7 +489,8 @@ class LayerBook:
         cols = ("dprime", "voxel_t", "purity", "stimulation")
         world = np.vstack([self.layout.to_world(layer, c, site) for c in cols])
         self._sites(world, 2.0 * result.radius_mm)
-        for key in (f"{layer}/stimulation", f"{nxt}/propagated", f"{nxt}/readout_patch", "stimulation/sites"):
+        for key in (f"{layer}/stimulation", f"{nxt}/propagated", f"{nxt}/readout_patch", "stimulation/sites",
+                    f"{layer}/patch_stimulation", f"{nxt}/patch_stimulation"):
             if key not in self._revealed:  # prepared hidden; shown once, then the user's eye toggle rules
                 self._revealed.add(key)
                 lyr = self.get(key)
@@ -512,7 +529,8 @@ class LayerBook:
         """Hide the stimulation layers and forget the last stimulation (the log is kept)."""
         self.state.stimulation = None
         for key in self.keys():
-            if key.endswith(("/stimulation", "/propagated", "/readout_patch")) or key == "stimulation/sites":
+            if key.endswith(("/stimulation", "/propagated", "/readout_patch", "/patch_stimulation")) \
+                    or key == "stimulation/sites":
                 self.get(key).visible = False
         self._revealed = set()  # the next stimulation shows its layers again
 

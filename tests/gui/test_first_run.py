@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from topoviewer_napari import DOCKS
+from topoviewer_napari.launch import TAB_TITLES
 
 
 def _pump(seconds=0.2):
@@ -36,6 +37,8 @@ def _docks_fit_tabs_read_and_titles_do_not_overlap(topo):
     from qtpy.QtWidgets import QScrollArea, QTabBar
 
     win = topo.viewer.window._qt_window
+    bars = [tb for tb in win.findChildren(QTabBar) if tb.isVisible() and tb.count() == len(DOCKS)]
+    assert len(bars) == 1 and bars[0].tabText(bars[0].currentIndex()) == "Model"  # Model & maps in front
     for size in ((1600, 1000), (1280, 800)):
         win.resize(*size)
         _pump()
@@ -49,13 +52,13 @@ def _docks_fit_tabs_read_and_titles_do_not_overlap(topo):
         tabs = [tb for tb in win.findChildren(QTabBar) if tb.isVisible() and tb.count() == len(DOCKS)]
         assert len(tabs) == 1
         bar = tabs[0]
-        assert [bar.tabText(i) for i in range(bar.count())] == list(DOCKS)  # short names, all of them
-        # vertical tabs, all within the bar (Qt elides names only when they do not fit), each about its name's length
+        assert [bar.tabText(i) for i in range(bar.count())] == [TAB_TITLES.get(n, n) for n in DOCKS]
+        # vertical tabs, all within the bar, none elided: each tab as long as its name
         assert bar.shape().name.endswith("East")
         assert bar.tabRect(bar.count() - 1).bottom() <= bar.height()
         fm = bar.fontMetrics()
         for i in range(bar.count()):
-            assert bar.tabRect(i).height() >= 0.9 * fm.horizontalAdvance(bar.tabText(i))
+            assert bar.tabRect(i).height() >= fm.horizontalAdvance(bar.tabText(i)), bar.tabText(i)
         # cell titles: each fits its cell plus the gap on screen (napari draws them at 8 pt)
         topo.book.fit()
         _pump()
@@ -88,6 +91,8 @@ def _drop_picture_without_dialog_in_mm_with_patch_table(topo, tmp_path, notes):
     topo.ctrl.wait(60)
     keys = topo.book.keys()
     assert {"input/image", "fc6/activation", "fc7/activation", "fc6/patch_activation"} <= set(keys)
+    assert topo.book.get("fc6/patch_activation").visible  # outlined once the cell shows a map
+    assert not topo.book.get("fc6/patch_stimulation").visible  # nothing stimulated yet: no outline
     for layer in topo.viewer.layers:  # mm everywhere: the scale bar stays in mm
         assert tuple(str(u) for u in layer.units)[-2:] == ("millimeter", "millimeter"), layer.name
     layers = list(topo.viewer.layers)
