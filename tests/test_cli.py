@@ -151,11 +151,11 @@ def test_train_resume_continues_an_interrupted_run_exactly(capsys, tmp_path):
         next(gen)
     gen.close()
     assert read_header(cut)["training"]["step"] == 2
-    # (--steps: the CLI's default of 2000 would extend the run; the rest comes from the checkpoint)
-    code, out, _ = run(capsys, "train", "--resume", "--steps", "4", "--device", "cpu", "--quiet", "--out", str(cut))
+    # (the settings, --steps included, come from the checkpoint)
+    code, out, _ = run(capsys, "train", "--resume", "--device", "cpu", "--quiet", "--out", str(cut))
     assert code == 0 and f"saved {cut}" in out
     header = read_header(cut)
-    assert "training" not in header and header["meta"]["training"]["steps"] == 4  # finished, not resumable
+    assert header["training"]["step"] == 4 and header["meta"]["training"]["steps"] == 4  # finished, extendable
     resumed, uninterrupted = load_tensors(cut, "net."), load_tensors(full, "net.")
     assert resumed.keys() == uninterrupted.keys()
     for key, value in uninterrupted.items():

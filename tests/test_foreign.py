@@ -69,7 +69,7 @@ def tdann_files(tmp_path_factory, r18_state):
 
 @pytest.fixture(scope="module")
 def tdann(tdann_files):
-    return tv.load(tdann_files["ckpt"])  # positions guessed from the pairing rule, paper scale
+    return tv.load(tdann_files["ckpt"])  # an unpaired name: the only positions folder nearby; paper scale
 
 
 def _image(h=300, w=400, seed=0):
@@ -148,19 +148,56 @@ def test_tdann_positions_of_another_model_are_refused(tdann_files, tmp_path):
         tv.load(tdann_files["ckpt"], positions=bad)
 
 
-def test_tdann_pkl_positions_folder(tdann_files, tmp_path, monkeypatch, fake_spacetorch):
+def _link_folder(src, dst, version=None):
+    """A positions folder holding ``src``'s layer files (symlinked), with ``version.txt`` as the authors write it."""
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        os.symlink(f, dst / f.name)
+    if version is not None:
+        (dst / "version.txt").write_text(version)
+    return dst
+
+
+def test_tdann_pkl_positions_folder_of_version_2_is_used_as_stored(tdann_files, tmp_path, monkeypatch,
+                                                                   fake_spacetorch):
+    """spacetorch's ``get_positions`` rescales version-1 folders only: a version-2 folder is already final."""
     LayerPositions = fake_spacetorch("spacetorch.models.positions")
     folder = tmp_path / "supervised_resnet18_lw0" / "pkl"
     folder.mkdir(parents=True)
-    for layer in LAYERS:
+    for layer in LAYERS:  # LayerPositions.save: pickle.dump(self) to <save_dir>/<name>.pkl
         lp = LayerPositions(layer, DIMS[layer], tdann_files["coords"][layer], np.zeros((2, 3), int), 0.5)
         (folder / f"{layer}.pkl").write_bytes(pickle.dumps(lp))
-    (folder / "version.txt").write_text("2")
+    (folder / "version.txt").write_text("2\n")
     for name in ("spacetorch.models.positions", "spacetorch.models", "spacetorch"):
         monkeypatch.delitem(sys.modules, name)  # spacetorch is never imported by the loader
     m = tv.load(tdann_files["ckpt"], positions=folder, scale="paper")
-    assert m.meta["positions"]["version"] == 2
-    np.testing.assert_allclose(m.sheet("layer4.0").positions, tdann_files["coords"]["layer4.0"] * 7.0, rtol=1e-6)
+    pos = m.meta["positions"]
+    assert pos["version"] == 2 and pos["scale"] == "paper" and not pos["rescaled"]
+    assert set(pos["factors"].values()) == {1.0}
+    np.testing.assert_allclose(m.sheet("layer4.0").positions, tdann_files["coords"]["layer4.0"], rtol=1e-6)
+    assert max(m.sheet("layer2.0").extent_mm) == pytest.approx(24.5, rel=0.02)  # not 36.75
+    assert m.sheet("layer2.0").label == "V1, paper mm"
+
+
+@pytest.mark.parametrize("text, version", [(None, 1), ("1\n", 1), (" 1 ", 1), ("2", 2), ("3\nnotes", 3), ("0", 0)])
+def test_tdann_version_txt_is_read_as_the_authors_read_it(tmp_path, text, version):
+    """``int(first line)``, no file → 1 (``NetworkPositions.load_from_dir``); the loader rescales version 1 only
+    (the guessed folder above has none and is rescaled; the version-2 folder above is not)."""
+    from topoviewer.positions import read_version
+
+    if text is not None:
+        (tmp_path / "version.txt").write_text(text)
+    assert read_version(tmp_path) == version
+
+
+@pytest.mark.parametrize("text", ["2.0", "", "two", "\n2"])
+def test_tdann_version_txt_that_the_authors_code_cannot_read_is_refused(tdann_files, tmp_path, text):
+    folder = tmp_path / "pos"
+    folder.mkdir()
+    (folder / "version.txt").write_text(text)  # checked before any layer file is read
+    with pytest.raises(TopoviewerError, match="version.txt: expected one integer on the first line") as info:
+        tv.load(tdann_files["ckpt"], positions=folder)
+    assert "\n" not in str(info.value)
 
 
 def test_tdann_without_positions_is_a_clear_error(tdann_files, tmp_path):
@@ -169,6 +206,160 @@ def test_tdann_without_positions_is_a_clear_error(tdann_files, tmp_path):
     os.symlink(tdann_files["ckpt"], lonely)
     with pytest.raises(TopoviewerError, match="no positions folder.*--positions"):
         tv.load(lonely)
+
+
+# the TDANN release (tdann_data/tdann): checkpoints/ and positions/ side by side; folder names from the authors'
+# analysis configs (weights.checkpoint_dir → TRUNK_PARAMS.position_dir) and spacetorch's POS_LOOKUP
+NBVER2 = ("simclr_spatial_resnet18_fuzzy_swappedon_SineGrating2019_lw0/"
+          "resnet18_retinotopic_init_fuzzy_swappedon_SineGrating2019_NBVER2")
+SUPERVISED = "supervised_resnet18/resnet18_retinotopic_init_fuzzy_swappedon_SineGrating2019"
+SUPSWAP = "supervised_resnet18_lw0/resnet18_retinotopic_init_fuzzy_swappedon_SineGrating2019"
+RN50 = "supervised_resnet50/resnet50_retinotopic_init_swappedon_SineGrating2019"
+CHANX2 = "supervised_resnet18_chanx2/resnet18_chanx2_retinotopic_init_swappedon_SineGrating2019"
+PAIRS = [  # (checkpoint_dir as in the config, position_dir as in the config)
+    ("checkpoints/deprecated__defense_models_fuzzy_nonisoswap/"  # simclr_ecoset: SimCLR, supervised positions
+     "simclr_spatial_resnet18_fuzzy_swappedon_SineGrating2019_ecoset_checkpoints", SUPERVISED),
+    ("checkpoints/simclr_spatial_SG_pretrain_minimal_aug_biased", SUPERVISED),  # …trained_sine_gratings
+    ("checkpoints/simclr_spatial_resnet18_fuzzy_swappedon_SineGrating2019_lw0_checkpoints", SUPERVISED),  # simclr_lw0
+    ("checkpoints/simclr_spatial_resnet18_swappedon_SineGrating2019_isoswap_3_checkpoints", NBVER2),
+    ("checkpoints/simclr_spatial_resnet18_swappedon_SineGrating2019_isoswap_3_lw0_checkpoints", NBVER2),
+    ("checkpoints/simclr_spatial_resnet18_swappedon_SineGrating2019_old_scl_lwx5_seed_2_checkpoints", NBVER2),
+    ("checkpoints/white_noise_training_checkpoints", NBVER2),
+    ("checkpoints/supervised_spatial_resnet18_swappedon_SineGrating2019_lwx10_seed_3_checkpoints", SUPSWAP),
+    ("vissl_checkpoints/supervised_resnet50_checkpoints", RN50),  # POS_LOOKUP["resnet50"]
+    ("vissl_checkpoints/resnet18_chanx2_supervised_checkpoints", CHANX2),  # POS_LOOKUP["chanx2"]
+]
+
+
+@pytest.fixture()
+def release(tmp_path):
+    root = tmp_path / "tdann_data" / "tdann"
+    for rel in {p for _, p in PAIRS}:
+        (root / "positions" / rel).mkdir(parents=True)
+    return root
+
+
+@pytest.mark.parametrize("ckpt_dir, rel", PAIRS, ids=[c.rsplit("/", 1)[1][:40] for c, _ in PAIRS])
+def test_tdann_positions_are_paired_as_the_authors_configs_say(release, ckpt_dir, rel):
+    from topoviewer.families.tdann import guess_positions_folder
+
+    ckpt = release / ckpt_dir / "model_final_checkpoint_phase199.torch"
+    layers = LAYERS if "resnet50" not in rel else [f"layer{i}.{j}" for i, n in enumerate((3, 4, 6, 3), 1)
+                                                   for j in range(n)]
+    assert guess_positions_folder(ckpt, layers) == release / "positions" / rel
+
+
+def test_tdann_ambiguous_or_missing_positions_ask_for_positions(release, tdann_files):
+    from topoviewer.families.tdann import guess_positions_folder
+
+    for rel in (SUPERVISED, NBVER2):  # two candidate folders, a checkpoint the configs do not name
+        np.savez(release / "positions" / rel / "layer1.0.npz", coordinates=np.zeros((1, 2)))
+    ckpt = release / "checkpoints" / "my_simclr_run" / "model_final_checkpoint_phase199.torch"
+    with pytest.raises(TopoviewerError) as info:
+        guess_positions_folder(ckpt, LAYERS)
+    msg = str(info.value)
+    assert "2 positions folders could belong to this checkpoint" in msg and "--positions DIR" in msg
+    assert str(release / "positions" / SUPERVISED) in msg and str(release / "positions" / NBVER2) in msg
+    assert "\n" not in msg
+    (release / "positions" / CHANX2).rmdir()  # a named checkpoint whose folder is not there: no fallback guess
+    ckpt = release / PAIRS[-1][0] / "model_final_checkpoint_phase199.torch"
+    with pytest.raises(TopoviewerError, match=f"pair 'resnet18_chanx2_supervised_checkpoints' with the positions "
+                                              f"folder positions/{CHANX2}, which is not under .*--positions DIR"):
+        guess_positions_folder(ckpt, LAYERS)
+
+
+def _vissl_trunk(base_model: dict, blocks: str) -> dict:
+    """A VISSL trunk state dict as spacetorch's trunks save it: ``base_model.*`` plus the ``_feature_blocks``
+    ModuleDict's duplicates (``blocks="per_block"``: layer1_0 … as in ResNet18_ChanX; ``"per_stage"``:
+    conv1, bn1, layer1 … as in VisslResNet)."""
+    trunk = {f"base_model.{k}": v for k, v in base_model.items()}
+    for k, v in base_model.items():
+        head, rest = k.split(".", 1)
+        if blocks == "per_block" and head.startswith("layer"):
+            block, rest = rest.split(".", 1)
+            trunk[f"_feature_blocks.{head}_{block}.{rest}"] = v
+        elif head.startswith("layer") or head == "conv1" or (head == "bn1" and blocks == "per_stage"):
+            trunk[f"_feature_blocks.{k}"] = v
+    return trunk
+
+
+def _positions_folder(folder, dims: dict, mm=10.0):
+    """LayerPositions.save_np: ``np.savez(<dir>/<name>.npz, **vars(self))``; returns the coordinates."""
+    folder.mkdir(parents=True)
+    coords = {}
+    for k, (layer, d) in enumerate(dims.items()):
+        coords[layer] = retinotopic_positions(d, mm, seed=k).astype(np.float32)
+        np.savez(folder / f"{layer}.npz", name=layer, dims=np.array(d), coordinates=coords[layer],
+                 neighborhood_indices=np.zeros((2, 4), dtype=np.int64), neighborhood_width=np.float64(0.5))
+    return coords
+
+
+def test_tdann_resnet18_chanx2_opens_and_analyses(tmp_path):
+    """spacetorch's ResNet18_ChanX (channel_multiplier [1, 2, 1, 1]), supervised, found next to its positions."""
+    from topoviewer.families.resnet import resnet_widths_from_keys
+
+    torch.manual_seed(5)
+    widths = (64, 256, 256, 512)
+    base = dict(ResNetSheets(18, False, "chw", [], widths).state_dict())
+    base["fc.weight"], base["fc.bias"] = torch.randn(1000, 512) * 0.01, torch.zeros(1000)  # kept by ChanX, untrained
+    trunk = _vissl_trunk(base, "per_block")
+    assert trunk["base_model.layer2.0.conv1.weight"].shape == (256, 64, 3, 3)
+    assert trunk["_feature_blocks.layer2_0.downsample.0.weight"].shape == (256, 64, 1, 1)
+    assert trunk["base_model.layer3.0.downsample.0.weight"].shape == (256, 256, 1, 1)
+    heads = {"0.clf.0.weight": torch.randn(1000, 512) * 0.01, "0.clf.0.bias": torch.zeros(1000)}
+    root = tmp_path / "tdann"
+    ckpt = root / "vissl_checkpoints" / "resnet18_chanx2_supervised_checkpoints" / "model_final_checkpoint_phase199.torch"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"phase_idx": 99, "classy_state_dict": {"base_model": {"model": {"trunk": trunk, "heads": heads}}}},
+               ckpt)
+    dims = block_dims(18, 224, widths)
+    assert dims["layer2.0"] == (256, 28, 28) and dims["layer1.0"] == (64, 56, 56)
+    coords = _positions_folder(root / "positions" / CHANX2, dims)
+    m = tv.load(ckpt, scale="training")  # as the authors' figure: get_positions("chanx2", rescale=False)
+    assert m.meta["positions"]["source"] == str(root / "positions" / CHANX2) and m.meta["positions"]["guessed"]
+    assert m.meta["trunk"] == "ResNet18_ChanX" and m.meta["channel_multiplier"] == [1, 2, 1, 1]
+    assert resnet_widths_from_keys(m.net.state_dict()) == widths
+    assert m.sheet("layer2.1").n_units == 256 * 28 * 28 and m.sheet("layer2.0").label == "V1, training mm"
+    np.testing.assert_allclose(m.sheet("layer2.0").positions, coords["layer2.0"], rtol=1e-6)
+    torch.testing.assert_close(m.net.layer2[0].conv1.weight, base["layer2.0.conv1.weight"])
+    torch.testing.assert_close(m.net.fc.weight, heads["0.clf.0.weight"])  # the trained head, not the trunk's fc
+    img = _image(seed=3)
+    resp = m.responses(img, sheets=["layer2.0", "layer2.1"])
+    x = m.preprocess(img)
+    with torch.inference_mode():  # an independent forward through the stored weights
+        h = F.max_pool2d(F.relu(F.batch_norm(F.conv2d(x, base["conv1.weight"], stride=2, padding=3),
+                                             base["bn1.running_mean"], base["bn1.running_var"], base["bn1.weight"],
+                                             base["bn1.bias"])), 3, 2, 1)
+        want = m.net.layer2(m.net.layer1(h))
+    np.testing.assert_allclose(resp["layer2.1"][0], want[0].flatten().numpy(), rtol=1e-4, atol=1e-5)
+    vox = m.sheet("layer2.0").voxelise(resp["layer2.0"][0])
+    assert vox.shape == m.sheet("layer2.0").grid(0.5).shape and np.isfinite(vox).all()
+    again = tv.load(tv.save_model(m, tmp_path / "chanx2.safetensors"))  # the widths travel in the own format
+    assert again.net.widths == widths and again.config["widths"] == list(widths)
+    torch.testing.assert_close(again.net.layer2[1].conv2.weight, base["layer2.1.conv2.weight"])
+
+
+def test_tdann_resnet50_positions_are_found_and_used_as_stored(tmp_path):
+    """VisslResNet resnet50 (supervised_resnet50) + POS_LOOKUP["resnet50"]: 16 sheets, training mm only."""
+    torch.manual_seed(6)
+    base = dict(ResNetSheets(50, False, "chw", []).state_dict())
+    heads = {"0.clf.0.weight": torch.randn(1000, 2048) * 0.01, "0.clf.0.bias": torch.zeros(1000)}
+    root = tmp_path / "tdann"
+    ckpt = root / "vissl_checkpoints" / "supervised_resnet50_checkpoints" / "model_final_checkpoint_phase199.torch"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"classy_state_dict": {"base_model": {"model": {"trunk": _vissl_trunk(base, "per_stage"),
+                                                               "heads": heads}}}}, ckpt)
+    dims = block_dims(50, 224)
+    assert len(dims) == 16 and dims["layer1.2"] == (256, 56, 56) and dims["layer4.2"] == (2048, 7, 7)
+    coords = _positions_folder(root / "positions" / RN50, dims)
+    with pytest.raises(TopoviewerError, match="ResNet-50 positions have no paper scale.*--scale training"):
+        tv.load(ckpt, scale="paper")
+    m = tv.load(ckpt)
+    pos = m.meta["positions"]
+    assert pos["guessed"] and pos["source"] == str(root / "positions" / RN50)
+    assert pos["scale"] == "training" and not pos["rescaled"] and m.meta["family"] == "resnet50"
+    assert m.sheet_names == list(dims) and m.sheet("layer3.5").n_units == 1024 * 14 * 14
+    np.testing.assert_allclose(m.sheet("layer4.2").positions, coords["layer4.2"], rtol=1e-6)
 
 
 def test_llcnn_state_dict_with_one_coordinates_file(r18_state, tdann_files, tmp_path):
@@ -268,6 +459,19 @@ def test_toponets_resnet50_keys_and_sheets():
     assert m.meta["family"] == "toponets-resnet50" and len(m.sheets) == 16
     assert m.sheet("layer4.2").grid_shape == (32, 64) and m.sheet("layer1.0").grid_shape == (16, 16)
     assert m.meta["sheet_layers"]["layer4.2"] == "layer4.2.conv3"
+
+
+def test_toponets_resnet18_with_wider_stages():
+    """Stage widths come from the weights for BlurPool ResNets too (a ChanX-style ×2 layer2)."""
+    from topoviewer.families import load_foreign
+
+    torch.manual_seed(4)
+    sd = ResNetSheets(18, True, "channel", [512, 10], (64, 256, 256, 512)).state_dict()
+    assert sd["layer2.0.conv1.conv.weight"].shape == (256, 64, 3, 3) and "layer2.0.conv1.blur_filter" in sd
+    m = load_foreign(sd, "all_topo_tau_1.0.pt")
+    assert m.config["widths"] == [64, 256, 256, 512]
+    assert m.sheet("layer2.1").n_units == 256 and m.sheet("layer2.1").grid_shape == (16, 16)
+    torch.testing.assert_close(m.net.layer2[1].conv2.weight, sd["layer2.1.conv2.weight"])
 
 
 def test_topoloss_config_tolerates_extra_fields(tmp_path):

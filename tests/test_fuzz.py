@@ -186,6 +186,47 @@ def _stale_lock(work):
     (work / "m.safetensors.lock").write_text("")
 
 
+def _tdann_skeleton(path: Path, depth: int = 18) -> Path:
+    """A VISSL checkpoint with the TDANN trunk's key layout but one value per output channel: detected as a
+    TDANN and refused for its positions before any weight is used."""
+    import torch
+
+    from topoviewer.families.resnet import ResNetSheets
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in ResNetSheets(depth).state_dict().items()}
+    trunk = {f"base_model.{k}": torch.zeros(tuple(sh[:1]) + (1,) * (len(sh) - 1)) for k, sh in shapes.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"classy_state_dict": {"base_model": {"model": {"trunk": trunk, "heads": {}}}}}, path)
+    return path
+
+
+CKPT = "model_final_checkpoint_phase199.torch"
+ECOSET = "simclr_spatial_resnet18_fuzzy_swappedon_SineGrating2019_ecoset_checkpoints"
+
+
+def _version_float(work):
+    _tdann_skeleton(work / "run" / CKPT)
+    (work / "pos").mkdir()
+    (work / "pos" / "version.txt").write_text("2.0\n")
+
+
+def _two_positions_folders(work):
+    _tdann_skeleton(work / "run" / CKPT)
+    for name in ("a_NBVER2", "b_NBVER2"):
+        (work / "positions" / name).mkdir(parents=True)
+        np.savez(work / "positions" / name / "layer1.0.npz", coordinates=np.zeros((1, 2)))
+
+
+def _paired_missing(work):
+    _tdann_skeleton(work / "checkpoints" / ECOSET / CKPT)
+
+
+def _resnet50_folder(work):
+    _tdann_skeleton(work / "rn50" / CKPT, depth=50)
+    (work / "pos").mkdir()
+
+
 LONG = "a" * 240 + ".safetensors"
 TRAIN = ["train", "--steps", "2", "--per-category", "4", "--batch-size", "8", "--device", "cpu", "--quiet"]
 
@@ -229,6 +270,19 @@ CASES = [
     ("folder-model", "a folder given as the model", None, ["info", "{work}"], 2, "is a folder"),
     ("empty-model", "an empty model file", _empty, ["info", "empty.safetensors"], 2, "empty or truncated"),
     ("missing-model", "a missing model file", None, ["info", "nope.safetensors"], 2, "no such file"),
+    # ---- published files (TDANN) read as the authors' code reads them
+    ("positions-version-float", "a positions folder whose version.txt says 2.0 (int() of it fails)",
+     _version_float, ["info", f"run/{CKPT}", "--positions", "pos"], 2,
+     "version.txt: expected one integer on the first line"),
+    ("positions-ambiguous", "two positions folders next to a checkpoint the authors' configs do not name",
+     _two_positions_folders, ["info", f"run/{CKPT}"], 2,
+     "2 positions folders could belong to this checkpoint"),
+    ("positions-paired-missing", "the SimCLR-ecoset checkpoint without its (supervised) positions folder",
+     _paired_missing, ["info", f"checkpoints/{ECOSET}/{CKPT}"], 2,
+     "with the positions folder positions/supervised_resnet18/"),
+    ("resnet50-paper-scale", "--scale paper for ResNet-50 positions (the factors cover ResNet-18 blocks)",
+     _resnet50_folder, ["info", f"rn50/{CKPT}", "--positions", "pos", "--scale", "paper"], 2,
+     "ResNet-50 positions have no paper scale"),
     # ---- outputs: never lose a user's file
     ("train-over-notes", "train --out over a text file", _notes, [*TRAIN, "--out", "notes.txt"], 2,
      "already exists and is not this command's own output; pass --force"),
@@ -729,19 +783,41 @@ def test_unreadable_category_folder(tmp_path, model_file, monkeypatch, capsys):
     assert code == 2 and "cannot read the folder" in one_error_line(err) and "Permission denied" in err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
-def test_permissions(tmp_path, model_file, capsys):
-    ro = tmp_path / "ro"
+def _obey_file_permissions():
+    """``preexec_fn`` for a root child: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from its capability
+    bounding set (prctl PR_CAPBSET_DROP), so after exec it reads and writes files only as their mode allows
+    their owner — as an ordinary user would — while it can still reach the interpreter wherever it lives."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) refused")
+
+
+def test_permissions(tmp_path, model_file):
+    """An unwritable --out folder and an unreadable model, as an ordinary user meets them.
+
+    The CLI runs in a child process; when the tests run as root (as CI does) the child first gives up
+    root's permission override, since root otherwise reads and writes everything.
+    """
+    ro, unreadable = tmp_path / "ro", tmp_path / "secret.safetensors"
     ro.mkdir()
     ro.chmod(0o555)
-    unreadable = tmp_path / "secret.safetensors"
     unreadable.write_bytes(model_file.read_bytes())
     unreadable.chmod(0)
+    drop = {"preexec_fn": _obey_file_permissions} if os.geteuid() == 0 else {}
     try:
-        code, _o, err = run_cli(capsys, [*TRAIN, "--out", ro / "m.safetensors"])
-        assert code == 2 and "cannot write in" in one_error_line(err)
-        code, _o, err = run_cli(capsys, ["info", unreadable])
-        assert code == 2 and "cannot read" in one_error_line(err)
+        for argv, expected in (([*TRAIN, "--out", ro / "m.safetensors"], "cannot write in"),
+                               (["info", unreadable], "cannot read")):
+            try:
+                proc = subprocess.run([PYTHON, "-c", CHILD, "0", *map(str, argv)], cwd=tmp_path,
+                                      capture_output=True, text=True, timeout=300, **drop)
+            except subprocess.SubprocessError as exc:  # no CAP_SETPCAP: root cannot give up its override
+                pytest.skip(f"cannot run a child that obeys file permissions as root here ({exc})")
+            assert proc.returncode == 2, proc.stderr
+            assert expected in one_error_line(proc.stderr), proc.stderr
+        assert list(ro.iterdir()) == [] and unreadable.stat().st_size == model_file.stat().st_size
     finally:
         ro.chmod(0o755)
         unreadable.chmod(0o644)

@@ -114,3 +114,15 @@ def test_patch_table_reads_each_category_patch_per_picture():
     assert lines[1 + 60].startswith("photo 0,fc6,bodies,0,,,")
     with pytest.raises(TopoviewerError, match="59 picture names for 60 responses"):
         patch_table(model, analysis, p, names[:-1])
+
+
+def test_precomputed_localizer_maps_are_used_not_recomputed():
+    from topoviewer.pipeline import sheet_maps
+
+    model, loc, photos, r, p, near = _world(np.array([5.0, 5.0]))
+    fresh = photo_transfer(model, loc, photos, responses=r, photo_responses=p)["fc6"]
+    maps = sheet_maps(model.sheets[0], r["fc6"], loc.labels, loc.categories, light=True)
+    assert photo_transfer(model, loc, photos, responses=r, photo_responses=p, maps={"fc6": maps})["fc6"] == fresh
+    # the maps given are what decides the face units: an empty d′ map leaves none
+    empty = SimpleNamespace(dprime={"faces": np.zeros(near.size)}, voxel_t=maps.voxel_t)
+    assert photo_transfer(model, loc, photos, responses=r, photo_responses=p, maps={"fc6": empty})["fc6"]["face_units"] == 0

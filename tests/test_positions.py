@@ -189,23 +189,25 @@ def _positions_dir(path):
     return path
 
 
-def test_guess_pairs_simclr_with_nbver2(tmp_path):
+def test_guess_does_not_pair_by_name_prefix_alone(tmp_path):
+    """A SimCLR-looking name the authors' configs do not name is not sent to an ``_NBVER2`` folder by its prefix
+    (simclr_ecoset, …trained_sine_gratings and simclr_lw0 are SimCLR models with the supervised positions)."""
     ckpt = tmp_path / "checkpoints" / "simclr_spatial_resnet18_lw0.25" / "model_final_checkpoint_phase199.torch"
     ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(b"")
-    want = _positions_dir(tmp_path / "positions" / "simclr_swappedon_SineGrating2019_NBVER2")
+    _positions_dir(tmp_path / "positions" / "simclr_swappedon_SineGrating2019_NBVER2")
     _positions_dir(tmp_path / "positions" / "supervised_resnet18_lw0" / "retinotopic_init")
-    _positions_dir(tmp_path / "positions" / "other")
-    assert guess_positions_folder(ckpt, ["layer1.0"]) == want
+    with pytest.raises(TopoviewerError, match="2 positions folders could belong to this checkpoint.*--positions DIR"):
+        guess_positions_folder(ckpt, ["layer1.0"])
 
 
-def test_guess_pairs_supervised_with_supervised_lw0(tmp_path):
+def test_guess_pairs_a_named_checkpoint_with_a_folder_beside_it(tmp_path):
     root = tmp_path / "x" / "y"
-    ckpt = root / "supervised_spatial_resnet18_lw0.5_phase99.torch"
+    ckpt = root / "supervised_spatial_resnet18_swappedon_SineGrating2019_lw01_phase99.torch"
     root.mkdir(parents=True)
     ckpt.write_bytes(b"")
-    _positions_dir(root / "pos" / "simclr_x_NBVER2")
-    want = _positions_dir(root / "pos" / "supervised_resnet18_lw0" / "fuzzy_swappedon")
+    _positions_dir(root / "simclr_x_NBVER2")
+    want = _positions_dir(root / "supervised_resnet18_lw0" / "resnet18_retinotopic_init_fuzzy_swappedon_SineGrating2019")
     assert guess_positions_folder(ckpt, ["layer1.0"]) == want
 
 
@@ -219,5 +221,5 @@ def test_guess_errors_are_clear(tmp_path):
     _positions_dir(root / "p1")
     assert guess_positions_folder(ckpt, ["layer1.0"]) == root / "p1"
     _positions_dir(root / "p2")
-    with pytest.raises(TopoviewerError, match="several"):
+    with pytest.raises(TopoviewerError, match="2 positions folders could belong"):
         guess_positions_folder(ckpt, ["layer1.0"])

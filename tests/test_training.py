@@ -40,7 +40,7 @@ def test_progress_events_and_spatial_loss_goes_down(tmp_path):
     assert all(e.images_per_s > 0 for e in events)
     assert model.meta["training"]["loss"] == "absolute" and model.meta["training"]["weight"] == 4.0
     h = read_header(tmp_path / "m.safetensors")
-    assert "training" not in h  # finished: a plain model file without optimizer state
+    assert h["training"]["step"] == 30  # finished, with its optimizer state: it can be extended
     assert h["meta"]["training"]["steps"] == 30 and h["meta"]["training"]["seed"] == cfg.seed
 
 
@@ -78,11 +78,13 @@ def test_bad_configs(tmp_path):
         drain(train(TrainConfig(loss="topoloss", steps=2, device="cpu", **TINY), tmp_path / "y.safetensors"))
 
 
-def test_finished_model_cannot_be_resumed(tmp_path):
+def test_a_finished_run_resumes_only_with_more_steps(tmp_path, tiny_model_file):
     path = tmp_path / "done.safetensors"
     drain(train(TrainConfig(steps=2, checkpoint_every=1, device="cpu", **TINY), path))
-    with pytest.raises(TopoviewerError, match="finished model"):
-        drain(train(TrainConfig(steps=4, device="cpu", **TINY), path, resume=True))
+    with pytest.raises(TopoviewerError, match="stopped at step 2; pass --steps larger"):
+        drain(train(TrainConfig(steps=2, device="cpu", **TINY), path, resume=True))
+    with pytest.raises(TopoviewerError, match="finished model without training state"):
+        drain(train(TrainConfig(steps=4, device="cpu", **TINY), tiny_model_file, resume=True))
 
 
 def test_control_logs_spatial_loss_but_trains_like_no_loss(tmp_path):

@@ -218,7 +218,8 @@ def cmd_stimulate(args):
 TRAIN_OPTIONS = {
     "arch": "arch", "loss": "loss", "weight": "weight", "steps": "steps", "batch_size": "batch_size", "lr": "lr",
     "optimizer": "optimizer", "device": "device", "seed": "seed", "checkpoint_every": "checkpoint_every",
-    "correlation_length": "correlation_length_mm", "per_category": "per_category",
+    "correlation_length": "correlation_length_mm", "per_category": "per_category", "data": "data", "init": "init",
+    "workers": "workers", "val_per_category": "val_per_category",
 }
 
 
@@ -236,31 +237,67 @@ def _raise_terminated(signum, frame):
 
 def cmd_train(args):
     import dataclasses
+    import os
 
-    from .training import TrainConfig, train
+    from .training import TrainConfig, resume_changes, resume_config, train
 
+    if args.nproc:
+        from .distributed import launch
+
+        return launch(args.nproc, _without_nproc(args.argv))
+    main_process = os.environ.get("RANK", "0") == "0"
+    for option in ("data", "init"):  # stored in the model file: absolute, so --resume works from anywhere
+        value = getattr(args, option)
+        if value is not None and value != "sample":
+            setattr(args, option, str(Path(value).expanduser().resolve()))
+    given = {field: getattr(args, dest) for dest, field in TRAIN_OPTIONS.items() if getattr(args, dest) is not None}
+    if args.recipe:
+        given = {**TrainConfig.from_json(args.recipe).to_json(), **given}
     if args.resume:
         if not Path(args.out).expanduser().exists():
             raise TopoviewerError(f"--resume: no checkpoint at {args.out}; start a run with --out {args.out} first")
         out = validate.input_file(args.out, "training checkpoint (--resume continues --out)")
+        cfg = resume_config(out, given)
+        changed = resume_changes(resume_config(out), cfg)
+        if changed and main_process:
+            print(f"topoviewer: resuming {out} with changed settings: {'; '.join(changed)}", file=sys.stderr)
     else:
-        out = validate.output_file(args.out, force=args.force, what="--out", hint=_resume_hint)
-    cfg = TrainConfig.from_json(args.recipe) if args.recipe else TrainConfig()
-    given = {field: getattr(args, dest) for dest, field in TRAIN_OPTIONS.items() if getattr(args, dest) is not None}
-    cfg = dataclasses.replace(cfg, **given)
-    gen = train(cfg, out, resume=args.resume, steps=args.steps)
+        out = (validate.output_file(args.out, force=args.force, what="--out", hint=_resume_hint) if main_process
+               else validate.expand(args.out))
+        cfg = dataclasses.replace(TrainConfig(), **given)
+    gen = train(cfg, out, resume=args.resume)
     seen = {"step": None, "checkpoint": None}
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        model = _run_training(gen, quiet=args.quiet, seen=seen)
+        model = _run_training(gen, quiet=args.quiet or not main_process, seen=seen)
     except KeyboardInterrupt as exc:
         gen.close()
-        print(f"\ntopoviewer: {_interrupt_message(args, out, seen, cfg.checkpoint_every)}", file=sys.stderr)
+        if main_process:
+            print(f"\ntopoviewer: {_interrupt_message(args, out, seen, cfg.checkpoint_every)}", file=sys.stderr)
         return 143 if isinstance(exc, _Terminated) else 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    acc = model.meta.get("training", {}).get("val_accuracy")
+    if not main_process:
+        return 0
+    training = model.meta.get("training", {})
+    skipped = training.get("skipped_images")
+    if skipped:
+        print(f"topoviewer: skipped {skipped['count']} unreadable image(s), e.g. {skipped['first'][0]}", file=sys.stderr)
+    acc = training.get("val_accuracy")
     print(f"saved {out}" + (f" (validation accuracy {acc:.3f})" if acc is not None else ""))
+
+
+def _without_nproc(argv: list) -> list:
+    """The command line without its ``--nproc N`` (what every torchrun process runs)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
 
 
 def _interrupt_message(args, out, seen, every) -> str:
@@ -400,7 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="positions folder (TDANN) or coordinates .npz for a foreign checkpoint "
                              "(default: guessed next to the checkpoint)")
         sp.add_argument("--scale", choices=["training", "paper"],
-                        help="TDANN positions in training-time mm or the paper's rescaled mm (default: paper)")
+                        help="TDANN positions in training-time mm or the paper's rescaled mm (default: paper); "
+                             "a folder whose version.txt is not 1 is used as stored, as the authors do")
 
     def stimuli_arg(sp):
         sp.add_argument("--stimuli", default="localizer",
@@ -455,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_stimulate)
 
-    sp = sub.add_parser("train", help="train a small topographic model on the procedural diet")
+    sp = sub.add_parser("train", help="train a topographic model on the procedural diet or an image folder")
     from .training import TrainConfig
 
     base = TrainConfig()
@@ -476,10 +514,21 @@ def build_parser() -> argparse.ArgumentParser:
     opt("--seed", type=SEED, help="seed of weights, batches and augmentation")
     opt("--checkpoint-every", type=_count("--checkpoint-every", 1, 10**9), help="steps between checkpoints")
     opt("--correlation-length", type=_positive("--correlation-length", 1000.0), help="λ of the target 1/(d/λ + 1), mm")
-    opt("--per-category", type=_count("--per-category", 1, 100_000), help="training images per category")
+    opt("--per-category", type=_count("--per-category", 1, 100_000), help="diet: training images per category")
+    opt("--val-per-category", type=_count("--val-per-category", 0, 100_000),
+        help="validation images per category (image data: held out, at most 1/5 of a class)")
+    opt("--data", help="train on image files: a folder DIR/<class>/<image> or a text list of PATH[<TAB>CLASS] "
+        "lines, instead of the procedural diet")
+    opt("--init", help="start from this model's weights and sheets (any model topoviewer opens, or 'sample'); "
+        "its head is rebuilt for the data's classes")
+    opt("--workers", type=_count("--workers", 0, 256), help="loader processes decoding --data images")
+    sp.add_argument("--nproc", type=_count("--nproc", 1, 1024), default=None,
+                    help="train data-parallel in N processes on this machine (torchrun; gloo on CPU, NCCL on GPUs)")
     sp.add_argument("--recipe", help="a recipe JSON of training settings, or 'sample' (the default model's); "
                     "options given on the command line override it")
-    sp.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is --out")
+    sp.add_argument("--resume", action="store_true",
+                    help="continue the run in --out (interrupted, or finished: give a larger --steps); "
+                    "options given change its settings, and what changed is printed")
     sp.add_argument("--quiet", action="store_true")
     sp.add_argument("--out", required=True, help="model file to write (.safetensors)")
     sp.add_argument("--force", action="store_true", help="replace an existing --out file")
@@ -525,7 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Run one command. Exit codes: 0 success, 2 a user mistake (one line saying what was expected),
     1 any other failure (one line; ``--debug`` prints the traceback), 130/143 interrupted (SIGINT/SIGTERM)."""
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return int(args.func(args) or 0)
     except TopoviewerError as exc:

@@ -91,7 +91,8 @@ def measure(model, stimuli=None, *, category="faces", seed=0, n_outside=8, null=
         from .analysis.photos import edge_profile, photo_transfer
         from .stimuli import lfw
 
-        transfer = photo_transfer(model, stimuli, lfw(size=max(32, model.input_size)), responses=responses)
+        transfer = photo_transfer(model, stimuli, lfw(size=max(32, model.input_size)), responses=responses,
+                                  maps={cit.name: maps})
         photo = {
             "photos": {name: {k: v for k, v in e.items() if k != "patch_response"} for name, e in transfer.items()},
             "edge_profile": edge_profile(cit, np.nan_to_num(maps.voxel_t[category], nan=-np.inf)

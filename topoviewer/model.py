@@ -162,13 +162,8 @@ class TopoModel:
     # ------------------------------------------------------------------ input
     def preprocess(self, images):
         """Images → the network's input tensor (B, C, S, S) on the model's device: :meth:`input_pixels`
-        normalised with the model's mean and std."""
-        import torch
-
-        x = self.input_pixels(images)
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        return ((x - mean) / std).contiguous()
+        through :meth:`normalise`."""
+        return self.normalise(self.input_pixels(images))
 
     def input_pixels(self, images):
         """Images → the pictures the network sees, (B, C, S, S) in [0, 1] on the model's device.
@@ -198,6 +193,14 @@ class TopoModel:
         if x.shape[1] == 1 and self.in_channels == 3:
             x = x.expand(-1, 3, -1, -1)
         return resize_crop(x.to(self.device), self.input_size, self.resize_size)
+
+    def normalise(self, x):
+        """(B, C, S, S) images in [0, 1] at the input size → the network's input (``(x − mean) / std``)."""
+        import torch
+
+        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        return ((x - mean) / std).contiguous()
 
     # ------------------------------------------------------------------ units
     def units(self, k: int, tensor):

@@ -341,15 +341,25 @@ def is_positions_folder(path, layers=None) -> bool:
 
 
 def read_version(folder) -> int:
-    """The integer in ``version.txt`` (1 when absent)."""
+    """The folder's positions version, read as the authors' ``NetworkPositions.load_from_dir`` does.
+
+    No ``version.txt`` → 1; otherwise ``int`` of its first line (surrounding whitespace allowed).
+    Anything else (empty, ``2.0``, text) is refused: the authors' code fails on it too.
+    """
     vpath = Path(folder) / "version.txt"
     if not vpath.is_file():
         return 1
-    text = vpath.read_text(errors="replace").strip().splitlines()
     try:
-        return int(float(text[0])) if text else 1
+        with vpath.open("rb") as fh:
+            first = fh.readline(64)
+    except OSError as exc:
+        raise TopoviewerError(f"cannot read {vpath}: {exc.strerror or exc}") from None
+    text = first.decode("utf-8", errors="replace")
+    try:
+        return int(text)
     except ValueError:
-        raise TopoviewerError(f"{vpath}: expected one integer, found {text[0][:40]!r}") from None
+        raise TopoviewerError(f"{vpath}: expected one integer on the first line (the positions version), "
+                              f"found {text.strip()[:40]!r}") from None
 
 
 def load_positions_folder(folder, layers) -> tuple[dict[str, LayerPositions], int]:
@@ -360,6 +370,7 @@ def load_positions_folder(folder, layers) -> tuple[dict[str, LayerPositions], in
     folder = Path(folder)
     if not folder.is_dir():
         raise TopoviewerError(f"positions folder not found: {folder}")
+    version = read_version(folder)  # cheap, and refused before any layer is read
     out, missing = {}, []
     for layer in layers:
         for suffix in POSITION_SUFFIXES:
@@ -375,7 +386,7 @@ def load_positions_folder(folder, layers) -> tuple[dict[str, LayerPositions], in
             f"{folder}: no positions for layer(s) {', '.join(missing)} (expected files <layer>.npz or "
             f"<layer>.pkl; found {present or 'none'})"
         )
-    return out, read_version(folder)
+    return out, version
 
 
 def load_positions(source, layers) -> tuple[dict[str, LayerPositions], int]:

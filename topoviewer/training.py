@@ -5,6 +5,14 @@ trained :class:`~topoviewer.model.TopoModel`. Every ``checkpoint_every`` steps (
 the end) the model, optimizer state and step are written atomically to ``out`` in the
 own format, so an abort keeps the last checkpoint and ``resume=True`` continues
 *exactly*: batch order and augmentation are drawn from RNGs seeded by ``(seed, step)``.
+The finished file keeps its training state too, so ``resume=True`` with more ``steps``
+extends a finished run (the learning-rate schedule is laid over the new total).
+
+Data: the procedural diet (in memory), or image files (``config.data``: a folder with one
+sub-folder per class, or a file list) streamed by :mod:`topoviewer.data`. ``config.init``
+starts from any model :func:`topoviewer.io.load` opens. Started by torchrun (``WORLD_SIZE`` > 1)
+it trains data-parallel (:mod:`topoviewer.distributed`); on CUDA in bf16 autocast with
+channels_last weights (``precision``).
 """
 
 from __future__ import annotations
@@ -51,6 +59,21 @@ class TrainConfig:
     #: Relative sampling frequency per diet category (default 1), e.g. {"faces": 3.0}:
     #: faces are frequent in primate visual experience (a recipe choice, documented).
     category_frequency: dict = field(default_factory=dict)
+    #: Image files to train on: a folder DIR/<class>/<image> or a text file list (topoviewer.data);
+    #: None → the procedural diet. ``val_per_category`` images per class (at most 1/5) are held out.
+    data: str | None = None
+    #: A model file (any model topoviewer opens) whose weights and sheets the run starts from;
+    #: its head is rebuilt for the data's classes when they differ.
+    init: str | None = None
+    #: Loader processes decoding image files (0: in the training process); does not change the result.
+    workers: int = 2
+    #: Random square crops cover this range of fractions of an image's area (image-file data).
+    crop_scale: list = field(default_factory=lambda: [0.08, 1.0])
+    #: "global": with several processes the spatial loss sees the all-gathered batch; "local": each its own.
+    spatial_batch: str = "global"
+    #: "auto": bf16 autocast (and channels_last) on CUDA, float32 elsewhere; "float32" always float32;
+    #: "float64": weights and arithmetic in float64 (slow; for numerical checks).
+    precision: str = "auto"
 
     @classmethod
     def from_json(cls, source) -> "TrainConfig":
@@ -97,6 +120,17 @@ class TrainConfig:
                 raise TopoviewerError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise TopoviewerError(f"learning rate must be positive, got {self.lr}")
+        if self.spatial_batch not in ("global", "local"):
+            raise TopoviewerError(f"spatial_batch must be 'global' or 'local', got {self.spatial_batch!r}")
+        if self.precision not in ("auto", "float32", "float64"):
+            raise TopoviewerError(f"precision must be 'auto', 'float32' or 'float64', got {self.precision!r}")
+        if self.workers < 0:
+            raise TopoviewerError(f"workers must be 0 or more, got {self.workers}")
+        scale = self.crop_scale
+        if not (isinstance(scale, (list, tuple)) and len(scale) == 2 and 0 < scale[0] <= scale[1] <= 1):
+            raise TopoviewerError(f"crop_scale must be [low, high] with 0 < low ≤ high ≤ 1, got {self.crop_scale}")
+        if self.data and self.category_frequency:
+            raise TopoviewerError("category_frequency applies to the procedural diet only, not to --data images")
         return self
 
 
@@ -135,15 +169,98 @@ def _learning_rate(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
-def _dataset(model, cfg: TrainConfig, split: str):
-    import torch
+class _Diet:
+    """The procedural diet, in memory: the global batch of a step drawn by ``rng(seed, step)``."""
 
-    from .stimuli import training_diet
+    def __init__(self, model, cfg: TrainConfig, world):
+        from .stimuli.diet import DIET_VERSION
 
-    per = cfg.per_category if split == "train" else cfg.val_per_category
-    data = training_diet(split, per_category=per, size=model.input_size, seed=cfg.seed)
-    x = torch.cat([model.preprocess(data.images[i : i + 1024]) for i in range(0, len(data), 1024)])
-    return x, torch.as_tensor(data.labels, device=x.device), list(data.categories)
+        self.cfg, self.world = cfg, world
+        self.x, self.y, self.classes = self._split(model, cfg, "train")
+        self.x_val, self.y_val, _ = self._split(model, cfg, "val")
+        unknown = set(cfg.category_frequency) - set(self.classes)
+        if unknown:
+            raise TopoviewerError(f"category_frequency names unknown categories {sorted(unknown)}; "
+                                  f"the diet has {self.classes}")
+        freq = np.array([cfg.category_frequency.get(c, 1.0) for c in self.classes], dtype=np.float64)
+        self.p = freq[self.y.cpu().numpy()]
+        self.p /= self.p.sum()
+        self.skipped: dict = {}
+        self.description = (f"{DIET_VERSION}: {len(self.classes)} categories × {cfg.per_category} images, procedural "
+                            "(faces, bodies, places, objects, words, …) plus natural-photo clutter; no photograph of a face")
+        self.provenance = f"training_diet(per_category={cfg.per_category})"
+
+    @staticmethod
+    def _split(model, cfg, split):
+        import torch
+
+        from .stimuli import training_diet
+
+        per = cfg.per_category if split == "train" else cfg.val_per_category
+        data = training_diet(split, per_category=per, size=model.input_size, seed=cfg.seed)
+        x = torch.cat([model.preprocess(data.images[i : i + 1024]) for i in range(0, len(data), 1024)])
+        return x, torch.as_tensor(data.labels, device=x.device), list(data.categories)
+
+    def batches(self, start: int, stop: int):
+        import torch
+
+        cfg, world = self.cfg, self.world
+        local = cfg.batch_size // world.size
+        if cfg.batch_size % world.size:
+            raise TopoviewerError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes "
+                                  f"({world.size})")
+        for step in range(start, stop):
+            rng = np.random.default_rng([cfg.seed, step])
+            idx = torch.as_tensor(rng.choice(len(self.x), size=cfg.batch_size, p=self.p), device=self.x.device)
+            part = slice(world.rank * local, (world.rank + 1) * local)
+            yield _augment(self.x[idx], rng)[part], self.y[idx][part]
+
+    def validation(self, batch_size: int = 512):
+        for i in range(0, len(self.x_val), batch_size):
+            yield self.x_val[i : i + batch_size], self.y_val[i : i + batch_size]
+
+
+class _Files:
+    """Image files (:mod:`topoviewer.data`): streamed, decoded and augmented in loader processes."""
+
+    def __init__(self, images, model, cfg: TrainConfig, world, device: str):
+        from .data import split_validation
+
+        self.images, self.model, self.cfg, self.world, self.device = images, model, cfg, world, device
+        self.classes = list(images.classes)
+        self.train_idx, self.val_idx = split_validation(images.labels, cfg.val_per_category, cfg.seed)
+        self.skipped: dict = {}
+        self.description = (f"{images.describe()}; {len(self.train_idx)} for training, {len(self.val_idx)} held out "
+                            f"for validation (≤ {cfg.val_per_category} per class, seed {cfg.seed})")
+        self.provenance = f"image files ({images.source})"
+
+    def _dataset(self, index):
+        from .data import ImageDataset
+
+        m = self.model
+        return ImageDataset(self.images, index, m.input_size, m.in_channels, m.resize_size, self.cfg.crop_scale)
+
+    def _stream(self, dataset, batches):
+        from .data import loader
+
+        for x, y, skipped in loader(dataset, batches, self.cfg.workers, pin_memory=self.device.startswith("cuda")):
+            for reason in skipped:
+                self.skipped.setdefault(reason, None)
+            if x is None:
+                raise TopoviewerError(y)
+            yield self.model.normalise(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
+
+    def batches(self, start: int, stop: int):
+        from .data import StepBatches
+
+        cfg, world = self.cfg, self.world
+        sampler = StepBatches(len(self.train_idx), cfg.batch_size, cfg.seed, start, stop, world.rank, world.size)
+        return self._stream(self._dataset(self.train_idx), sampler)
+
+    def validation(self, batch_size: int = 256):
+        n = len(self.val_idx)
+        chunks = [[(i, None) for i in range(a, min(a + batch_size, n))] for a in range(0, n, batch_size)]
+        return self._stream(self._dataset(self.val_idx), chunks)
 
 
 def _augment(x, rng: np.random.Generator):
@@ -191,65 +308,135 @@ def _restore_optimizer(opt, tensors: dict, info: dict):
     opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
 
 
-def evaluate(model, x, y, batch_size: int = 512) -> float:
-    """Top-1 accuracy of ``model`` on preprocessed inputs."""
+def evaluate(model, batches) -> float:
+    """Top-1 accuracy of ``model`` over ``(inputs, labels)`` batches of preprocessed inputs."""
     import torch
 
     model.net.eval()
-    correct = 0
+    correct = total = 0
     with torch.inference_mode():
-        for i in range(0, len(x), batch_size):
-            logits, _ = model.net(x[i : i + batch_size])
-            correct += int((logits.argmax(1) == y[i : i + batch_size]).sum())
-    return correct / max(1, len(x))
+        for x, y in batches:
+            logits, _ = model.net(x)
+            correct += int((logits.argmax(1) == y).sum())
+            total += len(y)
+    return correct / max(1, total)
+
+
+#: Settings a resumed run cannot change: the checkpoint's model and optimizer state depend on them.
+FIXED_ON_RESUME = ("arch", "arch_config", "optimizer")
+#: Settings that do not change what a run computes (never reported as changes).
+RUNTIME_ONLY = ("device", "workers", "init")
+
+
+def resume_changes(saved: TrainConfig, config: TrainConfig) -> list[str]:
+    """What ``config`` changes in the run that ``saved`` describes, as ``"lr 0.003 → 0.01"`` lines.
+
+    Changes of :data:`FIXED_ON_RESUME` are refused (TopoviewerError naming them); settings in
+    :data:`RUNTIME_ONLY` are not reported.
+    """
+    old, new = asdict(saved), asdict(config)
+    fixed = [f"{k} (the run's {old[k]!r}, given {new[k]!r})" for k in FIXED_ON_RESUME if old[k] != new[k]]
+    if fixed:
+        raise TopoviewerError(f"--resume cannot change {', '.join(fixed)}: the checkpoint's model and optimizer "
+                              "state depend on it; start a new run (--init MODEL starts from its weights)")
+    return [f"{k} {old[k]!r} → {new[k]!r}" for k in old
+            if k not in FIXED_ON_RESUME + RUNTIME_ONLY and old[k] != new[k]]
+
+
+def resume_config(out, changes: dict | None = None) -> TrainConfig:
+    """The config of the run checkpointed in ``out`` with ``changes`` (TrainConfig fields) applied."""
+    import dataclasses
+
+    from .io import read_header
+    from .validate import resume_state
+
+    training = resume_state(read_header(out), out, [f.name for f in fields(TrainConfig)])
+    try:
+        saved = TrainConfig(**training["config"]).validate()
+    except TypeError as exc:
+        raise TopoviewerError(f"--resume: {out}: the stored training config is damaged ({exc})") from None
+    return dataclasses.replace(saved, **(changes or {}))
 
 
 def train(config: TrainConfig, out, *, resume: bool = False, steps: int | None = None, stop=None
           ) -> Generator[Progress, None, object]:
     """Train a topographic model; yields :class:`Progress`, returns the model.
 
-    With ``resume=True`` the run continues from the checkpoint in ``out`` with its saved
-    config — its own steps and learning-rate schedule unless ``steps`` is given.
+    With ``resume=True`` the run continues from the checkpoint in ``out`` — an interrupted one, or
+    a finished one given more ``steps`` (or ``config.steps``). ``config`` is the run's saved config
+    (:func:`resume_config`) with any changes :func:`resume_changes` allows.
     While it runs, ``<out>.lock`` is held (a second writer of ``out`` is refused) and
     temporary files a killed earlier writer of ``out`` left are removed first.
 
     ``stop`` (e.g. a :class:`threading.Event`) asks for a graceful stop: once it is set, the
     current step finishes, a resumable checkpoint of that step is written atomically to
     ``out`` (also before the first regular checkpoint) and the model is returned.
+
+    Started by torchrun, every process calls this; process 0 holds the lock and writes ``out``.
     """
+    from .distributed import join
+    from .model import resolve_device
     from .validate import output_lock, remove_stale_tmp
 
-    with output_lock(out):
-        remove_stale_tmp(out)
-        return (yield from _train(config, Path(out), resume=resume, steps=steps, stop=stop))
+    world = join(resolve_device(config.device))
+    try:
+        if not world.main:
+            return (yield from _train(config, Path(out), resume=resume, steps=steps, stop=stop, world=world))
+        with output_lock(out):
+            remove_stale_tmp(out)
+            return (yield from _train(config, Path(out), resume=resume, steps=steps, stop=stop, world=world))
+    finally:
+        world.leave()
 
 
-def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None, stop=None):
+def _initial_model(cfg: TrainConfig, classes: list):
+    """A fresh model of ``cfg.arch``, or ``cfg.init``'s weights and sheets with a head for ``classes``
+    (returned with the config that rebuilds it)."""
+    import dataclasses
+
+    import torch
+
+    from .families import build, classifier_config
+
+    torch.manual_seed(cfg.seed)  # initial weights depend on the seed only
+    if not cfg.init:
+        return build(cfg.arch, {**cfg.arch_config, "n_classes": len(classes), "classes": classes}), cfg
+    from .io import load
+
+    base = load(cfg.init)
+    config = classifier_config(base, classes)
+    model = build(base.arch, config, sheets=base.sheets)
+    own, theirs = model.net.state_dict(), base.net.state_dict()
+    model.net.load_state_dict({k: v for k, v in theirs.items() if k in own and own[k].shape == v.shape},
+                              strict=False)
+    model.meta = {"init": {"model": str(cfg.init), "fresh": sorted(k for k in own if k not in theirs
+                                                                    or own[k].shape != theirs[k].shape)}}
+    return model, dataclasses.replace(cfg, arch=base.arch, arch_config={k: v for k, v in config.items()
+                                                                        if k != "classes"})
+
+
+def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None, stop, world):
+    import contextlib
+
     import torch
     import torch.nn.functional as F
 
-    from .families import build
-    from .io import load_model, load_tensors, read_header, save_model
+    from .distributed import any_process, gather, global_batch_norm
+    from .io import load_model, load_tensors
     from .losses import spatial_loss
     from .model import resolve_device
 
     out = Path(out)
-    cfg = config.validate()
+    cfg = config if steps is None else TrainConfig(**{**asdict(config), "steps": int(steps)})
+    cfg = cfg.validate()
     start_step = 0
     if resume:
         if not out.exists():
             raise TopoviewerError(f"--resume: no checkpoint at {out}; start a run with --out {out} first")
-        from .validate import resume_state
+        from .io import read_header
 
-        training = resume_state(read_header(out), out, [f.name for f in fields(TrainConfig)])
-        try:
-            saved = TrainConfig(**training["config"])
-            saved.steps = saved.steps if steps is None else int(steps)
-            saved.device = cfg.device
-            cfg = saved.validate()
-        except TypeError as exc:
-            raise TopoviewerError(f"--resume: {out}: the stored training config is damaged ({exc})") from None
-        start_step = training["step"]
+        resume_changes(resume_config(out), cfg)
+        start_step = read_header(out)["training"]["step"]
         if start_step >= cfg.steps:
             raise TopoviewerError(f"--resume: {out} stopped at step {start_step}; pass --steps larger than that "
                                   "to train further")
@@ -258,86 +445,109 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None, s
         if not optim_state and start_step > 0:
             raise TopoviewerError(f"--resume: {out} has no optimizer tensors (optim.*); the run cannot be "
                                   "continued exactly — start a new run")
+        init_meta = model.meta.get("init")
+    images = None
+    if cfg.data:
+        from .data import read_image_list
+
+        images = read_image_list(cfg.data)
+        classes = list(images.classes)
     else:
         from .stimuli import DIET_CATEGORIES
 
         classes = list(DIET_CATEGORIES)
-        torch.manual_seed(cfg.seed)  # initial weights depend on the seed only
-        model = build(cfg.arch, {**cfg.arch_config, "n_classes": len(classes), "classes": classes})
+    if resume:
+        if list(model.classes) != classes:
+            raise TopoviewerError(f"--resume: {out} was trained on the classes {model.classes}; the data has {classes}")
+    else:
+        model, cfg = _initial_model(cfg, classes)
+        init_meta = model.meta.get("init")
     from .validate import free_space
 
     weights = sum(t.numel() * t.element_size() for t in model.net.state_dict().values())
-    free_space(out.parent, 2 * weights * (3 if cfg.optimizer == "adam" else 2))  # checkpoint + its temp copy
+    if world.main:
+        free_space(out.parent, 2 * weights * (3 if cfg.optimizer == "adam" else 2))  # checkpoint + its temp copy
     device = resolve_device(cfg.device)
+    if device == "cuda" and world.size > 1:
+        device = f"cuda:{world.local_rank}"
+        torch.cuda.set_device(device)
     model.to(device)
-
-    x_train, y_train, classes = _dataset(model, cfg, "train")
-    x_val, y_val, _ = _dataset(model, cfg, "val")
-    if len(model.classes) != len(classes):
-        raise TopoviewerError(f"{out} was trained on {len(model.classes)} categories; the diet has {len(classes)}")
+    cuda = device.startswith("cuda")
+    bf16 = cuda and cfg.precision == "auto" and torch.cuda.is_bf16_supported()
+    if cuda:
+        model.net.to(memory_format=torch.channels_last)
+    dtype = torch.float64 if cfg.precision == "float64" else torch.float32
+    model.net.to(dtype)
+    data = _Files(images, model, cfg, world, device) if images is not None else _Diet(model, cfg, world)
 
     weight = cfg.resolved_weight()
-    unknown = set(cfg.category_frequency) - set(classes)
-    if unknown:
-        raise TopoviewerError(f"category_frequency names unknown categories {sorted(unknown)}; the diet has {classes}")
-    freq = np.array([cfg.category_frequency.get(c, 1.0) for c in classes], dtype=np.float64)
-    sample_p = freq[y_train.cpu().numpy()]
-    sample_p /= sample_p.sum()
     losses = []
     if cfg.loss != "none":
         losses = [
             (k, spatial_loss(cfg.loss, s, correlation_length=cfg.correlation_length_mm))
             for k, s in enumerate(model.sheets)
         ]
+    net = model.net
+    if world.size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        global_batch_norm(model.net)
+        net = DistributedDataParallel(model.net, device_ids=[torch.device(device).index] if cuda else None,
+                                      broadcast_buffers=False)
+    gathered = world.size > 1 and cfg.spatial_batch == "global"
     opt = _optimizer(model.net, cfg)
     if resume:
         try:
-            _restore_optimizer(opt, optim_state, training["optimizer"])
+            _restore_optimizer(opt, optim_state, read_header(out)["training"]["optimizer"])
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             raise TopoviewerError(f"--resume: {out}: the stored optimizer state does not fit the model "
                                   f"({type(exc).__name__}: {exc})") from None
 
     def checkpoint(step: int, val_acc: float | None) -> str:
-        """Atomic save; the final one is a plain model file (no optimizer state: small, not resumable)."""
-        from .stimuli.diet import DIET_VERSION
-
+        """Atomic save with the optimizer state: resumable, and extendable once finished."""
+        skipped = sorted(data.skipped)
         model.meta = {
-            "training_data": f"{DIET_VERSION}: {len(classes)} categories × {cfg.per_category} images, procedural "
-                             "(faces, bodies, places, objects, words, …) plus natural-photo clutter; no photograph of a face",
+            "training_data": data.description + (f"; {len(skipped)} unreadable images skipped" if skipped else ""),
             "training": {
                 "loss": cfg.loss, "weight": weight, "correlation_length_mm": cfg.correlation_length_mm,
-                "steps": step, "seed": cfg.seed, "data": f"training_diet(per_category={cfg.per_category})",
+                "steps": step, "seed": cfg.seed, "data": data.provenance,
                 "val_accuracy": val_acc, "config": asdict(cfg),
+                **({"skipped_images": {"count": len(skipped), "first": skipped[:10]}} if skipped else {}),
             },
+            **({"init": init_meta} if init_meta else {}),
             "version": __version__,
         }
-        if step >= cfg.steps:
-            save_model(model, out)
-        else:
-            tensors, info = _optimizer_tensors(opt)
-            save_model(model, out, extra_tensors=tensors, training={
-                "step": step, "config": asdict(cfg), "optimizer": info,
-            })
+        tensors, info = _optimizer_tensors(opt)
+        save_model(model, out, extra_tensors=tensors, training={"step": step, "config": asdict(cfg), "optimizer": info})
         return str(out)
+
+    from .io import save_model
 
     gen = torch.Generator(device="cpu")
     t_last, n_last = time.perf_counter(), 0
-    for step in range(start_step, cfg.steps):
-        rng = np.random.default_rng([cfg.seed, step])
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    for step, (xb, yb) in zip(range(start_step, cfg.steps), data.batches(start_step, cfg.steps)):
+        xb = xb.to(dtype)
         torch.manual_seed(cfg.seed * 1_000_003 + step)
         gen.manual_seed(cfg.seed * 7_919 + step)
-        idx = torch.as_tensor(rng.choice(len(x_train), size=cfg.batch_size, p=sample_p), device=device)
-        xb, yb = _augment(x_train[idx], rng), y_train[idx]
+        if cuda:
+            xb = xb.contiguous(memory_format=torch.channels_last)
         lr = _learning_rate(cfg, step)
         for group in opt.param_groups:
             group["lr"] = lr
         model.net.train()
-        logits, acts = model.net(xb)
+        with autocast:
+            logits, acts = net(xb)
+        logits = logits.to(dtype)
         task = F.cross_entropy(logits, yb)
         spatial = torch.zeros((), device=device)
         with torch.set_grad_enabled(weight != 0):  # a control (weight 0) only logs its spatial loss
             for k, loss in losses:
-                target = model.units(k, acts[k]) if loss.needs == "responses" else model.net.sheet_weight(k)
+                if loss.needs == "responses":
+                    target = model.units(k, acts[k]).to(dtype)
+                    target = gather(target) if gathered else target
+                else:
+                    target = model.net.sheet_weight(k)
                 spatial = spatial + loss(target, generator=gen)
         if cfg.loss == "topoloss" and losses:
             spatial = spatial / len(losses)  # TopoLoss is averaged over layers (as the topoloss package)
@@ -350,13 +560,12 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None, s
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
-        n_last += len(xb)
+        n_last += len(xb) * world.size
         done = step + 1
         ckpt, val_acc = None, None
-        stopping = stop is not None and stop.is_set()
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps or stopping:
-            model.net.eval()
-            val_acc = evaluate(model, x_val, y_val)
+        stopping = any_process(stop is not None and stop.is_set(), world, device)
+        if world.main and (done % cfg.checkpoint_every == 0 or done == cfg.steps or stopping):
+            val_acc = evaluate(model, ((x.to(dtype), y) for x, y in data.validation()))
             ckpt = checkpoint(done, val_acc)
         now = time.perf_counter()
         rate = n_last / max(now - t_last, 1e-9)
@@ -370,4 +579,3 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None, s
             break
     model.net.eval()
     return model
-

@@ -118,3 +118,35 @@ def test_recipe_of_the_default_model_fills_the_form(topo, tmp_path):
     dock.out.textEdited.emit(mine)  # what typing a name does
     dock.loss.setCurrentText("absolute")
     assert dock.out.text() == mine  # a name the user chose is never replaced
+
+
+def test_train_on_an_image_folder_starting_from_a_model(topo, qtbot, tmp_path, tiny_model_file, monkeypatch):
+    """The dock's pickers choose an image folder and an --init model; the run learns the folder's classes."""
+    from PIL import Image
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QFileDialog
+
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(["ants", "bees", "cats"]):
+        (tmp_path / "imgs" / name).mkdir(parents=True)
+        for i in range(5):
+            a = (rng.uniform(0, 0.5, (20, 24, 3)) + 0.25 * k) * 255
+            Image.fromarray(a.astype(np.uint8)).save(tmp_path / "imgs" / name / f"{i}.png")
+    st, dock = topo.state, topo.docks["TrainDock"]
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "imgs"))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(tiny_model_file), ""))
+    qtbot.mouseClick(dock.data_pick, Qt.LeftButton)
+    qtbot.mouseClick(dock.init_pick, Qt.LeftButton)
+    assert dock.data.text() == str(tmp_path / "imgs") and dock.init.text() == str(tiny_model_file)
+    out = tmp_path / "folder.safetensors"
+    dock.out.setText(str(out))
+    dock.steps.setValue(3)
+    dock.device.setCurrentText("cpu")
+    dock.refresh.setValue(60)
+    assert dock.start(batch_size=6, val_per_category=1, workers=0) is not None
+    _wait(qtbot, lambda: dock.finish_reason is not None, 240)
+    topo.ctrl.wait(120)
+    assert dock.finish_reason == "done" and st.source == str(out)
+    assert st.model.classes == ["ants", "bees", "cats"]
+    assert st.model.meta["init"]["model"] == str(tiny_model_file)
+    assert "15 images in 3 classes" in st.model.meta["training_data"]

@@ -59,7 +59,7 @@ def _border_distance(sheet, voxel_mm):
 def photo_transfer(model, localizer_stimuli, photo_stimuli, *, layer=None, category="faces",
                    negative="non-faces", threshold=defaults.DPRIME_THRESHOLD,
                    t_threshold=defaults.VOXEL_T_THRESHOLD, ring_mm=1.0, n_extreme=8,
-                   responses=None, photo_responses=None) -> dict:
+                   responses=None, photo_responses=None, maps=None) -> dict:
     """Do the units and the patch that are face-selective on the localizer prefer real faces?
 
     Parameters
@@ -88,6 +88,10 @@ def photo_transfer(model, localizer_stimuli, photo_stimuli, *, layer=None, categ
         How many most / least patch-driving photographs to list.
     responses, photo_responses : dict, optional
         Precomputed ``model.responses`` of the two sets (sheet name → (n_images, n_units)).
+    maps : dict, optional
+        Sheet name → :class:`topoviewer.pipeline.SheetMaps` of the localizer already computed
+        (default smoothing); their d′ and voxel-t maps of `category` are used instead of
+        being computed again. Sheets not in it are computed here.
 
     Returns
     -------
@@ -148,13 +152,17 @@ def photo_transfer(model, localizer_stimuli, photo_stimuli, *, layer=None, categ
     for sheet in sheets:
         r = np.asarray(responses[sheet.name], np.float64)
         p = np.asarray(photo_responses[sheet.name], np.float64)
-        dp_loc = dprime_maps(r, localizer_stimuli.labels, localizer_stimuli.categories)[category]
+        known = (maps or {}).get(sheet.name)
+        if known is not None:
+            dp_loc, vt = np.asarray(known.dprime[category]), np.asarray(known.voxel_t[category])
+        else:
+            dp_loc = dprime_maps(r, localizer_stimuli.labels, localizer_stimuli.categories)[category]
+            vt = t_maps(voxel_responses(sheet, r), localizer_stimuli.labels, localizer_stimuli.categories)[category]
         face_units = dp_loc > threshold
         dp_photo = dprime_maps(p[keep], photo_stimuli.labels[keep], photo_stimuli.categories)[category]
         finite = np.isfinite(dp_photo)
         f_dp = _mean(dp_photo[face_units & finite])
         o_dp = _mean(dp_photo[~face_units & finite])
-        vt = t_maps(voxel_responses(sheet, r), localizer_stimuli.labels, localizer_stimuli.categories)[category]
         voxels, in_patch = patch_units(sheet, vt, t_threshold)
         ring = edge_share(sheet, np.isfinite(vt), ring_mm)
         entry = {

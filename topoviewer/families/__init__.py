@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from ..errors import TopoviewerError
 
-__all__ = ["ARCHITECTURES", "FOREIGN_FORMATS", "build", "check_finite", "default_config", "foreign_safe_globals",
-           "load_foreign"]
+__all__ = ["ARCHITECTURES", "FOREIGN_FORMATS", "build", "check_finite", "classifier_config", "default_config",
+           "foreign_safe_globals", "load_foreign"]
 
 
 def _alexnet():
@@ -82,6 +82,24 @@ def build(arch: str, config: dict | None = None, sheets=None):
             f"unknown config keys for {arch!r}: {', '.join(sorted(unknown))}; expected: {', '.join(builder.defaults)}"
         )
     return builder({**builder.defaults, **(config or {})}, sheets=sheets)
+
+
+def classifier_config(model, classes) -> dict:
+    """The config of ``model``'s architecture with a classification head for ``classes`` (training a
+    model on new labels: ``n_classes`` of the small families, the torchvision ``fc`` of a ResNet,
+    replacing e.g. a SimCLR projection head)."""
+    config = {**model.config, "classes": list(classes)}
+    if "n_classes" in config:
+        config["n_classes"] = len(classes)
+    elif model.arch == "resnet":
+        from .resnet import block_dims
+
+        width = block_dims(int(config["depth"]), int(config["input_size"]))[model.net.block_names[-1]][0]
+        config["head"] = [width, len(classes)]
+    else:
+        raise TopoviewerError(f"a {model.arch!r} model cannot be trained on images here; topoviewer trains the "
+                              "image classifiers tdann_small, toponet_small, lee2020 and resnet")
+    return config
 
 
 def check_finite(state: dict, path) -> None:

@@ -53,6 +53,7 @@ __all__ = [
     "head_from_state",
     "load_weights",
     "resnet_depth_from_keys",
+    "resnet_widths_from_keys",
     "strip_prefixes",
 ]
 
@@ -163,8 +164,12 @@ def block_names(depth: int) -> list[str]:
     return [f"layer{i + 1}.{j}" for i, n in enumerate(DEPTHS[depth]) for j in range(n)]
 
 
-def block_dims(depth: int, input_size: int = 224) -> dict[str, tuple[int, int, int]]:
-    """Output (C, H, W) of every block for a square input (layer1 (64, 56, 56) … at 224 px)."""
+def block_dims(depth: int, input_size: int = 224, widths=WIDTHS) -> dict[str, tuple[int, int, int]]:
+    """Output (C, H, W) of every block for a square input (layer1 (64, 56, 56) … at 224 px).
+
+    ``widths`` are the four stages' plane counts (torchvision: 64, 128, 256, 512; TDANN's
+    ``ResNet18_ChanX`` multiplies them per stage, e.g. ×(1, 2, 1, 1)).
+    """
     exp = 4 if depth >= 50 else 1
     out = {}
     side = -(-input_size // 4)  # conv1 stride 2 + maxpool stride 2 (both ceil for padded convs)
@@ -172,7 +177,7 @@ def block_dims(depth: int, input_size: int = 224) -> dict[str, tuple[int, int, i
         if i > 0:
             side = -(-side // 2)
         for j in range(n):
-            out[f"layer{i + 1}.{j}"] = (WIDTHS[i] * exp, side, side)
+            out[f"layer{i + 1}.{j}"] = (int(widths[i]) * exp, side, side)
     return out
 
 
@@ -189,9 +194,12 @@ class ResNetSheets(SheetNet):
         Dimensions of the head after global average pooling: ``[]`` (none: the pooled
         features are the output), ``[512, 1000]`` (one Linear, named ``fc`` as in
         torchvision), or longer (an MLP ``head_mlp`` with ReLUs, e.g. SimCLR's 512→512→128).
+    widths : four ints
+        Planes of the four stages (torchvision's 64, 128, 256, 512 by default; wider in
+        TDANN's ``ResNet18_ChanX``, whose ``channel_multiplier`` scales them per stage).
     """
 
-    def __init__(self, depth: int = 18, blurpool: bool = False, unit_mode="chw", head=()):
+    def __init__(self, depth: int = 18, blurpool: bool = False, unit_mode="chw", head=(), widths=WIDTHS):
         super().__init__()
         modes = [unit_mode] * len(block_names(depth)) if isinstance(unit_mode, str) else list(unit_mode)
         if len(modes) != len(block_names(depth)) or any(m not in ("chw", "channel") for m in modes):
@@ -202,8 +210,12 @@ class ResNetSheets(SheetNet):
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        widths = tuple(int(w) for w in widths)
+        if len(widths) != 4 or min(widths) < 1:
+            raise TopoviewerError(f"widths must be four positive plane counts, got {widths!r}")
+        self.widths = widths
         cin = 64
-        for i, (width, n) in enumerate(zip(WIDTHS, DEPTHS[depth])):
+        for i, (width, n) in enumerate(zip(widths, DEPTHS[depth])):
             stride = 1 if i == 0 else 2
             blocks = []
             for j in range(n):
@@ -293,7 +305,7 @@ def default_sheets(net: ResNetSheets, config) -> list[Sheet]:
     """Untrained layouts: channel grids, or retinotopic positions on ``extent_mm`` sheets."""
     from ..positions import retinotopic_positions
 
-    dims = block_dims(net.depth, config["input_size"])
+    dims = block_dims(net.depth, config["input_size"], net.widths)
     sheets = []
     for k, name in enumerate(net.block_names):
         if net.unit_modes[k] == "channel":
@@ -306,7 +318,8 @@ def default_sheets(net: ResNetSheets, config) -> list[Sheet]:
 
 def build_resnet(config, sheets=None) -> ImageNetTopoModel:
     """Registry builder (arch ``"resnet"``): config keys in ``build_resnet.defaults``."""
-    net = ResNetSheets(int(config["depth"]), bool(config["blurpool"]), config["unit_mode"], config["head"])
+    net = ResNetSheets(int(config["depth"]), bool(config["blurpool"]), config["unit_mode"], config["head"],
+                       config["widths"])
     return ImageNetTopoModel(
         net, sheets if sheets is not None else default_sheets(net, config), "resnet", config,
         input_size=int(config["input_size"]), in_channels=3, mean=IMAGENET_MEAN, std=IMAGENET_STD,
@@ -316,7 +329,7 @@ def build_resnet(config, sheets=None) -> ImageNetTopoModel:
 
 build_resnet.defaults = {
     "depth": 18, "blurpool": False, "unit_mode": "chw", "head": [], "input_size": 224, "resize_size": 256.0,
-    "extent_mm": 10.0, "classes": [],
+    "extent_mm": 10.0, "classes": [], "widths": list(WIDTHS),
 }
 
 
@@ -363,6 +376,21 @@ def resnet_depth_from_keys(state: dict) -> int | None:
     if bottleneck:
         return 50 if n3 == 6 else None
     return {2: 18, 6: 34}.get(n3)
+
+
+def resnet_widths_from_keys(state: dict) -> tuple[int, ...]:
+    """The four stages' plane counts, read from each stage's first ``conv1`` (plain or BlurPool-wrapped).
+
+    (64, 128, 256, 512) for a torchvision ResNet; (64, 256, 256, 512) for TDANN's
+    ``ResNet18_ChanX`` with ``channel_multiplier`` (1, 2, 1, 1).
+    """
+    widths = []
+    for i in range(1, 5):
+        w = state.get(f"layer{i}.0.conv1.weight", state.get(f"layer{i}.0.conv1.conv.weight"))
+        if not isinstance(w, torch.Tensor) or w.ndim != 4:
+            raise TopoviewerError(f"the ResNet weights have no 4-d layer{i}.0.conv1 kernel; cannot read the stage widths")
+        widths.append(int(w.shape[0]))
+    return tuple(widths)
 
 
 def head_from_state(state: dict) -> list[int]:

@@ -6,24 +6,32 @@ keys ``base_model.<torchvision key>`` plus duplicate ``_feature_blocks.*`` entri
 under ``…/model/heads`` (SimCLR ``0.0.clf.0.*`` 512→512 and ``0.1.clf.0.*`` 512→128;
 supervised ``0.clf.0.*`` 512→1000). Also accepted: a bare torchvision state dict,
 ``{"state_dict": …}``, ``{"model": …}``, with or without ``module.`` prefixes — and the
-same for a ResNet-50 (with user coordinates).
+same for a ResNet-50 and for the authors' ``ResNet18_ChanX`` (stages widened by a
+``channel_multiplier``, e.g. layer2 with 256 channels; its trunk keeps torchvision's untrained
+``fc``, which is dropped). Stage widths are read from the weights.
 
 Positions: a folder with ``layer1.0 … layer4.1`` ``.npz``/``.pkl`` files (see
 :mod:`topoviewer.positions`). Every activation value is a unit (``unit_mode="chw"``):
 unit i ↔ C-order flat index of (C, H, W); sheet x ↔ w, y ↔ h. The positions must match
-the model's output at 224 × 224 (layer1 (64, 56, 56) … layer4 (512, 7, 7)).
+the model's output at 224 × 224 (layer1 (64, 56, 56) … layer4 (512, 7, 7)). Without
+``positions`` the folder is found as the authors pair them (:data:`PAIRING`,
+:func:`guess_positions_folder`); an ambiguous guess is refused.
 
-Scales: ``scale="training"`` shows the stored (training-time) millimetres; ``"paper"``
-(default, as the authors' ``get_positions(rescale=True)``) multiplies them per cortical area
-(retina = layer1 ×0.6, V1 = layer2 ×1.5, V2 = layer3.0 ×1.75, V4 = layer3.1 ×1.4,
-VTC = layer4 ×7). The active scale is named in ``model.meta["positions"]["scale"]`` and in
-every sheet's label (``"V1, paper mm"``).
+Scales, as the authors' ``get_positions(rescale=…)``: a folder without ``version.txt`` (or
+with ``1``) holds training-time millimetres; ``scale="training"`` shows them, ``"paper"``
+(default) multiplies them per cortical area (retina = layer1 ×0.6, V1 = layer2 ×1.5,
+V2 = layer3.0 ×1.75, V4 = layer3.1 ×1.4, VTC = layer4 ×7). A folder of any other version is
+already at its final scale: both scales show it as stored. ResNet-50 positions are used as
+stored (``"training"``; the factors cover the ResNet-18 blocks only). The active scale is named
+in ``model.meta["positions"]`` (``scale``, ``version``, ``rescaled``) and in every sheet's label
+(``"V1, paper mm"``).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +41,7 @@ from ..sheet import Sheet
 from .resnet import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    WIDTHS,
     ImageNetTopoModel,
     ResNetSheets,
     block_dims,
@@ -41,6 +50,7 @@ from .resnet import (
     head_from_state,
     load_weights,
     resnet_depth_from_keys,
+    resnet_widths_from_keys,
     strip_prefixes,
 )
 
@@ -126,59 +136,88 @@ def vissl_head(heads: dict) -> tuple[list[int], dict, list[str]]:
 
 
 # ---------------------------------------------------------------------------- positions folder guess
-def guess_positions_folder(path, layers, max_dirs: int = 3000) -> Path:
-    """The authors' pairing rule as a default: a positions folder near the checkpoint.
+_SIMCLR_SWAP = ("simclr_spatial_resnet18_fuzzy_swappedon_SineGrating2019_lw0/"
+                "resnet18_retinotopic_init_fuzzy_swappedon_SineGrating2019_NBVER2")
+_SUPERVISED = "supervised_resnet18/resnet18_retinotopic_init_fuzzy_swappedon_SineGrating2019"
+_SUPERVISED_SWAP = "supervised_resnet18_lw0/resnet18_retinotopic_init_fuzzy_swappedon_SineGrating2019"
 
-    Candidates are folders holding ``<layer>.npz|.pkl`` files up to three levels below the
-    checkpoint's folder, then its parent, then its grandparent: the nearest that has a
-    match wins. Checkpoints named ``simclr_spatial*`` (file or
-    folder) prefer a folder ending ``_NBVER2``; ``supervised_spatial*`` one under
-    ``supervised_resnet18_lw0``; otherwise a single candidate is taken. Ambiguity or no
-    candidate is an error asking for ``--positions DIR``.
+#: The authors' pairing: checkpoint folder (``weights.checkpoint_dir``) or analysis-config name →
+#: positions folder (``TRUNK_PARAMS.position_dir``, relative to the release's ``positions/``), as
+#: the TDANN analysis configs and ``spacetorch.analyses.core.POS_LOOKUP`` state it. First full
+#: match wins. The SimCLR checkpoints trained on ecoset, on sine gratings and with no spatial loss
+#: (lw0) go with the *supervised* network's positions, not with the ``…_NBVER2`` folder.
+PAIRING = (
+    (r"simclr_ecoset|simclr_spatial_resnet18_fuzzy_swappedon_SineGrating2019_ecoset_checkpoints"
+     r"|simclr_spatial_resnet18_trained_sine_gratings|simclr_spatial_SG_pretrain_minimal_aug_biased"
+     r"|simclr_spatial_resnet18_(fuzzy_)?swappedon_SineGrating2019_lw0(_checkpoints)?", _SUPERVISED),
+    (r"simclr_spatial_resnet18_swappedon_SineGrating2019_(isoswap_3|old_scl)\w*"
+     r"|white_noise_trained|white_noise_training_checkpoints", _SIMCLR_SWAP),
+    (r"supervised_spatial_resnet18_swappedon_SineGrating2019(?!_lw0_seed)\w*|supervised_resnet18_lw0_checkpoints",
+     _SUPERVISED_SWAP),
+    (r"supervised_resnet18|resnet18_supervised", _SUPERVISED),
+    (r"supervised_resnet50(_checkpoints)?", "supervised_resnet50/resnet50_retinotopic_init_swappedon_SineGrating2019"),
+    (r"supervised_resnet18_chanx2|resnet18_chanx2_supervised_checkpoints",
+     "supervised_resnet18_chanx2/resnet18_chanx2_retinotopic_init_swappedon_SineGrating2019"),
+)
+_HINT = "pass the positions folder explicitly: --positions DIR (API: load(path, positions=DIR))"
+
+
+def paired_positions(path) -> tuple[str, str] | None:
+    """``(name, position_dir)`` when the checkpoint's file or one of its three folders is named in
+    :data:`PAIRING` (nearest name first), else None."""
+    path = Path(path).absolute()
+    for name in [path.stem, *(p.name for p in list(path.parents)[:3])]:
+        for pattern, rel in PAIRING:
+            if re.fullmatch(pattern, name):
+                return name, rel
+    return None
+
+
+def guess_positions_folder(path, layers, max_dirs: int = 3000) -> Path:
+    """The default positions folder of a TDANN checkpoint, as the authors pair them; never a guess between two.
+
+    1. A checkpoint named in :data:`PAIRING` (its file or one of its folders) goes with the
+       positions folder the authors' configs give it, looked up as ``<ancestor>/positions/<dir>``
+       or ``<ancestor>/<dir>`` for the checkpoint's five nearest folders (the release keeps
+       ``checkpoints/`` and ``positions/`` side by side). Missing → an error naming it.
+    2. Any other checkpoint: the nearest folder (the checkpoint's, its parent, its grandparent)
+       that has folders holding ``<layer>.npz|.pkl`` up to three levels below it decides; exactly
+       one such positions folder is taken, several are refused with the candidates listed.
+
+    Every refusal asks for ``--positions DIR``.
     """
     path = Path(path).absolute()  # where the user put it (symlinks are not followed)
-    names = [path.name] + [p.name for p in list(path.parents)[:3]]
-    kind = None
-    if any(n.startswith("simclr_spatial") for n in names):
-        kind = "simclr"
-    elif any(n.startswith("supervised_spatial") for n in names):
-        kind = "supervised"
+    paired = paired_positions(path)
+    if paired is not None:
+        name, rel = paired
+        looked = list(path.parents)[:5]
+        for anc in looked:
+            for cand in (anc / "positions" / rel, anc / rel):
+                if cand.is_dir():
+                    return cand
+        raise TopoviewerError(
+            f"{path}: the authors pair {name!r} with the positions folder positions/{rel}, which is not "
+            f"under {looked[0]} or the {len(looked) - 1} folders above it; {_HINT}"
+        )
     roots = []
     for p in [path.parent, *list(path.parent.parents)[:2]]:
         if p not in roots and p.is_dir():
             roots.append(p)
-
-    def preferred(cands):
-        if kind == "simclr":
-            return [c for c in cands if c.name.endswith("_NBVER2")]
-        if kind == "supervised":
-            return [c for c in cands if "supervised_resnet18_lw0" in c.parts]
-        return cands
-
-    hint = "pass the positions folder explicitly: --positions DIR (API: load(path, positions=DIR))"
     seen: set = set()
-    found: list = []
     budget = [max_dirs]
     for root in roots:  # nearest folder first: the first one holding a match decides
         here = _scan_positions_folders(root, layers, seen, budget)
-        found += here
-        pick = preferred(here)
-        if len(pick) == 1:
-            return pick[0]
-        if len(pick) > 1:
-            listed = ", ".join(str(c) for c in pick[:5])
+        if len(here) == 1:
+            return here[0]
+        if here:
+            listed = ", ".join(str(c) for c in here[:5]) + (f" and {len(here) - 5} more" if len(here) > 5 else "")
             raise TopoviewerError(
-                f"{path}: several positions folders could belong to this checkpoint ({listed}); {hint}"
+                f"{path}: {len(here)} positions folders could belong to this checkpoint ({listed}); {_HINT}"
             )
-    if len(found) == 1:  # the naming rule did not match, but there is only one folder
-        return found[0]
-    if not found:
-        raise TopoviewerError(
-            f"{path}: no positions folder found next to the checkpoint (a folder with layer1.0.npz/.pkl … "
-            f"layer4.1); {hint}"
-        )
-    listed = ", ".join(str(c) for c in found[:5])
-    raise TopoviewerError(f"{path}: several positions folders could belong to this checkpoint ({listed}); {hint}")
+    raise TopoviewerError(
+        f"{path}: no positions folder found next to the checkpoint (a folder with {layers[0]}.npz/.pkl … "
+        f"{layers[-1]}); {_HINT}"
+    )
 
 
 def _scan_positions_folders(root: Path, layers, seen: set, budget: list) -> list:
@@ -206,11 +245,19 @@ def _scan_positions_folders(root: Path, layers, seen: set, budget: list) -> list
 
 # ---------------------------------------------------------------------------- loader
 def load(obj, path, device: str = "cpu", positions=None, scale=None, **_options):
-    """A TDANN VISSL checkpoint (or a plain ResNet state dict) + positions → TopoModel."""
+    """A TDANN VISSL checkpoint (or a plain ResNet state dict) + positions → TopoModel.
+
+    The trunk may be torchvision's ResNet-18/50 or the authors' ``ResNet18_ChanX`` (wider stages,
+    read from the weights). Positions: ``positions`` or the folder :func:`guess_positions_folder`
+    pairs with the checkpoint. Scale (ResNet-18 blocks, as the authors' ``get_positions``): a
+    version-1 folder (no ``version.txt``) holds training mm and ``"paper"`` multiplies them by
+    :data:`PAPER_SCALE`; any other version is already at its final scale and is used as stored.
+    ResNet-50 positions are always used as stored (the authors' factors cover the ResNet-18 blocks).
+    """
     path = Path(path)
-    scale = DEFAULT_SCALE if scale in (None, "") else str(scale)
-    if scale not in SCALES:
-        raise TopoviewerError(f"unknown positions scale {scale!r}; expected 'training' or 'paper'")
+    requested = None if scale in (None, "") else str(scale)
+    if requested is not None and requested not in SCALES:
+        raise TopoviewerError(f"unknown positions scale {requested!r}; expected 'training' or 'paper'")
     parts = _vissl_parts(obj)
     ignored_heads: list = []
     if parts is not None:
@@ -219,7 +266,7 @@ def load(obj, path, device: str = "cpu", positions=None, scale=None, **_options)
             raise TopoviewerError(f"{path}: the VISSL trunk is not a state dict")
         state = clean_trunk(trunk)
         head, head_state, ignored_heads = vissl_head(heads)
-        state.pop("fc.weight", None)
+        state.pop("fc.weight", None)  # ResNet18_ChanX and SpatialResNet50 keep torchvision's untrained fc
         state.pop("fc.bias", None)
         state.update(head_state)
         source = "VISSL checkpoint"
@@ -235,31 +282,37 @@ def load(obj, path, device: str = "cpu", positions=None, scale=None, **_options)
             f"{path}: the weights are not a torchvision ResNet-18/34/50 trunk (first keys: {list(state)[:4]})"
         )
     layers = block_names(depth)
-    dims = block_dims(depth, 224)
+    widths = resnet_widths_from_keys(state)
+    dims = block_dims(depth, 224, widths)
 
     from ..positions import load_positions, sheets_from_positions
 
-    if positions is None:
-        if depth != 18:
-            raise TopoviewerError(
-                f"{path}: a ResNet-{depth} has no published positions; give coordinates with --positions FILE.npz|DIR"
-            )
+    guessed = positions is None
+    if guessed:
         positions = guess_positions_folder(path, layers)
-        guessed = True
+    # TDANN area scaling applies to ResNet-18 blocks from a TDANN checkpoint or positions folder;
+    # user coordinate files are used as given
+    folder = Path(positions).expanduser().is_dir()
+    areas = depth == 18 and (parts is not None or folder)
+    if areas:
+        scale = requested or DEFAULT_SCALE
+    elif requested == "paper" and folder:
+        raise TopoviewerError(
+            f"{positions}: ResNet-{depth} positions have no paper scale (the authors rescale the ResNet-18 blocks "
+            "only); they are used as stored: --scale training"
+        )
     else:
-        guessed = False
+        scale = "training" if folder and parts is not None else "as given"  # a TDANN folder: training mm
     loaded, version = load_positions(positions, layers)
-    # TDANN area scaling applies to TDANN positions folders; user coordinate files are used as given
-    areas = depth == 18 and (parts is not None or Path(positions).is_dir())
-    scale = scale if areas else "as given"
+    rescaled = areas and scale == "paper" and version == 1  # the authors rescale version-1 folders only
     sheets, modes = sheets_from_positions(layers, dims, loaded, source=positions, areas=AREAS if areas else None,
-                                          scale=scale, factors=PAPER_SCALE if scale == "paper" else None)
+                                          scale=scale, factors=PAPER_SCALE if rescaled else None)
 
     config = {
         "depth": depth, "blurpool": False, "unit_mode": modes, "head": head, "input_size": 224,
-        "resize_size": 256.0, "extent_mm": 10.0, "classes": [],
+        "resize_size": 256.0, "extent_mm": 10.0, "classes": [], "widths": list(widths),
     }
-    net = ResNetSheets(depth, False, modes, head)
+    net = ResNetSheets(depth, False, modes, head, widths)
     load_weights(net, state, path)
     family = "tdann" if depth == 18 else f"resnet{depth}"
     name = path.parent.name if path.stem.startswith("model_") and path.parent.name else path.stem
@@ -268,14 +321,16 @@ def load(obj, path, device: str = "cpu", positions=None, scale=None, **_options)
         "source": {"file": str(path), "layout": source, "ignored_head_keys": ignored_heads[:20]},
         "positions": {
             "source": str(positions), "guessed": guessed, "version": version, "scale": scale,
-            "scales": list(SCALES),
-            "factors": {l: (PAPER_SCALE[AREAS[l]] if areas and scale == "paper" else 1.0)
-                        for l in layers},
+            "scales": list(SCALES) if areas else [scale], "rescaled": rescaled,
+            "factors": {l: (PAPER_SCALE[AREAS[l]] if rescaled else 1.0) for l in layers},
         },
         "preprocess": "RGB, resize shorter side to 256, centre-crop 224, ImageNet mean/std",
         "degrees_per_image": 8.0,
         "modality": "vision",
     }
+    if widths != WIDTHS:
+        meta["trunk"] = f"ResNet{depth}_ChanX"
+        meta["channel_multiplier"] = [w / b if w % b else w // b for w, b in zip(widths, WIDTHS)]
     if head and len(head) == 3:
         meta["head"] = "SimCLR projection (512→512→128): 'logits' are embeddings"
     model = ImageNetTopoModel(

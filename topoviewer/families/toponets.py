@@ -55,6 +55,7 @@ from .resnet import (
     head_from_state,
     load_weights,
     resnet_depth_from_keys,
+    resnet_widths_from_keys,
     strip_prefixes,
     tensor_dict,
 )
@@ -139,7 +140,8 @@ def load_resnet(obj, path, device: str = "cpu", positions=None, **options):
     if depth is None:
         raise TopoviewerError(f"{path}: BlurPool keys found but the trunk is not a ResNet-18/50")
     head = head_from_state(state)
-    net = ResNetSheets(depth, True, "channel", head)
+    widths = resnet_widths_from_keys(state)
+    net = ResNetSheets(depth, True, "channel", head, widths)
     expected = {k for k in net.state_dict() if k.endswith("blur_filter")}
     found = {k for k in state if k.endswith("blur_filter")}
     if expected != found:
@@ -147,7 +149,7 @@ def load_resnet(obj, path, device: str = "cpu", positions=None, **options):
             f"{path}: BlurPool wrappers do not match ffcv's rule (stride > 1, ≥ 16 input channels): "
             f"expected {sorted(expected)[:4]}, found {sorted(found)[:4]}"
         )
-    dims = block_dims(depth, FFCV_RES)
+    dims = block_dims(depth, FFCV_RES, widths)
     if positions is not None:
         from ..positions import load_positions, sheets_from_positions
 
@@ -160,7 +162,7 @@ def load_resnet(obj, path, device: str = "cpu", positions=None, **options):
     load_weights(net, state, path)
     config = {
         "depth": depth, "blurpool": True, "unit_mode": list(modes), "head": head, "input_size": FFCV_RES,
-        "resize_size": FFCV_RES / FFCV_CROP_RATIO, "extent_mm": 10.0, "classes": [],
+        "resize_size": FFCV_RES / FFCV_CROP_RATIO, "extent_mm": 10.0, "classes": [], "widths": list(widths),
     }
     meta = {
         "family": f"toponets-resnet{depth}",

@@ -57,6 +57,9 @@ DIET_OPTIONS = {
     "gamma": (0.7, 1.4),     # gamma range (log-uniform), every image
     "noise": 0.03,           # largest pixel-noise σ
     "occlude": 0.3,          # share of images with a random erasing: a flat-toned half-plane or box
+    "lowres": 0.0,           # share of images seen at a lower resolution (down- then up-sampled)
+    "lowres_scale": (0.5, 0.85),  # the lower resolution, as a fraction of the image edge
+    "yaw_power": 2.0,        # photo-like faces' yaw = 90° · u**yaw_power (larger: more frontal)
 }
 
 
@@ -127,11 +130,13 @@ def _photo_backdrop(rng, n, size):
 def _photometric(x, rng):
     """Random blur, contrast, gamma and pixel noise per image (domain randomisation)."""
     from scipy.ndimage import gaussian_filter
+    from skimage.transform import resize
 
     opts = DIET_OPTIONS
     x = np.array(x, np.float32)
     n, size = len(x), x.shape[-1]
     blur = rng.random(n) < opts["blur"]
+    lowres = rng.random(n) < opts["lowres"] if opts["lowres"] else np.zeros(n, bool)
     sigma = rng.uniform(0.3, 1.0, n) * size / 32
     lo, hi = np.log(opts["contrast"])
     c = np.exp(rng.uniform(lo, hi, n)).astype(np.float32)
@@ -155,6 +160,9 @@ def _photometric(x, rng):
             x[i][mask] = tone
         if blur[i]:
             x[i] = gaussian_filter(x[i], sigma[i])
+        if lowres[i]:
+            small = max(4, int(round(size * rng.uniform(*opts["lowres_scale"]))))
+            x[i] = resize(resize(x[i], (small, small), order=1, anti_aliasing=True), (size, size), order=1)
         m = x[i].mean()
         xi = np.clip(m + (x[i] - m) * c[i], 0, 1) ** g[i]
         x[i] = np.clip(xi + noise[i] * eps[i], 0, 1)
@@ -166,7 +174,7 @@ def _draw_diet_face(canvas, rng):
     photo = rng.random() < DIET_OPTIONS["photo_faces"]
     if rng.random() < DIET_OPTIONS["tight_faces"]:
         canvas.zoom(rng.uniform(*DIET_OPTIONS["tight_zoom"]), (rng.uniform(-0.04, 0.04), rng.uniform(-0.06, 0.06)))
-    yaw = (math.pi / 2) * rng.random() ** (2.0 if photo else 1.3)
+    yaw = (math.pi / 2) * rng.random() ** (DIET_OPTIONS["yaw_power"] if photo else 1.3)
     draw_face(canvas, random_face_identity(rng), yaw, random_face_expression(rng), photo=photo)
 
 

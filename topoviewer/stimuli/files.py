@@ -130,7 +130,7 @@ class StimulusSet:
         return self.labels == self.categories.index(category)
 
 
-def load_image(source) -> np.ndarray:
+def load_image(source, crop=None, keep_uint8: bool = False) -> np.ndarray:
     """Read one image from a file or an array.
 
     Parameters
@@ -139,6 +139,12 @@ def load_image(source) -> np.ndarray:
         An image file Pillow can read (any mode: 1, L, LA, RGB, RGBA, P, I;16,
         I, F, CMYK, ...) or an array of dtype bool, uint8, uint16 or float with
         shape (H, W), (H, W, 1), (H, W, 2) (grey + alpha), (H, W, 3) or (H, W, 4).
+    crop : callable, optional
+        ``crop(width, height) → (left, top, right, bottom)``: read only that region of
+        a file (cut before the conversion to float, which is then cheaper).
+    keep_uint8 : bool
+        Return an 8-bit grey or colour file without transparency as it is stored,
+        uint8 (0–255), instead of float32 (the training loader resizes it in uint8).
 
     Returns
     -------
@@ -172,7 +178,9 @@ def load_image(source) -> np.ndarray:
         raise TopoviewerError(f"expected an image file, but {path} is {what}")
     with _opened(path) as img:
         img.load()
-        array = _pil_to_array(img)
+        array = _pil_to_array(img if crop is None else img.crop(crop(*img.size)))
+    if keep_uint8 and array.dtype == np.uint8 and (array.ndim == 2 or array.shape[2] == 3) and array.size:
+        return array
     return _from_array(array, str(path))
 
 

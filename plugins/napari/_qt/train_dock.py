@@ -21,7 +21,7 @@ from qtpy.QtWidgets import (
 
 from topoviewer.errors import TopoviewerError
 
-from .base import Dock, ask_save_path, group
+from .base import Dock, ask_open_path, ask_save_path, group
 
 ARCHS = ("tdann_small", "toponet_small", "lee2020")
 LOSSES = ("absolute", "relative", "topoloss", "none")
@@ -99,6 +99,13 @@ class TrainDock(Dock):
         self.per_category.setValue(100)
         self.per_category.setToolTip("Training images per category of the procedural diet")
         form.addRow("Images / category", self.per_category)
+        self.data, self.data_pick = self._path_row(
+            form, "Images", "procedural diet", "An image folder with one sub-folder per class (or a text file "
+            "list); empty: the procedural diet", lambda: ask_open_path(self, "Training images", "", directory=True))
+        self.init, self.init_pick = self._path_row(
+            form, "Start from", "fresh weights", "A model whose weights and sheets the run starts from (any model "
+            "topoviewer opens); its head is rebuilt for the images' classes",
+            lambda: ask_open_path(self, "Start from a model", "Models (*.safetensors *.pt *.pth *.ckpt *.torch)"))
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
         form.addRow("Device", self.device)
@@ -201,6 +208,27 @@ class TrainDock(Dock):
         self.destroyed.connect(lambda *_: ctrl.stop("training"))  # closing the viewer stops the run
 
     # ------------------------------------------------------------------ config
+    @staticmethod
+    def _path_row(form, label, placeholder, tip, ask):
+        """A path field and its "…" picker button; an empty field means ``placeholder``."""
+        row = QHBoxLayout()
+        edit = QLineEdit()
+        edit.setPlaceholderText(placeholder)
+        edit.setToolTip(tip)
+        browse = QToolButton()
+        browse.setText("…")
+
+        def pick():
+            path = ask()
+            if path:
+                edit.setText(path)
+
+        browse.clicked.connect(pick)
+        row.addWidget(edit, 1)
+        row.addWidget(browse)
+        form.addRow(label, row)
+        return edit, browse
+
     def _loss_changed(self, loss):
         self.weight.setValue(float(self._default_weight.get(loss, 0.0)))
         self.weight.setEnabled(loss != "none")
@@ -240,7 +268,12 @@ class TrainDock(Dock):
             seed=int(self.seed.value()), per_category=int(self.per_category.value()),
             val_per_category=max(2, min(20, int(self.per_category.value()) // 5)),
         )
+        for key, edit in (("data", self.data), ("init", self.init)):
+            text = edit.text().strip()
+            kw[key] = str(Path(text).expanduser().resolve()) if text and text != "sample" else (text or None)
         kw.update(getattr(self, "_extra", {}))
+        if kw["data"]:
+            kw["category_frequency"] = {}  # the recipe's diet frequencies do not apply to image folders
         kw.update(overrides)
         # checkpoints feed the live maps: often enough for the refresh, not every step
         kw.setdefault("checkpoint_every", max(1, min(250, kw["steps"] // 10)))
