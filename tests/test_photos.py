@@ -86,6 +86,36 @@ def test_provenance_lines():
     assert "fc6 face units d′ +0.61 (others -0.30)" in valid.replace("−", "-") and "×1.80" in valid
 
 
+def test_patch_table_reads_each_category_patch_per_picture():
+    from topoviewer.analysis import t_maps, units_in_voxels, voxel_responses
+    from topoviewer.analysis.photos import PATCH_TABLE_FIELDS, patch_table, patch_table_csv
+
+    model, loc, photos, r, p, near = _world(np.array([5.0, 5.0]))
+    sheet = model.sheets[0]
+    t = t_maps(voxel_responses(sheet, r["fc6"]), loc.labels, loc.categories)
+    analysis = SimpleNamespace(sheets={"fc6": SimpleNamespace(voxel_t=t)}, responses=r, labels=loc.labels,
+                               categories=loc.categories)
+    names = [f"photo {i}" for i in range(60)]
+    rows = patch_table(model, analysis, p, names)
+    assert len(rows) == 60 * 3 and set(rows[0]) == set(PATCH_TABLE_FIELDS)
+    faces = [row for row in rows if row["category"] == "faces"]
+    # per picture: the same patch response as photo_transfer's (an independent path through the core)
+    ref = photo_transfer(model, loc, photos, responses=r, photo_responses=p)["fc6"]
+    np.testing.assert_allclose([row["response"] for row in faces], ref["patch_response"])
+    inside = units_in_voxels(sheet, np.nan_to_num(t["faces"], nan=-np.inf) > 10)
+    assert faces[0]["patch_units"] == inside.sum() == ref["patch_units"]
+    assert faces[0]["localizer_category"] == pytest.approx(r["fc6"][loc.labels == 0][:, inside].mean())
+    assert faces[0]["localizer_others"] == pytest.approx(r["fc6"][loc.labels != 0][:, inside].mean())
+    # bodies have no patch in this world: counted as 0 units, no means, empty CSV cells
+    bodies = [row for row in rows if row["category"] == "bodies"]
+    assert bodies[0]["patch_units"] == 0 and bodies[0]["response"] is None
+    lines = patch_table_csv(rows).splitlines()
+    assert lines[0] == ",".join(PATCH_TABLE_FIELDS) and len(lines) == 1 + len(rows)
+    assert lines[1 + 60].startswith("photo 0,fc6,bodies,0,,,")
+    with pytest.raises(TopoviewerError, match="59 picture names for 60 responses"):
+        patch_table(model, analysis, p, names[:-1])
+
+
 def test_precomputed_localizer_maps_are_used_not_recomputed():
     from topoviewer.pipeline import sheet_maps
 

@@ -465,7 +465,7 @@ def early_figure(analysis, model, out, dpi=200) -> Path:
     out : path ending in .png, .svg or .pdf
     dpi : int
     """
-    _format_of(out)
+    figure_format(out)
     names = [n for n, m in analysis.sheets.items() if m.early is not None]
     if not names:
         raise TopoviewerError("the analysis holds no early visual maps: analyse on gratings (--stimuli gratings)")

@@ -161,7 +161,12 @@ class TopoModel:
 
     # ------------------------------------------------------------------ input
     def preprocess(self, images):
-        """Images → the network's input tensor (B, C, S, S) on the model's device.
+        """Images → the network's input tensor (B, C, S, S) on the model's device: :meth:`input_pixels`
+        through :meth:`normalise`."""
+        return self.normalise(self.input_pixels(images))
+
+    def input_pixels(self, images):
+        """Images → the pictures the network sees, (B, C, S, S) in [0, 1] on the model's device.
 
         ``images`` is one image or a batch as numpy: (H, W) / (H, W, 3) or (B, H, W) /
         (B, H, W, 3), floats in [0, 1]. Colour is converted to the model's channels
@@ -187,7 +192,7 @@ class TopoModel:
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
         if x.shape[1] == 1 and self.in_channels == 3:
             x = x.expand(-1, 3, -1, -1)
-        return self.normalise(resize_crop(x.to(self.device), self.input_size, self.resize_size))
+        return resize_crop(x.to(self.device), self.input_size, self.resize_size)
 
     def normalise(self, x):
         """(B, C, S, S) images in [0, 1] at the input size → the network's input (``(x − mean) / std``)."""

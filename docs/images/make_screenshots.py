@@ -1,9 +1,10 @@
 """Regenerate the screenshots of docs/gui.md from the running plugin (and print the measured numbers).
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/images/make_screenshots.py [MODEL]
+    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/images/make_screenshots.py [MODEL] [--skip-train]
 
 MODEL defaults to the embedded default model ("sample"). Every picture is a grab of the
-real napari window driven through the plugin's own widgets and callbacks.
+real napari window driven through the plugin's own widgets and callbacks. ``--skip-train``
+leaves out the training run (and its screenshot, ``train.png``).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/images/make_screenshots.py early MODEL
 
@@ -53,7 +54,7 @@ def show_dock(ctrl, name):
     pump(0.2)
 
 
-def main(model="sample"):
+def main(model="sample", skip_train=False):
     from topoviewer_napari.launch import open_viewer
 
     viewer, ctrl = open_viewer(model)
@@ -66,16 +67,13 @@ def main(model="sample"):
     model_dock = ctrl.docks["ModelDock"].parent()
     while model_dock is not None and type(model_dock).__name__ != "QtViewerDockWidget":
         model_dock = model_dock.parent()
-    tab_dock = ctrl.docks["PurityDock"].parent()
-    while tab_dock is not None and type(tab_dock).__name__ != "QtViewerDockWidget":
-        tab_dock = tab_dock.parent()
-    win.resizeDocks([model_dock], [450], Qt.Orientation.Horizontal)
-    win.resizeDocks([model_dock, tab_dock], [330, 600], Qt.Orientation.Vertical)
+    win.resizeDocks([model_dock], [450], Qt.Orientation.Horizontal)  # the one tab stack of docks
     pump(1.0)
     ctrl.book.fit()
     st, book = ctrl.state, ctrl.book
+    grab(viewer, "start.png")  # the first run as it opens: Model & maps in front
     show_dock(ctrl, "PurityDock")
-    grab(viewer, "start.png")
+    grab(viewer, "purity.png")
 
     # hover read-out + unit points, zoomed on the first sheet's maps
     first = st.model.sheets[0]
@@ -140,6 +138,9 @@ def main(model="sample"):
     edock.save_figure(HERE / "figure-example.png", dpi=110)
     grab(viewer, "export.png")
 
+    if skip_train:
+        viewer.close()
+        return
     # training on the fly
     show_dock(ctrl, "TrainDock")
     tdock = ctrl.docks["TrainDock"]
@@ -186,4 +187,5 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["early"]:
         early(sys.argv[2])
     else:
-        main(*(sys.argv[1:2] or ["sample"]))
+        args = [a for a in sys.argv[1:] if a != "--skip-train"]
+        main(*(args[:1] or ["sample"]), skip_train="--skip-train" in sys.argv)

@@ -132,7 +132,7 @@ def read_folder(path):
         flat = _folder_images(p, deep=False)
         if flat:  # pictures directly in the folder: no categories, the same conversion as load_folder's
             images = load_images(flat, size)
-            extra = {"stack": True}
+            extra = {"stack": True, "names": [f.name for f in flat]}
         else:
             stim = load_folder(p, size=size)
             images = stim.images

@@ -4,44 +4,37 @@ from __future__ import annotations
 
 __all__ = ["default_model"]
 
+#: Key of the placeholder layer the sample returns while the model loads (the layer book drops it).
+LOADING_KEY = "sample/loading"
+
 
 def default_model():
-    """Load the embedded default model into the current viewer; returns the cell frames layer.
+    """Open the embedded default model in the current viewer, with every dock of the plugin.
 
-    The model is read here (fast); the analysis runs in the background and fills the
-    frames with maps. napari needs at least one layer back: the frames (cells with titles),
-    which the layer book then adopts by their key.
+    Nothing slow runs on the GUI thread: the model is read and analysed in a thread worker
+    (the same path as ``topoviewer-napari``), and napari, which needs a layer back at once,
+    gets an empty placeholder (in mm) that the layer book removes when the model arrives.
+    Without a viewer (npe2 used from a script) the model's cell frames are returned.
     """
     import napari
 
-    from topoviewer.io import load
-
-    from ._qt.controller import controller_for
-    from .layers import frame_layer_data
-    from .layout import SheetLayout
+    from . import DOCKS
+    from .layers import KEY
 
     viewer = napari.current_viewer()
-    model = load("sample")
     if viewer is None:  # e.g. npe2 used without a viewer: the frames are all there is to show
-        return [frame_layer_data(SheetLayout(model.sheets))]
+        from topoviewer.io import load
+
+        from .layers import frame_layer_data
+        from .layout import SheetLayout
+
+        return [frame_layer_data(SheetLayout(load("sample").sheets))]
+    from ._qt.controller import controller_for
+    from .launch import add_docks
+
     ctrl = controller_for(viewer)
-    ensure_docks(viewer)
-    ctrl.open_model(model, name="sample")
-    frames = frame_layer_data(SheetLayout(model.sheets))
-    if ctrl.book.get("layout/cells") is not None:
-        ctrl.book.remove(lambda key: key == "layout/cells")
-    return [frames]
-
-
-def ensure_docks(viewer, names=("Model & maps", "Purity")):
-    """Open the plugin's docks (once) in a viewer that has a window."""
-    window = getattr(viewer, "window", None)
-    if window is None or not hasattr(window, "add_plugin_dock_widget"):
-        return []
-    out = []
-    for i, name in enumerate(names):
-        try:
-            out.append(window.add_plugin_dock_widget("topoviewer", name, tabify=i > 0 and name != "Purity"))
-        except Exception:  # noqa: BLE001 - a missing dock must not stop the sample
-            pass
-    return out
+    add_docks(viewer, DOCKS)
+    ctrl.open_model("sample")
+    placeholder = {"name": "topoviewer · loading the default model…", "units": ("mm", "mm"),
+                   "metadata": {KEY: LOADING_KEY}}
+    return [([], placeholder, "shapes")]

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["main", "has_display", "write_default_figures", "open_viewer"]
+__all__ = ["main", "has_display", "write_default_figures", "open_viewer", "add_docks"]
 
 _T_IMPORT = time.time()
 
@@ -127,6 +127,39 @@ class Preload:
         QTimer.singleShot(0, poll)
 
 
+#: Tab titles that differ from the dock's name ("&" would be read as a keyboard mnemonic).
+TAB_TITLES = {"Model & maps": "Model"}
+
+
+def add_docks(viewer, names):
+    """Open the plugin's docks (each once) as one tab stack on the right, "Model & maps" in front.
+
+    One stack gives every dock the full height of the window (its content fits at 1280 × 800);
+    the tabs sit on the stack's side (vertical), so all six names stay readable. Used by
+    ``topoviewer-napari`` and by File ▸ Open Sample alike. Returns the dock widgets.
+    """
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QTabWidget
+
+    window = getattr(viewer, "window", None)
+    if window is None or not hasattr(window, "add_plugin_dock_widget"):
+        return []
+    qt_window = getattr(window, "_qt_window", None)
+    if qt_window is not None:
+        qt_window.setTabPosition(Qt.DockWidgetArea.RightDockWidgetArea, QTabWidget.TabPosition.East)
+    docks = []
+    for name in names:  # napari hands back a dock that is already open
+        dock, _ = window.add_plugin_dock_widget("topoviewer", name, tabify=bool(docks))
+        dock.setWindowTitle(TAB_TITLES.get(name, name))  # the tab's text: "Train", not "Train (topoviewer)"
+        docks.append(dock)
+    if docks:
+        from qtpy.QtCore import QTimer
+
+        docks[0].raise_()
+        QTimer.singleShot(0, docks[0].raise_)  # napari raises the dock added last once the loop runs
+    return docks
+
+
 def open_viewer(model="sample", device="cpu", docks=None, show=True, viewer=None, preload=None):
     """A napari viewer with the plugin's docks and ``model`` loading. Returns (viewer, controller)."""
     import napari
@@ -138,13 +171,7 @@ def open_viewer(model="sample", device="cpu", docks=None, show=True, viewer=None
         viewer = napari.Viewer(title="topoviewer", show=show)
     ctrl = controller_for(viewer)
     ctrl.device = device
-    names = list(DOCKS) if docks is None else list(docks)
-    # Model & maps on top; the others in one tabbed dock below it (Purity first)
-    tabbed = [n for n in ("Purity", "Images", "Stimulate", "Train", "Export") if n in names]
-    if "Model & maps" in names:
-        viewer.window.add_plugin_dock_widget("topoviewer", "Model & maps")
-    for i, name in enumerate(tabbed):
-        viewer.window.add_plugin_dock_widget("topoviewer", name, tabify=i > 0)
+    add_docks(viewer, list(DOCKS) if docks is None else docks)
     if preload is not None:
         preload.hand_over(ctrl)
     elif model:

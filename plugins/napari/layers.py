@@ -33,6 +33,10 @@ CENTRE_COLOR = "#00e5ff"
 PINWHEEL_COLOR = "#ffffff"
 #: The early visual map layers (analysis on gratings) and the cell each is drawn in, over the category maps.
 EARLY_LAYERS = {"orientation": "dprime", "pinwheels": "dprime", "osi": "voxel_t", "sf": "purity", "colour": "purity"}
+#: Outline of the category's patch over the activation and stimulation maps (dark colormaps).
+ACTIVITY_PATCH_COLOR = "#f2f2f2"
+#: Where the category's patch is outlined besides its own voxel t map.
+ACTIVITY_COLUMNS = ("activation", "stimulation")
 #: Upsampling of patch outlines (thin contours on coarse voxels).
 OUTLINE_UPSAMPLE = 4
 
@@ -160,7 +164,7 @@ class LayerBook:
             layer.name = name
         return layer
 
-    def _labels(self, key, sheet, column, labels, pixel, *, name, color):
+    def _labels(self, key, sheet, column, labels, pixel, *, name, color, visible=True):
         up = OUTLINE_UPSAMPLE
         fine = np.kron((np.asarray(labels) > 0).astype(np.uint8), np.ones((up, up), np.uint8))
         place = self.layout.placement(sheet, column, fine.shape, pixel / up)
@@ -171,7 +175,7 @@ class LayerBook:
 
             layer = self.viewer.add_labels(
                 data, name=name, scale=place.scale, translate=place.translate, units=self._unit(),
-                metadata={KEY: key}, opacity=1.0,
+                metadata={KEY: key}, opacity=1.0, visible=visible,
                 colormap=DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: color}),
             )
             layer.contour = 1
@@ -258,15 +262,15 @@ class LayerBook:
             t[(s.name, "purity")] = f"purity {cat}"
             if s is self.state.model.sheets[0]:
                 t[(s.name, "input")] = "input image" if self.get("input/image") is not None \
-                    else "input (drop a picture or folder)"
+                    else "input · drop a picture"
             else:
                 t[(s.name, "input")] = ""
             act = st.activations
             t[(s.name, "activation")] = "activation" if act is None or act.n_images == 1 \
-                else f"mean activation · {act.n_images} images"
+                else f"activation · {act.n_images} images"
             if act is not None and act.contrast:
                 t[(s.name, "activation")] = f"d′ {act.contrast_category} · {act.n_images} images"
-            role = "stimulation / propagation"
+            role = "stimulation"
             if stim is not None:
                 role = {stim.layer: "stimulation", stim.next_layer: "propagated"}.get(s.name, "—")
             t[(s.name, "stimulation")] = role
@@ -278,7 +282,7 @@ class LayerBook:
                     t[(s.name, "purity")] += " / SF"
         if st.training_step is not None:
             for s in self.state.model.sheets:
-                t[(s.name, "dprime")] = f"{s.name} · d′ {cat} · step {st.training_step}"
+                t[(s.name, "dprime")] = f"d′ {cat} · step {st.training_step}"
         return t
 
     def _retitle(self):
@@ -297,7 +301,7 @@ class LayerBook:
         analysis = state.analysis
         # the secondary maps follow one kind per event-loop turn (with the Qt controller's defer),
         # so that no single turn holds the GUI for all of them
-        rest = [self._draw_voxel_t, self._draw_purity, self._draw_units]
+        rest = [self._draw_voxel_t, self._draw_purity, self._draw_units, self._select_map]
 
         def step():
             try:
@@ -316,6 +320,20 @@ class LayerBook:
 
         self.pending += 1
         self.defer(step)
+
+    def _select_map(self):
+        """Make the first sheet's d′ map the active layer unless an image layer is active.
+
+        napari activates the layer added last (here a hidden points layer or an outline),
+        whose controls are editing tools; a map's controls (contrast, colormap) fit a start.
+        """
+        from napari.layers import Image
+
+        if isinstance(self.viewer.layers.selection.active, Image) or self.layout is None:
+            return
+        layer = self.get(f"{self.layout.names[0]}/dprime")
+        if layer is not None:
+            self.viewer.layers.selection.active = layer
 
     def _on_category(self, state):
         self._on_analysis(state)
@@ -440,6 +458,36 @@ class LayerBook:
                         limits=map_limits("voxel_t", t, threshold=st.t_threshold))
             self._labels(f"{s.name}/patch", s.name, "voxel_t", st.patch_labels(s.name), st.voxel_mm,
                          name=f"{s.name} · patch t>{st.t_threshold:g} {st.category}", color=PATCH_COLOR)
+            for column in ACTIVITY_COLUMNS:
+                self._labels(f"{s.name}/patch_{column}", s.name, column, st.patch_labels(s.name), st.voxel_mm,
+                             name=f"{s.name} · patch t>{st.t_threshold:g} {st.category} over {column}",
+                             color=ACTIVITY_PATCH_COLOR, visible=self._has_activity(s.name, column))
+        self._raise_outlines()
+
+    def _has_activity(self, sheet, column) -> bool:
+        """Whether a cell shows a map to outline the patch over (an empty cell gets no outline)."""
+        st = self.state
+        if column == "activation":
+            return st.activations is not None and sheet in st.activations.mean
+        r = st.stimulation
+        return r is not None and sheet in (r.layer, r.next_layer)
+
+    def _show_activity_outlines(self, column):
+        for s in self.state.model.sheets:
+            layer = self.get(f"{s.name}/patch_{column}")
+            if layer is not None and layer.visible != self._has_activity(s.name, column):
+                layer.visible = not layer.visible
+
+    def _raise_outlines(self):
+        """Keep the patch outlines of the activity cells above those cells' maps (added later)."""
+        layers = self.viewer.layers
+        outline = [i for i, lyr in enumerate(layers)
+                   if str(lyr.metadata.get(KEY, "")).endswith(("/readout_patch",) + tuple(
+                       f"/patch_{c}" for c in ACTIVITY_COLUMNS))]
+        maps = [i for i, lyr in enumerate(layers)
+                if str(lyr.metadata.get(KEY, "")).endswith(("/activation", "/contrast", "/stimulation", "/propagated"))]
+        if outline and maps and max(maps) > min(outline):
+            layers.move_multiple(outline, len(layers))
 
     def _draw_purity(self):
         st = self.state
@@ -462,6 +510,7 @@ class LayerBook:
         act = state.activations
         self.remove(lambda k: k.endswith("/activation") or k.endswith("/contrast"))
         if act is None:
+            self._show_activity_outlines("activation")
             return
         for s in state.model.sheets:
             if s.name not in act.mean:
@@ -476,6 +525,8 @@ class LayerBook:
                 self._image(f"{s.name}/contrast", s.name, "activation", s.rasterise(c, px), px,
                             name=f"{s.name} · d′ {act.contrast_category} (images)", cmap=CMAP["contrast"],
                             limits=map_limits("contrast", c, threshold=state.threshold))
+        self._show_activity_outlines("activation")
+        self._raise_outlines()
         self._retitle()
 
     def placement_for_input(self, shape, rgb: bool):
@@ -509,7 +560,8 @@ class LayerBook:
         cols = ("dprime", "voxel_t", "purity", "stimulation")
         world = np.vstack([self.layout.to_world(layer, c, site) for c in cols])
         self._sites(world, 2.0 * result.radius_mm)
-        for key in (f"{layer}/stimulation", f"{nxt}/propagated", f"{nxt}/readout_patch", "stimulation/sites"):
+        for key in (f"{layer}/stimulation", f"{nxt}/propagated", f"{nxt}/readout_patch", "stimulation/sites",
+                    f"{layer}/patch_stimulation", f"{nxt}/patch_stimulation"):
             if key not in self._revealed:  # prepared hidden; shown once, then the user's eye toggle rules
                 self._revealed.add(key)
                 lyr = self.get(key)
@@ -517,6 +569,7 @@ class LayerBook:
                     lyr.visible = True
         if self._stim_roles != (layer, nxt):
             self._stim_roles = (layer, nxt)
+            self._raise_outlines()
             self._retitle()
 
     def _sites(self, world, size, visible=True):
@@ -549,12 +602,15 @@ class LayerBook:
                          name=f"{nxt} · read-out patch", color=READOUT_COLOR).visible = False
         if self.get("stimulation/sites") is None:
             self._sites(np.empty((0, 2)), 2.0 * st.stim_radius_mm, visible=False)
+        self._raise_outlines()
+        self._select_map()  # the hidden layers just added must not become the active layer
 
     def clear_stimulation(self):
         """Hide the stimulation layers and forget the last stimulation (the log is kept)."""
         self.state.stimulation = None
         for key in self.keys():
-            if key.endswith(("/stimulation", "/propagated", "/readout_patch")) or key == "stimulation/sites":
+            if key.endswith(("/stimulation", "/propagated", "/readout_patch", "/patch_stimulation")) \
+                    or key == "stimulation/sites":
                 self.get(key).visible = False
         self._revealed = set()  # the next stimulation shows its layers again
 

@@ -71,6 +71,11 @@ class Activations:
     contrast: dict = field(default_factory=dict)  # sheet → (N,) d′ of contrast_category vs the rest
     contrast_category: str | None = None
     categories: list = field(default_factory=list)
+    images: np.ndarray | None = None  # the pictures as run (kept for the workspace)
+    labels: np.ndarray | None = None
+    responses: dict = field(default_factory=dict)  # sheet → (n_images, N), for the patch table
+    names: list = field(default_factory=list)  # one name per picture
+    network_input: np.ndarray | None = None  # (S, S) what the network received for the first picture
 
 
 #: Columns of the stimulation log (and its CSV).
@@ -427,6 +432,65 @@ class TopoState:
             text = buf.getvalue()
             return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
         raise TopoviewerError(f"cannot save maps to {path.name!r}: expected a .npz or .csv file name")
+
+    def patch_table(self) -> list:
+        """Does each category's patch see the pictures? Rows of :func:`topoviewer.analysis.photos.patch_table`
+        at the current FWHM and t threshold ([] without pictures or analysis)."""
+        from topoviewer.analysis.photos import patch_table
+
+        act = self.activations
+        if act is None or self.analysis is None or not act.responses:
+            return []
+        return patch_table(self.model, self.analysis, act.responses, act.names, voxel_t=self.voxel_t,
+                           t_threshold=self.t_threshold, voxel_mm=self.voxel_mm)
+
+    def save_patch_table(self, path) -> Path:
+        """Write :meth:`patch_table` as CSV (atomically)."""
+        from topoviewer.analysis.photos import patch_table_csv
+        from topoviewer.io import atomic_write
+
+        rows = self.patch_table()
+        if not rows:
+            raise TopoviewerError("no patch table yet: run a picture or a folder through the model first")
+        if Path(path).suffix.lower() != ".csv":
+            raise TopoviewerError(f"the patch table is a .csv file, got {Path(path).name!r}")
+        text = patch_table_csv(rows)
+        return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+    def workspace(self):
+        """The session as a :class:`topoviewer.workspace.Workspace` (model, settings, pictures, log)."""
+        from topoviewer.workspace import Workspace, model_hash
+
+        if self.model is None:
+            raise TopoviewerError("no model is loaded: a workspace starts with a model")
+        if self.training_step is not None:
+            raise TopoviewerError("training is running: stop it (the model is then saved) before saving a workspace")
+        act = self.activations
+        return Workspace(
+            model=self.source, model_sha256=model_hash(self.source), category=self.category,
+            fwhm_mm=self.fwhm_mm, voxel_mm=self.voxel_mm, dprime_threshold=self.threshold,
+            t_threshold=self.t_threshold, stim_radius_mm=self.stim_radius_mm,
+            images=None if act is None else act.images, images_name="" if act is None else act.name,
+            labels=None if act is None else act.labels, categories=[] if act is None else list(act.categories),
+            log=[dict(row) for row in self.log])
+
+    def apply_settings(self, ws):
+        """Take a workspace's map settings and log; with an analysis on screen the maps follow at once.
+
+        The voxel t maps are not recomputed here: a new FWHM needs the controller's worker.
+        """
+        if self.analysis is not None and ws.category not in self.analysis.categories:
+            raise TopoviewerError(f"the workspace's category {ws.category!r} is not among the analysis's "
+                                  f"{', '.join(self.analysis.categories)}")
+        self.category = ws.category
+        self.fwhm_mm, self.voxel_mm = ws.fwhm_mm, ws.voxel_mm
+        self.threshold, self.t_threshold = ws.dprime_threshold, ws.t_threshold
+        self.stim_radius_mm = ws.stim_radius_mm
+        self.log = [dict(row) for row in ws.log]
+        self._stimulators.clear()
+        self.events.log_changed.emit(self)
+        if self.analysis is not None:
+            self.events.category_changed.emit(self)
 
     def analysis_for_figure(self):
         """The analysis with the voxel t maps at the current FWHM (for :func:`topoviewer.figures.map_figure`)."""

@@ -43,13 +43,17 @@ def test_sample_menu_opens_the_default_model(make_napari_viewer, monkeypatch, ti
 
     viewer = make_napari_viewer(show=True)
     added = viewer.open_sample("topoviewer", "default_model")
-    assert [layer.name for layer in added] == ["layout · cells"]
+    # napari gets a placeholder at once; the model loads and is analysed in a thread worker
+    assert [layer.name for layer in added] == ["topoviewer · loading the default model…"]
     ctrl = controller_for(viewer)
+    assert "load" in ctrl.jobs or "analysis" in ctrl.jobs
     ctrl.wait(120)
     assert ctrl.state.model is not None and ctrl.state.source == "sample"
     assert ctrl.state.analysis is not None
     keys = ctrl.book.keys()
-    assert keys.count("layout/cells") == 1  # the sample's frames were adopted, not duplicated
+    assert keys.count("layout/cells") == 1 and "sample/loading" not in keys
     assert "fc6/dprime" in keys
-    assert "ModelDock" in ctrl.docks  # the sample opens the plugin's docks too
+    # the same complete set of docks as topoviewer-napari, and a map as the active layer
+    assert set(ctrl.docks) == {"ModelDock", "PurityDock", "ImagesDock", "StimulateDock", "TrainDock", "ExportDock"}
+    assert viewer.layers.selection.active is ctrl.book.get("fc6/dprime")
     ctrl.close()

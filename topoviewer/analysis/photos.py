@@ -15,7 +15,8 @@ from ..errors import TopoviewerError
 from .fmri import units_in_voxels, voxel_responses, t_maps
 from .selectivity import dprime_maps, fraction_selective
 
-__all__ = ["photo_transfer", "edge_share", "edge_profile", "lfw_validation"]
+__all__ = ["photo_transfer", "edge_share", "edge_profile", "lfw_validation", "patch_units", "patch_table",
+           "patch_table_csv", "PATCH_TABLE_FIELDS"]
 
 
 def edge_share(sheet, voxel_mask, ring_mm=1.0, voxel_mm=defaults.VOXEL_MM) -> float | None:
@@ -162,8 +163,7 @@ def photo_transfer(model, localizer_stimuli, photo_stimuli, *, layer=None, categ
         finite = np.isfinite(dp_photo)
         f_dp = _mean(dp_photo[face_units & finite])
         o_dp = _mean(dp_photo[~face_units & finite])
-        voxels = np.nan_to_num(vt, nan=-np.inf) > t_threshold
-        in_patch = units_in_voxels(sheet, voxels) if voxels.any() else np.zeros(sheet.n_units, bool)
+        voxels, in_patch = patch_units(sheet, vt, t_threshold)
         ring = edge_share(sheet, np.isfinite(vt), ring_mm)
         entry = {
             "face_units": int(face_units.sum()),
@@ -192,6 +192,84 @@ def photo_transfer(model, localizer_stimuli, photo_stimuli, *, layer=None, categ
             )
         out[sheet.name] = entry
     return out
+
+
+def patch_units(sheet, t_map, t_threshold=defaults.VOXEL_T_THRESHOLD, voxel_mm=defaults.VOXEL_MM):
+    """A category's patch on a voxel t map: the voxels with t > `t_threshold` and the units inside them.
+
+    Returns ``(voxels, units)``: (rows, cols) bool and (n_units,) bool (all False without a patch).
+    """
+    voxels = np.nan_to_num(np.asarray(t_map, np.float64), nan=-np.inf) > t_threshold
+    units = units_in_voxels(sheet, voxels, voxel_mm) if voxels.any() else np.zeros(sheet.n_units, bool)
+    return voxels, units
+
+
+#: Columns of :func:`patch_table` (and its CSV).
+PATCH_TABLE_FIELDS = ("image", "sheet", "category", "patch_units", "response", "localizer_category",
+                      "localizer_others")
+
+
+def patch_table(model, analysis, photo_responses, names, *, voxel_t=None,
+                t_threshold=defaults.VOXEL_T_THRESHOLD, voxel_mm=defaults.VOXEL_MM) -> list:
+    """Does each category's patch see these pictures? One row per (picture, sheet, category).
+
+    Parameters
+    ----------
+    model : TopoModel
+    analysis : Analysis
+        The localizer analysis (:func:`topoviewer.pipeline.iter_analysis`): its responses
+        define each category's patch (voxel t > `t_threshold`, :func:`patch_units`) and
+        the patch's localizer means.
+    photo_responses : dict
+        Sheet name → (n_pictures, n_units) responses to the pictures.
+    names : sequence of str
+        One name per picture.
+    voxel_t : dict, optional
+        ``{sheet: {category: t map}}`` to use instead of the analysis's (e.g. at another FWHM).
+    t_threshold, voxel_mm : float
+
+    Returns
+    -------
+    list of dict
+        Keys :data:`PATCH_TABLE_FIELDS`: ``patch_units`` (units inside the patch), ``response``
+        (mean response of the patch units to the picture), ``localizer_category`` and
+        ``localizer_others`` (their mean response to the localizer images of the category /
+        of every other category). The three means are None where the category has no patch.
+    """
+    names = list(names)
+    labels = np.asarray(analysis.labels)
+    rows = []
+    for sheet_name, maps in analysis.sheets.items():
+        sheet = model.sheet(sheet_name)
+        p = np.asarray(photo_responses[sheet_name], np.float64)
+        if p.shape[0] != len(names):
+            raise TopoviewerError(f"{len(names)} picture names for {p.shape[0]} responses of {sheet_name}")
+        r = np.asarray(analysis.responses[sheet_name], np.float64)
+        for ci, category in enumerate(analysis.categories):
+            t = (voxel_t or {}).get(sheet_name, {}).get(category, maps.voxel_t[category])
+            _, inside = patch_units(sheet, t, t_threshold, voxel_mm)
+            n = int(inside.sum())
+            own = float(r[labels == ci][:, inside].mean()) if n else None
+            rest = float(r[labels != ci][:, inside].mean()) if n else None
+            per_picture = p[:, inside].mean(axis=1) if n else [None] * len(names)
+            for name, value in zip(names, per_picture, strict=True):
+                rows.append({"image": name, "sheet": sheet_name, "category": category, "patch_units": n,
+                             "response": None if value is None else float(value),
+                             "localizer_category": own, "localizer_others": rest})
+    return rows
+
+
+def patch_table_csv(rows) -> str:
+    """:func:`patch_table` rows as CSV text (empty cells where a category has no patch)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=PATCH_TABLE_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: "" if row.get(k) is None else row[k] for k in PATCH_TABLE_FIELDS})
+    return buf.getvalue()
 
 
 def _mean(values) -> float | None:

@@ -109,6 +109,9 @@ class Controller:
         self._pending_click = None  # (sheet, xy, click time): the latest click not computed yet
         for key, action in SHORTCUTS.items():
             viewer.bind_key(key, getattr(self, action), overwrite=True)
+        from .drop import install
+
+        self.drops = install(viewer)  # the plugin's drops open without napari's reader dialog
 
     # ------------------------------------------------------------------ shortcuts
     def toggle_stimulate_tool(self, viewer=None):
@@ -129,6 +132,8 @@ class Controller:
         self.tool.enabled = False
         for key in SHORTCUTS:
             self.viewer.bind_key(key, None, overwrite=True)
+        if self.drops is not None:
+            self.drops.remove()
         self.book.close()
         self.state.events.disconnect()
         self.events.disconnect()
@@ -408,8 +413,12 @@ class Controller:
         return self._start("fwhm", job(), done, self._on_progress("fwhm"))
 
     # ------------------------------------------------------------------ user images
-    def run_images(self, images, name: str, labels=None, categories=None):
-        """Forward pass on one image (H, W[, 3]) or a stack (n, H, W[, 3]); a labelled stack also gets a contrast."""
+    def run_images(self, images, name: str, labels=None, categories=None, names=None):
+        """Forward pass on one image (H, W[, 3]) or a stack (n, H, W[, 3]); a labelled stack also gets a contrast.
+
+        ``names`` (one per picture) label the rows of the patch table; by default the
+        picture's name, or "<name> #i" (a labelled stack: "<category> #i").
+        """
         from topoviewer.analysis import dprime_maps
 
         st = self.state
@@ -424,16 +433,23 @@ class Controller:
         single = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 3 and labels is None and arr.shape[0] > 3)
         batch = arr[None] if single else arr
         category = st.category
+        if names is None or len(names) != len(batch):
+            names = [name] if single else [
+                f"{categories[int(lab)]} #{i + 1}" if labels is not None and categories else f"{name} #{i + 1}"
+                for i, lab in enumerate(labels if labels is not None else range(len(batch)))]
 
         def job():
             responses = yield from model.iter_responses(batch)
+            seen = model.input_pixels(batch[:1])[0].mean(dim=0).cpu().numpy()  # grey, cropped, resized
             mean = {k: v.mean(axis=0) for k, v in responses.items()}
             contrast, cat = {}, None
             if labels is not None and categories is not None and len(set(np.asarray(labels).tolist())) > 1:
                 cat = category if category in categories else categories[0]
                 for k, v in responses.items():
                     contrast[k] = dprime_maps(v, labels, categories)[cat]
-            return Activations(name, len(batch), mean, contrast, cat, list(categories or []))
+            return Activations(name, len(batch), mean, contrast, cat, list(categories or []), images=arr,
+                               labels=None if labels is None else np.asarray(labels), responses=responses,
+                               names=list(names), network_input=seen)
 
         def done(act):
             if st.model is model:
@@ -463,7 +479,8 @@ class Controller:
             old = [lyr for lyr in self.viewer.layers if lyr is not layer and lyr.metadata.get(KEY) == "input/image"]
             for lyr in old:  # one input picture at a time
                 self.viewer.layers.remove(lyr)
-            self.run_images(images, meta.get("name", layer.name), meta.get("labels"), meta.get("categories"))
+            self.run_images(images, meta.get("name", layer.name), meta.get("labels"), meta.get("categories"),
+                            meta.get("names"))
         except TopoviewerError as exc:
             notify_error(str(exc))
 
@@ -655,6 +672,52 @@ class Controller:
         self._stop_training.set()
         if getattr(w, "is_paused", False):
             w.resume()  # a paused run must reach the end of its step to save it
+
+    # ------------------------------------------------------------------ workspace
+    def save_workspace(self, path, force: bool = True):
+        """Save the session (model path and hash, settings, pictures, log) as JSON + NPZ; returns the JSON path.
+
+        ``force`` (the default here: the save dialog has already asked) replaces existing files.
+        """
+        from topoviewer.workspace import save_workspace
+
+        return save_workspace(self.state.workspace(), path, force=force)
+
+    def restore_workspace(self, path):
+        """Open a saved session: its model (if unchanged), settings and log; its pictures run again."""
+        from topoviewer.workspace import check_model, load_workspace
+
+        ws = load_workspace(path)
+        check_model(ws)
+        st = self.state
+        if st.model is not None and st.analysis is not None and st.source == ws.model and st.training_step is None:
+            # the workspace's model is the one on screen (same file, same hash): keep its analysis
+            refit = (ws.fwhm_mm, ws.voxel_mm) != (st.fwhm_mm, st.voxel_mm)
+            st.apply_settings(ws)
+            if refit:
+                self.set_fwhm(ws.fwhm_mm)
+            if ws.images is not None:
+                self._add_input_layer(ws)
+            return None
+        st.apply_settings(ws)
+
+        def analysed(state):
+            state.events.analysis_changed.disconnect(analysed)
+            if ws.images is not None:
+                self._add_input_layer(ws)
+
+        st.events.analysis_changed.connect(analysed)
+        return self.open_model(ws.model, name=ws.model)
+
+    def _add_input_layer(self, ws):
+        """A workspace's pictures back in the input cell (their insertion runs them, as a drop would)."""
+        from .._reader import _stimulus_kwargs
+
+        images = np.asarray(ws.images)
+        stack = images.ndim == 4 or (images.ndim == 3 and images.shape[-1] != 3)
+        extra = {"stack": True, "labels": ws.labels, "categories": ws.categories or None} if stack else None
+        rgb = images.ndim == 3 and not stack
+        self.viewer.add_image(images, **_stimulus_kwargs(ws.images_name or "workspace", images.shape, rgb, extra))
 
     # ------------------------------------------------------------------ exports
     def save_figure(self, path, dpi: int = 200, maps: str = "category", on_done=None):

@@ -1,13 +1,20 @@
-"""Export dock: figure (PNG/SVG/PDF) or interactive HTML page, screenshot, maps (NPZ/CSV), stimulation log."""
+"""Export dock: publication figure (PNG/SVG/PDF) or interactive HTML page, screenshot, maps as data
+(NPZ/CSV), stimulation log, and the workspace (save / restore a session; also in napari's File menu)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import napari.viewer
 from magicgui import magicgui
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton
 
-from .base import Dock, ask_save_path, breakable, group
+from topoviewer.errors import TopoviewerError
+
+from .base import Dock, ask_open_path, ask_save_path, breakable, group
+from .controller import controller_for, notify_error
+
+WORKSPACE_FILTER = "topoviewer workspace (*.json)"
 
 #: Figure formats of the form: the matplotlib figure, or the self-contained interactive page (``topoviewer share``).
 FIGURE_FORMATS = {"PNG": ".png", "SVG": ".svg", "PDF": ".pdf", "HTML (interactive)": ".html"}
@@ -63,6 +70,19 @@ class ExportDock(Dock):
         b3.clicked.connect(self._ask_log)
         blay.addWidget(b3)
         lay.addWidget(box)
+        box, blay = group("Workspace")
+        row = QHBoxLayout()
+        b4 = QPushButton("Save workspace…")
+        b4.setToolTip("Model path and hash, category, FWHM, thresholds, pictures and stimulation log: "
+                      "a .json with a .npz beside it")
+        b4.clicked.connect(lambda: ask_save_workspace(self.viewer, self))
+        b5 = QPushButton("Open workspace…")
+        b5.setToolTip("Reopen a saved session: its model (if unchanged), settings, pictures and log")
+        b5.clicked.connect(lambda: ask_open_workspace(self.viewer, self))
+        row.addWidget(b4)
+        row.addWidget(b5)
+        blay.addLayout(row)
+        lay.addWidget(box)
         self.last = QLabel("")
         self.last.setWordWrap(True)
         lay.addWidget(self.last)
@@ -117,3 +137,32 @@ class ExportDock(Dock):
         path = ask_save_path(self, "Save the stimulation log", Path.cwd() / "stimulation-log.csv", "CSV (*.csv)")
         if path:
             self.save_log(path)
+
+
+# ---------------------------------------------------------------------- workspace (dock buttons and File menu)
+def _workspace_call(fn, path):
+    try:
+        return fn(path)
+    except TopoviewerError as exc:
+        notify_error(str(exc))
+        return None
+
+
+def ask_save_workspace(viewer: napari.viewer.Viewer, parent=None):
+    """File ▸ Save topoviewer workspace…: a save dialog, then the session as JSON + NPZ."""
+    ctrl = controller_for(viewer)
+    stem = Path(ctrl.state.source).stem if ctrl.state.source else "topoviewer"
+    path = ask_save_path(parent, "Save the workspace", Path.cwd() / f"{stem}-workspace.json", WORKSPACE_FILTER)
+    if not path:
+        return None
+    out = _workspace_call(ctrl.save_workspace, path if Path(path).suffix else path + ".json")
+    dock = ctrl.docks.get("ExportDock")
+    if out is not None and dock is not None:
+        dock._done(out)
+    return out
+
+
+def ask_open_workspace(viewer: napari.viewer.Viewer, parent=None):
+    """File ▸ Open topoviewer workspace…: an open dialog, then the session restored."""
+    path = ask_open_path(parent, "Open a workspace", WORKSPACE_FILTER)
+    return _workspace_call(controller_for(viewer).restore_workspace, path) if path else None

@@ -1,11 +1,26 @@
-"""Images dock: forward passes on a picture, an image layer or a folder (activation maps per sheet)."""
+"""Images dock: forward passes on a picture, an image layer or a folder (activation maps per sheet).
+
+It also answers "does the patch see this picture?": the picture next to what the network
+actually receives (:meth:`TopoModel.input_pixels`), and a table with, per sheet and category,
+the patch's mean response to each picture beside its localizer means for the category and for
+everything else (:func:`topoviewer.analysis.photos.patch_table`, exportable as CSV).
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QImage, QPixmap
+from qtpy.QtWidgets import QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QPushButton, QTableWidget, \
+    QTableWidgetItem, QVBoxLayout
 
-from .base import Dock, ask_open_path, group
+from .base import Dock, ask_open_path, ask_save_path, breakable, group
+
+#: Edge of the picture / network-input thumbnails (px).
+THUMB = 120
+#: Header of the patch table (the keys of topoviewer.analysis.photos.PATCH_TABLE_FIELDS, in order).
+TABLE_HEADER = ("picture", "sheet", "category", "patch units", "response", "localizer: category",
+                "localizer: others")
 
 IMAGE_FILTER = "Pictures (*.png *.jpg *.jpeg *.tif *.tiff *.bmp);;All files (*)"
 
@@ -44,12 +59,42 @@ class ImagesDock(Dock):
         self.result = QLabel("")
         self.result.setWordWrap(True)
         lay.addWidget(self.result)
+
+        box, blay = group("What the network sees")
+        row = QHBoxLayout()
+        self.photo_view, self.input_view = QLabel(), QLabel()
+        for view, caption in ((self.photo_view, "picture"), (self.input_view, "network input")):
+            col = QVBoxLayout()
+            view.setFixedSize(THUMB, THUMB)
+            view.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            col.addWidget(view)
+            col.addWidget(QLabel(caption), 0, Qt.AlignmentFlag.AlignHCenter)
+            row.addLayout(col)
+        blay.addLayout(row)
+        lay.addWidget(box)
+
+        box, blay = group("Does the patch see it?")
+        self.table = QTableWidget(0, len(TABLE_HEADER))
+        self.table.setHorizontalHeaderLabels(TABLE_HEADER)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setMinimumHeight(150)
+        self.table.setMaximumHeight(220)
+        self.table.setToolTip("Mean response of each category's patch (voxel t > threshold) to the picture, "
+                              "beside its mean response to the localizer's images of the category and of the rest")
+        blay.addWidget(self.table)
+        self.csv_button = QPushButton("Table (CSV)…")
+        self.csv_button.clicked.connect(self._ask_csv)
+        blay.addWidget(self.csv_button)
+        lay.addWidget(box)
         lay.addStretch(1)
 
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
         self.destroyed.connect(_layer_disconnector(self.viewer, self._refresh_layers))
         self.listen(self.state.events.activations_changed, self._on_activations)
+        for sig in (self.state.events.category_changed, self.state.events.voxel_t_changed):
+            self.listen(sig, self._fill_table)
         self._refresh_layers()
 
     def _image_layers(self):
@@ -92,8 +137,47 @@ class ImagesDock(Dock):
         if path:
             self.open_path(path)
 
+    def _fill_table(self, state=None):
+        """The patch table at the current FWHM and thresholds (state.patch_table)."""
+        rows = self.state.patch_table()
+        self.table.setRowCount(len(rows))
+        for i, row in enumerate(rows):
+            for j, value in enumerate(row.values()):
+                text = "—" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+                self.table.setItem(i, j, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+        self.csv_button.setEnabled(bool(rows))
+
+    def save_table(self, path):
+        """Write the patch table as CSV (what the button does after its dialog)."""
+        out = self.guarded(self.state.save_patch_table, path)
+        if out is not None:
+            self.result.setText(breakable(f"wrote {out}"))
+        return out
+
+    def _ask_csv(self):
+        act = self.state.activations
+        stem = "patch-table" if act is None else f"patch-table-{act.name}"
+        path = ask_save_path(self, "Save the patch table", f"{stem}.csv", "CSV (*.csv)")
+        if path:
+            self.save_table(path)
+
+    def _show_pictures(self, act):
+        for view, image in ((self.photo_view, None if act is None else act.images),
+                            (self.input_view, None if act is None else act.network_input)):
+            if image is None:
+                view.clear()
+                continue
+            image = np.asarray(image)
+            if image.ndim == 4 or (image.ndim == 3 and image.shape[-1] != 3):
+                image = image[0]  # a stack: its first picture
+            view.setPixmap(_pixmap(image).scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
+                                                 Qt.TransformationMode.SmoothTransformation))
+
     def _on_activations(self, state):
         act = state.activations
+        self._show_pictures(act)
+        self._fill_table()
         if act is None:
             self.result.setText("")
             return
@@ -107,6 +191,14 @@ class ImagesDock(Dock):
                 line += f"; d′ {act.contrast_category} &gt; {state.threshold:g}: {share:.1f}%"
             lines.append(line)
         self.result.setText("<br>".join(lines))
+
+
+def _pixmap(image) -> QPixmap:
+    """A (H, W) grey or (H, W, 3) colour picture in [0, 1] → a QPixmap."""
+    arr = np.ascontiguousarray(np.clip(np.asarray(image, np.float32), 0.0, 1.0) * 255).astype(np.uint8)
+    h, w = arr.shape[:2]
+    fmt = QImage.Format.Format_RGB888 if arr.ndim == 3 else QImage.Format.Format_Grayscale8
+    return QPixmap.fromImage(QImage(arr.data, w, h, arr.strides[0], fmt).copy())
 
 
 def _layer_disconnector(viewer, fn):

@@ -14,6 +14,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QToolButton,
 )
@@ -166,6 +167,9 @@ class TrainDock(Dock):
 
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(140)
+        # the plot takes the height left over: its own preferred size (a 640 × 480 view) must not
+        # make the dock taller than a 1280 × 800 window
+        self.plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "loss")

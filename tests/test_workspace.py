@@ -1,0 +1,64 @@
+"""Workspace files: JSON + NPZ round trip, the model hash check, refusals."""
+
+import json
+
+import numpy as np
+import pytest
+
+from topoviewer.errors import TopoviewerError
+from topoviewer.workspace import Workspace, check_model, load_workspace, model_hash, save_workspace
+
+
+def _workspace(model_file):
+    rng = np.random.default_rng(0)
+    return Workspace(
+        model=str(model_file), model_sha256=model_hash(str(model_file)), category="bodies", fwhm_mm=1.5,
+        dprime_threshold=0.6, t_threshold=6.0, stim_radius_mm=0.75, images=rng.random((5, 16, 16), np.float32),
+        images_name="folder", labels=np.array([0, 0, 1, 1, 1]), categories=["faces", "bodies"],
+        log=[{"n": 1, "layer": "fc6", "x_mm": 1.25, "ratio": 2.5}])
+
+
+def test_workspace_round_trip(tmp_path):
+    import hashlib
+
+    model_file = tmp_path / "m.safetensors"
+    model_file.write_bytes(b"not really a model, but bytes to hash")
+    ws = _workspace(model_file)
+    assert ws.model_sha256 == hashlib.sha256(model_file.read_bytes()).hexdigest()
+    path = save_workspace(ws, tmp_path / "session.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors", "session.json", "session.npz"]
+    head = json.loads(path.read_text())
+    assert head["format"] == "topoviewer-workspace" and head["pictures"] == "session.npz"
+    back = load_workspace(path)
+    for k in ("model", "model_sha256", "category", "fwhm_mm", "dprime_threshold", "t_threshold", "stim_radius_mm",
+              "images_name", "categories", "log"):
+        assert getattr(back, k) == getattr(ws, k), k
+    np.testing.assert_array_equal(back.images, ws.images)
+    np.testing.assert_array_equal(back.labels, ws.labels)
+    assert check_model(back) == model_file
+    # never overwritten without force; a changed model is refused by name
+    with pytest.raises(TopoviewerError, match="already exists"):
+        save_workspace(ws, path)
+    save_workspace(Workspace(model=str(model_file), model_sha256=ws.model_sha256), path, force=True)
+    assert load_workspace(path).images is None
+    model_file.write_bytes(b"other bytes")
+    with pytest.raises(TopoviewerError, match="has changed since the workspace was saved"):
+        check_model(back)
+
+
+def test_workspace_refusals(tmp_path):
+    with pytest.raises(TopoviewerError, match=r"a workspace is a \.json file"):
+        save_workspace(Workspace(model="x", model_sha256=""), tmp_path / "w.npz")
+    bad = tmp_path / "w.json"
+    bad.write_text("{not json")
+    with pytest.raises(TopoviewerError, match="is not readable JSON"):
+        load_workspace(bad)
+    bad.write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(TopoviewerError, match="is not a topoviewer workspace"):
+        load_workspace(bad)
+    bad.write_text(json.dumps({"format": "topoviewer-workspace", "version": 1, "model": "x", "model_sha256": "",
+                               "has_images": True}))
+    with pytest.raises(TopoviewerError, match="w.npz not found"):
+        load_workspace(bad)
+    with pytest.raises(TopoviewerError, match="model file .*missing.safetensors not found"):
+        model_hash(str(tmp_path / "missing.safetensors"))
