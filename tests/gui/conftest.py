@@ -88,10 +88,6 @@ def notes():
     return lambda: notifications_since(n0)
 
 
-def nearest_unit_value(sheet, values, xy):
-    return float(np.asarray(values)[int(np.argmin(sheet.distances_to(xy)))])
-
-
 def pytest_configure(config):
     # third-party deprecation chatter (pydantic via npe2/napari) drowns the report
     for line in ("ignore::DeprecationWarning", "ignore::PendingDeprecationWarning",

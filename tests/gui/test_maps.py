@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from conftest import nearest_unit_value
+
+def nearest_unit_value(sheet, values, xy):
+    return float(np.asarray(values)[int(np.argmin(sheet.distances_to(xy)))])
 
 
 def _layer(topo, key):
