@@ -1,0 +1,101 @@
+"""Lesions as causal evidence: what a network loses when a set of units is silenced.
+
+:func:`lesion_effect` compares the per-class accuracy of the model's own classifier before
+and after silencing units of one sheet (:meth:`topoviewer.model.TopoModel.lesion`) with
+lesions of the same number of units drawn at random from the same sheet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import TopoviewerError
+
+__all__ = ["LesionEffect", "class_accuracy", "lesion_effect"]
+
+
+@dataclass
+class LesionEffect:
+    """Per-class accuracy before and after a lesion, and after size-matched random lesions."""
+
+    categories: list
+    before: np.ndarray      # (n_categories,)
+    after: np.ndarray       # (n_categories,)
+    random: np.ndarray      # (n_random, n_categories)
+    n_units: int
+
+    @property
+    def p(self) -> np.ndarray:
+        """Per class: share of random lesions (plus the lesion itself) that cost at least as much accuracy."""
+        drop = self.before - self.after
+        drops = self.before - self.random
+        return (1 + (drops >= drop - 1e-12).sum(axis=0)) / (1 + len(self.random))
+
+    def summary(self) -> dict:
+        rnd = self.random.mean(axis=0) if len(self.random) else np.full(len(self.categories), np.nan)
+        return {
+            "units": self.n_units,
+            "random_lesions": int(len(self.random)),
+            "categories": {
+                c: {"before": float(b), "after": float(a), "random_mean": _num(r), "p": _num(p)}
+                for c, b, a, r, p in zip(self.categories, self.before, self.after, rnd, self.p)
+            },
+        }
+
+
+def _num(x):
+    return float(x) if np.isfinite(x) else None
+
+
+def class_accuracy(model, stimuli) -> np.ndarray:
+    """Share of each category's images that the model's classifier labels with that category.
+
+    Every category of `stimuli` must be one of ``model.classes``; the prediction is the arg-max
+    over all of the model's classes.
+    """
+    classes = list(model.classes)
+    missing = [c for c in stimuli.categories if c not in classes]
+    if missing:
+        have = ", ".join(classes) if classes else "none recorded"
+        raise TopoviewerError(f"the model's classifier has no class {', '.join(missing)} (its classes: {have})")
+    target = np.array([classes.index(c) for c in stimuli.categories])[stimuli.labels]
+    hit = np.asarray(model.logits(stimuli.images)).argmax(axis=1) == target
+    return np.array([hit[stimuli.labels == k].mean() if np.any(stimuli.labels == k) else np.nan
+                     for k in range(len(stimuli.categories))])
+
+
+def lesion_effect(model, sheet, units, stimuli, n_random: int = 10, seed: int = 0) -> LesionEffect:
+    """Per-class accuracy with `units` of `sheet` silenced, against size-matched random lesions.
+
+    Parameters
+    ----------
+    model : TopoModel
+    sheet : str
+        Sheet name or label.
+    units : int array or bool mask
+        The units to silence.
+    stimuli : StimulusSet
+        Images whose categories are classes of the model.
+    n_random : int
+        Number of random lesions of the same size (uniform over the sheet's units).
+    seed : int
+        Seed of the random lesions.
+    """
+    n = model.sheet(sheet).n_units
+    idx = np.asarray(units)
+    if idx.dtype == bool:
+        if idx.shape != (n,):
+            raise TopoviewerError(f"a lesion mask of sheet {sheet!r} must have shape ({n},), got {idx.shape}")
+        idx = np.flatnonzero(idx)
+    before = class_accuracy(model, stimuli)
+    with model.lesion(sheet, idx):
+        after = class_accuracy(model, stimuli)
+    rng = np.random.default_rng(seed)
+    random = []
+    for _ in range(n_random):
+        with model.lesion(sheet, rng.choice(n, size=len(idx), replace=False)):
+            random.append(class_accuracy(model, stimuli))
+    random = np.array(random).reshape(n_random, len(before))
+    return LesionEffect(list(stimuli.categories), before, after, random, int(len(idx)))
