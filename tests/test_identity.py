@@ -297,6 +297,13 @@ def test_cli_match(tiny_model_file, tmp_path, capsys):
     n = out["neurons"][0]
     assert n["sheet"] in ("fc6", "fc7") or n["sheet"]
     assert -1 <= n["r"] <= 1 and 0 < n["p"] <= 1 and len(n["position_mm"]) == 2
+    rows = np.random.default_rng(2).normal(size=(8, 2))
+    (tmp_path / "ok.csv").write_text("n1,n2\n" + "\n".join(f"{a},{b}" for a, b in rows) + "\n")
+    assert main(["match", str(tiny_model_file), "--neural", str(tmp_path / "ok.csv"), "--stimuli", str(folder),
+                 "--transform", "invert", "--permutations", "0", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stimuli"].endswith("|invert") and len(out["neurons"]) == 2 and out["neurons"][0]["p"] is None
+    assert out["neurons"][0]["noise_ceiling"] is None                     # no repetitions in a .csv
     (tmp_path / "bad.csv").write_text("n1,n2\n1,2\n3,4\n")
     assert main(["match", str(tiny_model_file), "--neural", str(tmp_path / "bad.csv"), "--stimuli", str(folder)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
