@@ -15,7 +15,7 @@ from topoviewer.analysis.identity import (
     orientation_tuning_depth,
     population_indices,
 )
-from topoviewer.analysis.lesion import lesion_effect
+from topoviewer.analysis.lesion import lesion_effect, random_lesions
 from topoviewer.analysis.matching import match_neurons, noise_ceiling, transfer_decode
 from topoviewer.errors import TopoviewerError
 from topoviewer.stimuli import face_identities, face_views, transform
@@ -220,6 +220,22 @@ def test_lesion_removes_the_class_its_units_carry():
         lesion_effect(model, "s", [0], bad)
 
 
+def test_random_lesions_are_size_matched_units_or_regions():
+    from topoviewer.sheet import Sheet
+
+    sheet = Sheet.uniform("s", 200, seed=1)
+    for lesion in random_lesions(sheet, 30, 5, "region", seed=0):
+        assert len(set(lesion)) == 30
+        # a region: the 30 units nearest to one of them (a unit is its own nearest, distance 0)
+        centre = sheet.positions[lesion[0]]
+        d = sheet.distances_to(centre)
+        assert d[lesion[0]] == 0 and d[lesion].max() <= np.delete(d, lesion).min()
+    units = random_lesions(sheet, 30, 5, "units", seed=0)
+    assert all(len(set(u)) == 30 for u in units) and len({tuple(sorted(u)) for u in units}) == 5
+    with pytest.raises(TopoviewerError, match="random lesion control must be one of units, region, got 'disc'"):
+        random_lesions(sheet, 3, 1, "disc")
+
+
 def test_lesion_works_through_the_protocol(tiny_model):
     """Every path of the protocol sees a lesion: responses, propagate and logits; lesions nest."""
     images = np.random.default_rng(0).uniform(0, 1, (3, 32, 32)).astype(np.float32)
@@ -330,7 +346,7 @@ def test_cli_analyze_suites(tiny_model_file, tmp_path, capsys):
     save_model(model, tmp_path / "named.safetensors")
     assert main(["analyze", str(tmp_path / "named.safetensors"), "--suite", "lesion", "--random-lesions", "2"]) == 0
     text = capsys.readouterr().out
-    assert "lesion suite" in text and "patch units silenced: accuracy faces" in text
+    assert "lesion suite" in text and "patch units silenced (random region): accuracy faces" in text
 
 
 def test_identity_suite_small(tiny_model):

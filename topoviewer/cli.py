@@ -170,7 +170,8 @@ def _analyze_suite(args):
     elif args.suite == "identity":
         result = suites.identity_suite(model, stimuli, folds=args.folds, seed=args.seed)
     else:
-        result = suites.lesion_suite(model, stimuli, n_random=args.random_lesions, seed=args.seed)
+        result = suites.lesion_suite(model, stimuli, n_random=args.random_lesions, seed=args.seed,
+                                     control=args.lesion_control)
     if args.json:
         _print_json(result)
         return
@@ -196,7 +197,7 @@ def _suite_line(suite, s) -> str:
                 f"MI {100 * s['multiple_identity']:.1f}%); identity decoding: {acc}")
     cats = ", ".join(f"{c} {v['before']:.2f}→{v['after']:.2f} (random {_fmt(v['random_mean'], '.2f')}, "
                      f"p = {_fmt(v['p'], '.2g')})" for c, v in s["categories"].items())
-    return f"{s['units']} patch units silenced: accuracy {cats}"
+    return f"{s['units']} patch units silenced (random {s['control']}): accuracy {cats}"
 
 
 def cmd_match(args):
@@ -513,6 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--folds", type=_count("--folds", 2, 100), default=5, help="cross-validation folds (identity)")
     sp.add_argument("--random-lesions", type=_count("--random-lesions", 0, 10_000), default=10,
                     help="size-matched random lesions (lesion suite)")
+    sp.add_argument("--lesion-control", choices=["region", "units"], default="region",
+                    help="random lesions: contiguous regions of the patch's size, or random units (lesion suite)")
     sp.add_argument("--json", action="store_true", help="print summary.json (or the suite's results)")
     sp.set_defaults(func=cmd_analyze)
 

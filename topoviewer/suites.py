@@ -8,7 +8,7 @@ lesions and neurons").
   cross-validated identity decoding from all / selective / non-selective / SI / MI units, on
   the images and on their transforms (units chosen on the untransformed images).
 - ``lesion``: per-class accuracy of the model's classifier with the face patch of each sheet
-  silenced, against size-matched random lesions, on the localizer.
+  silenced, against size-matched random lesions (regions or units), on the localizer.
 """
 
 from __future__ import annotations
@@ -60,8 +60,10 @@ def identity_suite(model, stimuli, transforms=("mooney", "invert"), folds: int =
             "folds": folds, "sheets": sheets}
 
 
-def lesion_suite(model, stimuli, category: str = "faces", n_random: int = 10, seed: int = 0) -> dict:
-    """Silence each sheet's `category` patch (units within 3 mm of the d′ peak); per-class accuracy."""
+def lesion_suite(model, stimuli, category: str = "faces", n_random: int = 10, seed: int = 0,
+                 control: str = "region") -> dict:
+    """Silence each sheet's `category` patch (units within 3 mm of the d′ peak); per-class accuracy
+    against `n_random` size-matched random lesions (`control`: random regions or random units)."""
     from .analysis import dprime_maps, patch_units, peak_point
     from .analysis.lesion import lesion_effect
 
@@ -74,7 +76,7 @@ def lesion_suite(model, stimuli, category: str = "faces", n_random: int = 10, se
         sheet = model.sheet(name)
         peak = peak_point(sheet, dprime_maps(r, stimuli.labels, stimuli.categories)[category])
         units = np.flatnonzero(patch_units(sheet, peak, defaults.PATCH_RADIUS_MM))
-        effect = lesion_effect(model, name, units, stimuli, n_random=n_random, seed=seed)
+        effect = lesion_effect(model, name, units, stimuli, n_random=n_random, seed=seed, control=control)
         sheets[name] = {"patch_centre_mm": [float(v) for v in peak], "radius_mm": defaults.PATCH_RADIUS_MM,
                         **effect.summary()}
     return {"suite": "lesion", "model": model.name, "stimuli": stimuli.name, "category": category, "sheets": sheets}

@@ -13,7 +13,10 @@ import numpy as np
 
 from ..errors import TopoviewerError
 
-__all__ = ["LesionEffect", "class_accuracy", "lesion_effect"]
+__all__ = ["CONTROLS", "LesionEffect", "class_accuracy", "lesion_effect", "random_lesions"]
+
+#: Size-matched random lesions: any units of the sheet, or a contiguous region.
+CONTROLS = ("units", "region")
 
 
 @dataclass
@@ -21,6 +24,7 @@ class LesionEffect:
     """Per-class accuracy before and after a lesion, and after size-matched random lesions."""
 
     categories: list
+    control: str            # "units" or "region" (see :func:`random_lesions`)
     before: np.ndarray      # (n_categories,)
     after: np.ndarray       # (n_categories,)
     random: np.ndarray      # (n_random, n_categories)
@@ -38,6 +42,7 @@ class LesionEffect:
         return {
             "units": self.n_units,
             "random_lesions": int(len(self.random)),
+            "control": self.control,
             "categories": {
                 c: {"before": float(b), "after": float(a), "random_mean": _num(r), "p": _num(p)}
                 for c, b, a, r, p in zip(self.categories, self.before, self.after, rnd, self.p)
@@ -66,7 +71,27 @@ def class_accuracy(model, stimuli) -> np.ndarray:
                      for k in range(len(stimuli.categories))])
 
 
-def lesion_effect(model, sheet, units, stimuli, n_random: int = 10, seed: int = 0) -> LesionEffect:
+def random_lesions(sheet, size: int, n: int, control: str = "units", seed: int = 0) -> list:
+    """`n` random sets of `size` units of `sheet`, each a 1-D index array.
+
+    ``units``: drawn uniformly without replacement; ``region``: the `size` units nearest to a
+    unit drawn uniformly (a contiguous region of the same size, wherever it falls).
+    """
+    if control not in CONTROLS:
+        raise TopoviewerError(f"random lesion control must be one of {', '.join(CONTROLS)}, got {control!r}")
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        if control == "units":
+            out.append(rng.choice(sheet.n_units, size=size, replace=False))
+        else:
+            centre = sheet.positions[rng.integers(sheet.n_units)]
+            out.append(np.argsort(sheet.distances_to(centre), kind="stable")[:size])
+    return out
+
+
+def lesion_effect(model, sheet, units, stimuli, n_random: int = 10, seed: int = 0,
+                  control: str = "units") -> LesionEffect:
     """Per-class accuracy with `units` of `sheet` silenced, against size-matched random lesions.
 
     Parameters
@@ -79,9 +104,11 @@ def lesion_effect(model, sheet, units, stimuli, n_random: int = 10, seed: int = 
     stimuli : StimulusSet
         Images whose categories are classes of the model.
     n_random : int
-        Number of random lesions of the same size (uniform over the sheet's units).
+        Number of random lesions of the same size.
     seed : int
         Seed of the random lesions.
+    control : {"units", "region"}
+        Random units or random contiguous regions (see :func:`random_lesions`).
     """
     n = model.sheet(sheet).n_units
     idx = np.asarray(units)
@@ -92,10 +119,9 @@ def lesion_effect(model, sheet, units, stimuli, n_random: int = 10, seed: int = 
     before = class_accuracy(model, stimuli)
     with model.lesion(sheet, idx):
         after = class_accuracy(model, stimuli)
-    rng = np.random.default_rng(seed)
     random = []
-    for _ in range(n_random):
-        with model.lesion(sheet, rng.choice(n, size=len(idx), replace=False)):
+    for lesion in random_lesions(model.sheet(sheet), len(idx), n_random, control, seed):
+        with model.lesion(sheet, lesion):
             random.append(class_accuracy(model, stimuli))
     random = np.array(random).reshape(n_random, len(before))
-    return LesionEffect(list(stimuli.categories), before, after, random, int(len(idx)))
+    return LesionEffect(list(stimuli.categories), control, before, after, random, int(len(idx)))
