@@ -65,8 +65,9 @@ def lesion_suite(model, stimuli, category: str = "faces", n_random: int = 10, se
     """Silence each sheet's `category` patch (units within 3 mm of the d′ peak); per-class accuracy
     against `n_random` size-matched random lesions (`control`: random regions or random units)."""
     from .analysis import dprime_maps, patch_units, peak_point
-    from .analysis.lesion import lesion_effect
+    from .analysis.lesion import class_indices, lesion_effect
 
+    class_indices(model, stimuli.categories)
     if category not in stimuli.categories:
         raise TopoviewerError(f"the lesion suite needs {category!r} among the stimuli's categories "
                               f"({', '.join(stimuli.categories)})")

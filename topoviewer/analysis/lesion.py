@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import TopoviewerError
 
-__all__ = ["CONTROLS", "LesionEffect", "class_accuracy", "lesion_effect", "random_lesions"]
+__all__ = ["CONTROLS", "LesionEffect", "class_accuracy", "class_indices", "lesion_effect", "random_lesions"]
 
 #: Size-matched random lesions: any units of the sheet, or a contiguous region.
 CONTROLS = ("units", "region")
@@ -54,18 +54,23 @@ def _num(x):
     return float(x) if np.isfinite(x) else None
 
 
+def class_indices(model, categories) -> np.ndarray:
+    """Index of each category among ``model.classes``; TopoviewerError naming the missing ones."""
+    classes = list(model.classes)
+    missing = [c for c in categories if c not in classes]
+    if missing:
+        have = ", ".join(classes) if classes else "none recorded"
+        raise TopoviewerError(f"the model's classifier has no class {', '.join(missing)} (its classes: {have})")
+    return np.array([classes.index(c) for c in categories], dtype=np.int64)
+
+
 def class_accuracy(model, stimuli) -> np.ndarray:
     """Share of each category's images that the model's classifier labels with that category.
 
     Every category of `stimuli` must be one of ``model.classes``; the prediction is the arg-max
     over all of the model's classes.
     """
-    classes = list(model.classes)
-    missing = [c for c in stimuli.categories if c not in classes]
-    if missing:
-        have = ", ".join(classes) if classes else "none recorded"
-        raise TopoviewerError(f"the model's classifier has no class {', '.join(missing)} (its classes: {have})")
-    target = np.array([classes.index(c) for c in stimuli.categories])[stimuli.labels]
+    target = class_indices(model, stimuli.categories)[stimuli.labels]
     hit = np.asarray(model.logits(stimuli.images)).argmax(axis=1) == target
     return np.array([hit[stimuli.labels == k].mean() if np.any(stimuli.labels == k) else np.nan
                      for k in range(len(stimuli.categories))])
