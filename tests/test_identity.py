@@ -337,8 +337,9 @@ def test_cli_analyze_suites(tiny_model_file, tmp_path, capsys):
     assert main(["analyze", str(tiny_model_file), "--suite", "invariance", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["suite"] == "invariance" and out["stimuli"].startswith("face-views(")
-    pop = next(iter(out["sheets"].values()))["population"]
-    assert set(pop) == {"identity", "view", "mirror"}
+    sheet = next(iter(out["sheets"].values()))
+    assert set(sheet["population"]) == {"identity", "view", "mirror"}
+    assert 0 < sheet["face_patch"]["units"] < sheet["units"]
     assert main(["analyze", str(tiny_model_file), "--suite", "lesion"]) == 2
     assert "the model's classifier has no class faces" in capsys.readouterr().err
     model = load(tiny_model_file)

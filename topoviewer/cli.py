@@ -166,7 +166,9 @@ def _analyze_suite(args):
     model = _load(args)
     stimuli = _stimuli(args, model, default=SUITE_STIMULI[args.suite])
     if args.suite == "invariance":
-        result = suites.invariance_suite(model, stimuli)
+        from .pipeline import default_stimuli
+
+        result = suites.invariance_suite(model, stimuli, localizer=default_stimuli(model, seed=args.stimuli_seed))
     elif args.suite == "identity":
         result = suites.identity_suite(model, stimuli, folds=args.folds, seed=args.seed)
     else:
@@ -186,10 +188,13 @@ def _fmt(v, spec=".3f"):
 
 def _suite_line(suite, s) -> str:
     if suite == "invariance":
-        pop = s["population"]
-        return (f"identity tuning width {_fmt(s['identity_width_mean'], '.2f')}, orientation depth SD "
-                f"{_fmt(s['orientation_depth_sd'])}; population indices: identity {_fmt(pop['identity'])}, "
-                f"view {_fmt(pop['view'])}, mirror {_fmt(pop['mirror'])}")
+        def line(v):
+            pop = v["population"]
+            return (f"identity tuning width {_fmt(v['identity_width_mean'], '.2f')}, orientation depth SD "
+                    f"{_fmt(v['orientation_depth_sd'])}; population indices: identity {_fmt(pop['identity'])}, "
+                    f"view {_fmt(pop['view'])}, mirror {_fmt(pop['mirror'])}")
+        patch = s.get("face_patch")
+        return line(s) + ("" if patch is None else f"\n    face patch ({patch['units']} units): {line(patch)}")
     if suite == "identity":
         dec = s["decoding"]["original"]
         acc = ", ".join(f"{k} {_fmt(v['accuracy'], '.2f')}" for k, v in dec.items())

@@ -3,7 +3,8 @@ model on its stimulus set and returns a JSON-ready dict (docs/science.md, "Ident
 lesions and neurons").
 
 - ``invariance``: identity tuning width, head-orientation tuning depth and the population
-  identity / view / mirror indices of every sheet on ``face-views``.
+  identity / view / mirror indices of every sheet on ``face-views``, over all units and over
+  the sheet's face patch (found on the localizer).
 - ``identity``: identity-selective, SI and MI units of every sheet on ``face-identities`` and
   cross-validated identity decoding from all / selective / non-selective / SI / MI units, on
   the images and on their transforms (units chosen on the untransformed images).
@@ -18,23 +19,44 @@ import numpy as np
 from . import defaults
 from .errors import TopoviewerError
 
-__all__ = ["SUITES", "identity_suite", "invariance_suite", "lesion_suite", "load_neural", "match_suite"]
+__all__ = ["SUITES", "face_patch", "identity_suite", "invariance_suite", "lesion_suite", "load_neural", "match_suite"]
 
 SUITES = ("invariance", "identity", "lesion")
 
 
-def invariance_suite(model, stimuli) -> dict:
-    """Viewpoint invariance per sheet on a :func:`~topoviewer.stimuli.faces.face_views` set."""
+def face_patch(model, sheet, responses, stimuli, category: str = "faces"):
+    """The units within 3 mm of the `category` d′ peak of `sheet`: ``(unit indices, peak (x, y) mm)``."""
+    from .analysis import dprime_maps, patch_units, peak_point
+
+    if category not in stimuli.categories:
+        raise TopoviewerError(f"a {category} patch needs {category!r} among the stimuli's categories "
+                              f"({', '.join(stimuli.categories)})")
+    s = model.sheet(sheet)
+    peak = peak_point(s, dprime_maps(responses, stimuli.labels, stimuli.categories)[category])
+    return np.flatnonzero(patch_units(s, peak, defaults.PATCH_RADIUS_MM)), peak
+
+
+def invariance_suite(model, stimuli, localizer=None) -> dict:
+    """Viewpoint invariance per sheet on a :func:`~topoviewer.stimuli.faces.face_views` set.
+
+    With a `localizer`, each sheet's face-patch units (:func:`face_patch`) are also measured on
+    their own, as the TDANN paper measures them.
+    """
     from .analysis.identity import view_invariance
     from .stimuli.faces import FACE_VIEW_YAWS, mirror_views, view_index
 
     view = view_index(stimuli)
     resp = model.responses(stimuli.images)
-    return {
-        "suite": "invariance", "model": model.name, "stimuli": stimuli.name,
-        "sheets": {name: view_invariance(r, stimuli.labels, view, FACE_VIEW_YAWS, mirror_views()).summary()
-                   for name, r in resp.items()},
-    }
+    loc = model.responses(localizer.images) if localizer is not None else {}
+    sheets = {}
+    for name, r in resp.items():
+        sheets[name] = view_invariance(r, stimuli.labels, view, FACE_VIEW_YAWS, mirror_views()).summary()
+        if localizer is not None:
+            units, _ = face_patch(model, name, loc[name], localizer)
+            sheets[name]["face_patch"] = view_invariance(r[:, units], stimuli.labels, view, FACE_VIEW_YAWS,
+                                                         mirror_views()).summary()
+    return {"suite": "invariance", "model": model.name, "stimuli": stimuli.name,
+            "localizer": None if localizer is None else localizer.name, "sheets": sheets}
 
 
 def identity_suite(model, stimuli, transforms=("mooney", "invert"), folds: int = 5, seed: int = 0) -> dict:
@@ -64,19 +86,13 @@ def lesion_suite(model, stimuli, category: str = "faces", n_random: int = 10, se
                  control: str = "region") -> dict:
     """Silence each sheet's `category` patch (units within 3 mm of the d′ peak); per-class accuracy
     against `n_random` size-matched random lesions (`control`: random regions or random units)."""
-    from .analysis import dprime_maps, patch_units, peak_point
     from .analysis.lesion import class_indices, lesion_effect
 
     class_indices(model, stimuli.categories)
-    if category not in stimuli.categories:
-        raise TopoviewerError(f"the lesion suite needs {category!r} among the stimuli's categories "
-                              f"({', '.join(stimuli.categories)})")
     resp = model.responses(stimuli.images)
     sheets = {}
     for name, r in resp.items():
-        sheet = model.sheet(name)
-        peak = peak_point(sheet, dprime_maps(r, stimuli.labels, stimuli.categories)[category])
-        units = np.flatnonzero(patch_units(sheet, peak, defaults.PATCH_RADIUS_MM))
+        units, peak = face_patch(model, name, r, stimuli, category)
         effect = lesion_effect(model, name, units, stimuli, n_random=n_random, seed=seed, control=control)
         sheets[name] = {"patch_centre_mm": [float(v) for v in peak], "radius_mm": defaults.PATCH_RADIUS_MM,
                         **effect.summary()}
