@@ -287,6 +287,8 @@ def test_match_recovers_synthetic_neurons():
     assert transfer_decode(units, neural, labels, match) > 0.7
     with pytest.raises(TopoviewerError, match=r"with 120 stimuli \(one row per image\), got shape \(119, 40, 4\)"):
         match_neurons(units, neural[:-1])
+    with pytest.raises(TopoviewerError, match="matching 200,000,000 units to 1 neurons needs 6.4 GB"):
+        match_neurons(np.broadcast_to(np.float32(0), (3, 200_000_000)), np.zeros((3, 1)))
 
 
 # ------------------------------------------------------------------ CLI
@@ -311,13 +313,14 @@ def test_cli_match(tiny_model_file, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert len(out["neurons"]) == 3 and out["permutations"] == 20
     n = out["neurons"][0]
-    assert n["sheet"] in ("fc6", "fc7") or n["sheet"]
+    assert n["sheet"] in ("fc6", "fc7")
     assert -1 <= n["r"] <= 1 and 0 < n["p"] <= 1 and len(n["position_mm"]) == 2
     rows = np.random.default_rng(2).normal(size=(8, 2))
     (tmp_path / "ok.csv").write_text("n1,n2\n" + "\n".join(f"{a},{b}" for a, b in rows) + "\n")
     assert main(["match", str(tiny_model_file), "--neural", str(tmp_path / "ok.csv"), "--stimuli", str(folder),
-                 "--transform", "invert", "--permutations", "0", "--json"]) == 0
+                 "--transform", "invert", "--permutations", "0", "--layer", "fc7", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
+    assert {n["sheet"] for n in out["neurons"]} == {"fc7"}
     assert out["stimuli"].endswith("|invert") and len(out["neurons"]) == 2 and out["neurons"][0]["p"] is None
     assert out["neurons"][0]["noise_ceiling"] is None                     # no repetitions in a .csv
     (tmp_path / "bad.csv").write_text("n1,n2\n1,2\n3,4\n")

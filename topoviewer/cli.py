@@ -211,7 +211,8 @@ def cmd_match(args):
     model = _load(args)
     stimuli = _stimuli(args, model)
     neural = suites.load_neural(args.neural, len(stimuli))
-    result = suites.match_suite(model, stimuli, neural, n_permutations=args.permutations, seed=args.seed)
+    result = suites.match_suite(model, stimuli, neural, sheets=args.layer, n_permutations=args.permutations,
+                                seed=args.seed)
     if args.json:
         _print_json(result)
         return
@@ -532,6 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "sorted file-name order")
     sp.add_argument("--permutations", type=_count("--permutations", 0, 100_000), default=1000,
                     help="stimulus shuffles of the permutation p-value")
+    sp.add_argument("--layer", nargs="+", metavar="SHEET", help="sheets whose units are candidates (default: all)")
     sp.add_argument("--seed", type=SEED, default=0, help="seed of the shuffles")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_match)

@@ -99,11 +99,11 @@ def lesion_suite(model, stimuli, category: str = "faces", n_random: int = 10, se
     return {"suite": "lesion", "model": model.name, "stimuli": stimuli.name, "category": category, "sheets": sheets}
 
 
-def match_suite(model, stimuli, neural, n_permutations: int = 1000, seed: int = 0) -> dict:
-    """Best model unit (over all sheets) for every neuron of `neural` (rows = the stimuli in order)."""
+def match_suite(model, stimuli, neural, sheets=None, n_permutations: int = 1000, seed: int = 0) -> dict:
+    """Best model unit (over `sheets`, default all) for every neuron of `neural` (rows = the stimuli in order)."""
     from .analysis.matching import match_neurons
 
-    resp = model.responses(stimuli.images)
+    resp = model.responses(stimuli.images, sheets)
     names = list(resp)
     offsets = np.cumsum([0] + [resp[n].shape[1] for n in names])
     match = match_neurons(np.concatenate([resp[n] for n in names], axis=1), neural,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import TopoviewerError
+from ..validate import MAX_ARRAY_BYTES
 
 __all__ = ["NeuronMatch", "match_neurons", "noise_ceiling", "transfer_decode"]
 
@@ -80,6 +81,12 @@ def match_neurons(unit_responses, neural, n_permutations: int = 1000, seed: int 
     NeuronMatch
         Neurons or units with constant responses get r = NaN and unit −1.
     """
+    su, sy = np.shape(unit_responses), np.shape(neural)
+    if len(su) == 2 and len(sy) >= 2:
+        need = 8 * su[1] * (su[0] + sy[1])
+        if need > MAX_ARRAY_BYTES:
+            raise TopoviewerError(f"matching {su[1]:,} units to {sy[1]:,} neurons needs {need / 1e9:.1f} GB; "
+                                  f"at most MAX_ARRAY_BYTES = {MAX_ARRAY_BYTES:,} (match fewer sheets)")
     u = np.asarray(unit_responses, np.float64)
     y = np.asarray(neural, np.float64)
     if u.ndim != 2:
