@@ -343,8 +343,6 @@ def test_cli_analyze_suites(tiny_model_file, tmp_path, capsys):
     sheet = next(iter(out["sheets"].values()))
     assert set(sheet["population"]) == {"identity", "view", "mirror"}
     assert 0 < sheet["face_patch"]["units"] < sheet["units"]
-    assert main(["analyze", str(tiny_model_file), "--suite", "lesion"]) == 2
-    assert "the model's classifier has no class faces" in capsys.readouterr().err
     model = load(tiny_model_file)
     model.classes = list(DIET_CATEGORIES[:20])                   # the tiny model's 20 outputs, named
     save_model(model, tmp_path / "named.safetensors")
