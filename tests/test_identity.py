@@ -154,7 +154,7 @@ def test_decode_against_sklearn_and_chance():
     r = rng.normal(size=(60, 20))
     r[:, :5] += 3.0 * rng.normal(size=(4, 5))[labels]
     got = decode(r, labels, units=np.arange(10), folds=5, seed=1)
-    ref = cross_val_score(make_pipeline(StandardScaler(), LinearSVC(max_iter=5000)), r[:, :10], labels,
+    ref = cross_val_score(make_pipeline(StandardScaler(), LinearSVC(max_iter=1000)), r[:, :10], labels,
                           cv=StratifiedKFold(5, shuffle=True, random_state=1))
     assert got.accuracy == pytest.approx(ref.mean()) and got.accuracy > 0.8
     assert decode(r, labels, units=np.arange(10, 20)).accuracy < 0.5   # noise units: near chance 0.25

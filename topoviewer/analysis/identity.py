@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,9 @@ __all__ = ["IdentityUnits", "ViewInvariance", "Decoding", "decode", "identity_un
 
 #: p-value below which a unit's responses differ between identities (one-way ANOVA).
 IDENTITY_ALPHA = 0.01
+#: Iteration cap of the linear SVM (scikit-learn's default); fits that do not converge on
+#: uninformative units stop there instead of costing minutes.
+SVM_MAX_ITER = 1000
 #: An identity is encoded by a selective unit when its mean response exceeds the mean over
 #: identities by this many standard deviations (of the identity means).
 ENCODED_SD = 2.0
@@ -277,7 +281,8 @@ def decode(responses, labels, units=None, folds: int = 5, seed: int = 0, C: floa
     """Stratified `folds`-fold cross-validated linear SVM decoding of `labels` from `units`.
 
     Each fold standardises the units on its training images and fits scikit-learn's
-    ``LinearSVC`` (one-vs-rest, penalty `C`); the accuracy is the share of held-out images
+    ``LinearSVC`` (one-vs-rest, penalty `C`, at most :data:`SVM_MAX_ITER` iterations, no
+    convergence warnings); the accuracy is the share of held-out images
     labelled correctly.
 
     Parameters
@@ -291,6 +296,7 @@ def decode(responses, labels, units=None, folds: int = 5, seed: int = 0, C: floa
     seed : int
         Seed of the fold assignment.
     """
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -308,8 +314,10 @@ def decode(responses, labels, units=None, folds: int = 5, seed: int = 0, C: floa
                               f"the smallest class has {smallest}")
     scores = []
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
-        clf = make_pipeline(StandardScaler(), LinearSVC(C=C, max_iter=5000))
-        clf.fit(x[train], y[train])
+        clf = make_pipeline(StandardScaler(), LinearSVC(C=C, max_iter=SVM_MAX_ITER))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(x[train], y[train])
         scores.append(float((clf.predict(x[test]) == y[test]).mean()))
     scores = np.array(scores)
     return Decoding(float(scores.mean()), scores, chance, int(x.shape[1]))

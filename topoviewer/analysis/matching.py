@@ -123,6 +123,8 @@ def transfer_decode(unit_responses, neural, labels, match: NeuronMatch) -> float
     """
     from sklearn.svm import LinearSVC
 
+    from .identity import SVM_MAX_ITER
+
     ok = match.unit >= 0
     if not ok.any():
         raise TopoviewerError("no neuron has a matched unit")
@@ -131,5 +133,5 @@ def transfer_decode(unit_responses, neural, labels, match: NeuronMatch) -> float
     train, _ = _zscore_columns(np.asarray(unit_responses, np.float64)[:, match.unit[ok]])
     test, _ = _zscore_columns(mean[:, ok])
     labels = np.asarray(labels)
-    clf = LinearSVC(max_iter=5000).fit(train, labels)
+    clf = LinearSVC(max_iter=SVM_MAX_ITER).fit(train, labels)
     return float((clf.predict(test) == labels).mean())
