@@ -29,22 +29,25 @@ def _load(args):
     return load(args.model, device=getattr(args, "device", "cpu") or "cpu", **options)
 
 
-def _stimuli(args, model):
+def _stimuli(args, model, default="localizer"):
     from .pipeline import default_stimuli
-    from .stimuli import load_folder
+    from .stimuli import GRATING_HUES, face_identities, face_views, gratings, lfw, load_folder, transform
 
-    if args.stimuli in (None, "localizer"):
-        return default_stimuli(model, seed=args.stimuli_seed)
-    if args.stimuli == "lfw":
-        from .stimuli import lfw
-
-        return lfw(size=max(32, model.input_size))
-    if args.stimuli == "gratings":
-        from .stimuli import GRATING_HUES, gratings
-
+    name, size = args.stimuli or default, max(32, model.input_size)
+    if name == "localizer":
+        stimuli = default_stimuli(model, seed=args.stimuli_seed)
+    elif name == "lfw":
+        stimuli = lfw(size=size)
+    elif name == "gratings":
         hues = tuple(GRATING_HUES) if model.in_channels == 3 else ()  # grey models see hue only as luminance
-        return gratings(size=max(32, model.input_size), hues=hues, fov_deg=getattr(args, "fov_deg", None))
-    return load_folder(args.stimuli, size=max(32, model.input_size))
+        stimuli = gratings(size=size, hues=hues, fov_deg=getattr(args, "fov_deg", None))
+    elif name == "face-views":
+        stimuli = face_views(size=size, seed=args.stimuli_seed)
+    elif name == "face-identities":
+        stimuli = face_identities(size=size, seed=args.stimuli_seed)
+    else:
+        stimuli = load_folder(name, size=size)
+    return transform(stimuli, args.transform) if getattr(args, "transform", None) else stimuli
 
 
 def _threshold_arg(text):
@@ -115,10 +118,16 @@ def cmd_info(args):
         print(f"  {validation}")
 
 
+#: The stimuli each ``analyze --suite`` uses unless --stimuli is given.
+SUITE_STIMULI = {"invariance": "face-views", "identity": "face-identities", "lesion": "localizer"}
+
+
 def cmd_analyze(args):
     from .io import atomic_write
     from .pipeline import iter_analysis
 
+    if args.suite:
+        return _analyze_suite(args)
     model = _load(args)
     names = ["summary.json"] + [f"{_safe(n)}.npz" for n in model.sheet_names]
     if args.save_responses:
@@ -154,6 +163,70 @@ def cmd_analyze(args):
         print(text)
     else:
         _print_summary(summary, out)
+
+
+def _analyze_suite(args):
+    from . import suites
+
+    model = _load(args)
+    stimuli = _stimuli(args, model, default=SUITE_STIMULI[args.suite])
+    if args.suite == "invariance":
+        from .pipeline import default_stimuli
+
+        result = suites.invariance_suite(model, stimuli, localizer=default_stimuli(model, seed=args.stimuli_seed))
+    elif args.suite == "identity":
+        result = suites.identity_suite(model, stimuli, folds=args.folds, seed=args.seed)
+    else:
+        result = suites.lesion_suite(model, stimuli, n_random=args.random_lesions, seed=args.seed,
+                                     control=args.lesion_control)
+    if args.json:
+        _print_json(result)
+        return
+    print(f"{result['model']} on {result['stimuli']} ({args.suite} suite)")
+    for name, s in result["sheets"].items():
+        print(f"  {name}: " + _suite_line(args.suite, s))
+
+
+def _fmt(v, spec=".3f"):
+    return "—" if v is None else format(v, spec)
+
+
+def _suite_line(suite, s) -> str:
+    if suite == "invariance":
+        def line(v):
+            pop = v["population"]
+            return (f"identity tuning width {_fmt(v['identity_width_mean'], '.2f')}, orientation depth SD "
+                    f"{_fmt(v['orientation_depth_sd'])}; population indices: identity {_fmt(pop['identity'])}, "
+                    f"view {_fmt(pop['view'])}, mirror {_fmt(pop['mirror'])}")
+        patch = s.get("face_patch")
+        return line(s) + ("" if patch is None else f"\n    face patch ({patch['units']} units): {line(patch)}")
+    if suite == "identity":
+        dec = s["decoding"]["original"]
+        acc = ", ".join(f"{k} {_fmt(v['accuracy'], '.2f')}" for k, v in dec.items())
+        return (f"selective {100 * s['selective']:.1f}% (SI {100 * s['single_identity']:.1f}%, "
+                f"MI {100 * s['multiple_identity']:.1f}%); identity decoding: {acc}")
+    cats = ", ".join(f"{c} {v['before']:.2f}→{v['after']:.2f} (random {_fmt(v['random_mean'], '.2f')}, "
+                     f"p = {_fmt(v['p'], '.2g')})" for c, v in s["categories"].items())
+    return f"{s['units']} patch units silenced (random {s['control']}): accuracy {cats}"
+
+
+def cmd_match(args):
+    from . import suites
+
+    model = _load(args)
+    stimuli = _stimuli(args, model)
+    neural = suites.load_neural(args.neural, len(stimuli))
+    result = suites.match_suite(model, stimuli, neural, sheets=args.layer, n_permutations=args.permutations,
+                                seed=args.seed)
+    if args.json:
+        _print_json(result)
+        return
+    print(f"{len(result['neurons'])} neurons matched to {result['model']} on {result['stimuli']}")
+    for n in result["neurons"]:
+        where = "no unit (constant responses)" if n["unit"] is None else (
+            f"{n['sheet']} unit {n['unit']} at ({n['position_mm'][0]:.2f}, {n['position_mm'][1]:.2f}) mm")
+        print(f"  neuron {n['neuron']}: {where}, r = {_fmt(n['r'])}, noise ceiling {_fmt(n['noise_ceiling'])}, "
+              f"p = {_fmt(n['p'], '.3g')}")
 
 
 def _savez(tmp, arrays):
@@ -500,11 +573,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "a folder whose version.txt is not 1 is used as stored, as the authors do")
 
     def stimuli_arg(sp):
-        sp.add_argument("--stimuli", default="localizer",
-                        help="'localizer' (procedural), 'lfw' (LFW-subset photographs: faces / non-faces), "
-                             "'gratings' (sine gratings: orientation, SF, colour maps and pinwheels) "
-                             "or DIR/<category>/*.png")
-        sp.add_argument("--stimuli-seed", type=SEED, default=1234, help="seed of the procedural localizer")
+        sp.add_argument("--stimuli", default=None,
+                        help="'localizer' (procedural; the default), 'lfw' (LFW-subset photographs: faces / "
+                             "non-faces), 'gratings' (sine gratings: orientation, SF, colour maps and pinwheels), "
+                             "'face-views' (25 identities × 9 head orientations), 'face-identities' "
+                             "(50 identities × 10 images) or DIR/<category>/*.png")
+        sp.add_argument("--stimuli-seed", type=SEED, default=1234, help="seed of the procedural stimuli")
+        sp.add_argument("--transform", choices=["mooney", "invert", "blur"],
+                        help="transform every stimulus image: two-tone Mooney, upside down or blurred")
 
     sp = sub.add_parser("info", help="list a model's sheets")
     model_arg(sp)
@@ -536,8 +612,30 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fov-deg", type=_positive("--fov-deg", 360.0), default=None,
                     help="width of the model's input in degrees of visual angle: --stimuli gratings then also "
                          "reports spatial frequencies in cycles/degree")
-    sp.add_argument("--json", action="store_true", help="print summary.json")
+    sp.add_argument("--suite", choices=list(SUITE_STIMULI),
+                    help="instead of the patch analysis: viewpoint invariance (face-views), identity-selective "
+                         "units and decoding (face-identities) or face-patch lesions (localizer); prints its "
+                         "results and writes nothing")
+    sp.add_argument("--folds", type=_count("--folds", 2, 100), default=5, help="cross-validation folds (identity)")
+    sp.add_argument("--random-lesions", type=_count("--random-lesions", 0, 10_000), default=10,
+                    help="size-matched random lesions (lesion suite)")
+    sp.add_argument("--lesion-control", choices=["region", "units"], default="region",
+                    help="random lesions: contiguous regions of the patch's size, or random units (lesion suite)")
+    sp.add_argument("--json", action="store_true", help="print summary.json (or the suite's results)")
     sp.set_defaults(func=cmd_analyze)
+
+    sp = sub.add_parser("match", help="match recorded neurons to their best model units")
+    model_arg(sp)
+    stimuli_arg(sp)
+    sp.add_argument("--neural", required=True, metavar="FILE",
+                    help=".npz or .csv of (stimuli × neurons[ × repetitions]) responses, rows in the stimuli's "
+                         "sorted file-name order")
+    sp.add_argument("--permutations", type=_count("--permutations", 0, 100_000), default=1000,
+                    help="stimulus shuffles of the permutation p-value")
+    sp.add_argument("--layer", nargs="+", metavar="SHEET", help="sheets whose units are candidates (default: all)")
+    sp.add_argument("--seed", type=SEED, default=0, help="seed of the shuffles")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_match)
 
     sp = sub.add_parser("stimulate", help="microstimulate a disc and propagate to the next sheet")
     model_arg(sp)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator
 
+import contextlib
+
 import numpy as np
 
 from .errors import TopoviewerError
@@ -65,11 +67,29 @@ class SheetNet(_torch_nn().Module):
         """The weight tensor whose output units form sheet k (for TopoLoss)."""
         raise TopoviewerError(f"{type(self).__name__} exposes no weights for sheet {k}")
 
+    def run_stage(self, k: int, x):
+        """Stage k with its lesion applied: silenced units of sheet k are set to 0.
+
+        Lesions live in ``self.lesions`` (sheet index → boolean keep-mask over the sheet's
+        units, see :meth:`TopoModel.lesion`); a unit is one value of a (B, N) output, one
+        value of C×H×W (``unit_mode="chw"``) or one whole channel (``"channel"``).
+        """
+        return self.silence(k, self.stage(k, x))
+
+    def silence(self, k: int, x):
+        """Sheet k's tensor `x` with the lesioned units of sheet k set to 0 (see :meth:`run_stage`)."""
+        keep = getattr(self, "lesions", {}).get(k)
+        if keep is None:
+            return x
+        if self.unit_modes[k] == "channel" and x.ndim == 4:
+            return x * keep.view(1, -1, 1, 1).to(x.dtype)
+        return (x.reshape(x.shape[0], -1) * keep.to(x.dtype)).reshape(x.shape)
+
     def forward(self, x, upto: int | None = None):
-        """Run the whole net; returns ``(logits, [sheet tensors])``."""
+        """Run the whole net (lesions applied); returns ``(logits, [sheet tensors])``."""
         acts = []
         for k in range(self.n_sheets if upto is None else upto + 1):
-            x = self.stage(k, x)
+            x = self.run_stage(k, x)
             acts.append(x)
         logits = self.head(x) if upto is None else None
         return logits, acts
@@ -283,11 +303,59 @@ class TopoModel:
             raise TopoviewerError("stimulation activity contains NaN or infinity")
         out = {}
         with torch.inference_mode():
-            x = self._from_units(k, torch.from_numpy(act).to(self.device))
+            x = self.net.silence(k, self._from_units(k, torch.from_numpy(act).to(self.device)))
             for j in range(k + 1, last + 1):
-                x = self.net.stage(j, x)
+                x = self.net.run_stage(j, x)
                 out[self.sheets[j].name] = self.units(j, x).float().cpu().numpy()
         return out
+
+    @contextlib.contextmanager
+    def lesion(self, sheet: str, units):
+        """Silence `units` of `sheet` (set them to 0) in every forward pass inside the block.
+
+        Applies to :meth:`responses`, :meth:`propagate` (where a clamped sheet's lesioned units
+        stay silent too) and :meth:`logits` alike, for every family (the mask is applied to the
+        stage's output, see :meth:`SheetNet.run_stage`).
+        Lesions nest: an inner block adds to the units an outer one silenced.
+
+        Parameters
+        ----------
+        sheet : str
+            Sheet name or label.
+        units : int array or bool mask of length ``n_units``
+            The units to silence.
+
+        Examples
+        --------
+        >>> with model.lesion("cIT", face_units):
+        ...     scores = model.logits(images)
+        """
+        import torch
+
+        k = self.sheet_index(sheet)
+        n = self.sheets[k].n_units
+        idx = np.asarray(units)
+        if idx.dtype == bool:
+            if idx.shape != (n,):
+                raise TopoviewerError(f"a lesion mask of sheet {sheet!r} must have shape ({n},), got {idx.shape}")
+            idx = np.flatnonzero(idx)
+        elif idx.size and (not np.issubdtype(idx.dtype, np.integer) or idx.ndim != 1
+                           or idx.min() < 0 or idx.max() >= n):
+            raise TopoviewerError(f"lesioned units of sheet {sheet!r} must be unit indices in [0, {n})")
+        lesions = getattr(self.net, "lesions", None)
+        if lesions is None:
+            lesions = self.net.lesions = {}
+        before = lesions.get(k)
+        keep = torch.ones(n, dtype=torch.bool, device=self.device) if before is None else before.clone()
+        keep[torch.as_tensor(idx.astype(np.int64), device=self.device)] = False
+        lesions[k] = keep
+        try:
+            yield self
+        finally:
+            if before is None:
+                lesions.pop(k, None)
+            else:
+                lesions[k] = before
 
     def logits(self, images):
         """Class scores for images (numpy (B, n_classes))."""

@@ -39,7 +39,7 @@ SURFACE_RMS = 0.035
 MIN_SIZE, MAX_SIZE = 16, 1024
 
 #: Purposes of a random stream; streams of different purposes never coincide.
-PURPOSES = {"localizer": 0, "diet": 1}
+PURPOSES = {"localizer": 0, "diet": 1, "faces": 2}
 #: Splits of the training diet (the localizer uses split 0).
 SPLITS = {"train": 0, "val": 1}
 
@@ -69,7 +69,7 @@ def streams(seed, purpose: str, split: str, category: str):
     ----------
     seed : int
         Non-negative user seed.
-    purpose : {"localizer", "diet"}
+    purpose : {"localizer", "diet", "faces"}
         What the images are for; different purposes give unrelated streams.
     split : {"train", "val"}
         Split of the training diet ("train" for the localizer).
@@ -243,6 +243,10 @@ class Canvas:
         self.unit *= factor
         self._matrix = self._matrix * factor
         self._offset = fixed - np.asarray(about, float) @ self._matrix.T
+
+    def mirror(self) -> None:
+        """Mirror everything drawn from now on left-right about the object origin."""
+        self._matrix = self._matrix * np.array([[-1.0, 1.0]])
 
     def to_pixels(self, points) -> np.ndarray:
         """Pixel coordinates (k, 2) of object-coordinate `points`."""

@@ -1,0 +1,362 @@
+"""Face-identity stimuli, viewpoint invariance, identity-selective units, decoding, lesions and
+unit↔neuron matching (issue 16), each against an independent computation written here."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from topoviewer.analysis.identity import (
+    anova_f,
+    decode,
+    identity_tuning_width,
+    identity_units,
+    orientation_tuning_depth,
+    population_indices,
+)
+from topoviewer.analysis.lesion import lesion_effect, random_lesions
+from topoviewer.analysis.matching import match_neurons, noise_ceiling, transfer_decode
+from topoviewer.errors import TopoviewerError
+from topoviewer.stimuli import face_identities, face_views, transform
+from topoviewer.stimuli.faces import FACE_VIEW_YAWS, mirror_views, view_index
+
+
+# ------------------------------------------------------------------ stimuli
+@pytest.fixture(scope="module")
+def views():
+    return face_views(size=32, identities=3, seed=5)
+
+
+def test_face_views_layout_mirrors_and_determinism(views):
+    n = len(FACE_VIEW_YAWS)
+    assert views.images.shape == (3 * n, 32, 32)
+    assert list(views.labels) == [k for k in range(3) for _ in range(n)]
+    assert np.array_equal(views.images, face_views(size=32, identities=3, seed=5).images)
+    assert not np.array_equal(views.images, face_views(size=32, identities=3, seed=6).images)
+    assert np.array_equal(view_index(views), np.tile(np.arange(n), 3))
+    mirror = mirror_views()
+    assert [FACE_VIEW_YAWS[m] for m in mirror] == [-y for y in FACE_VIEW_YAWS]
+    # −45° is the mirror image of +45°: it matches the flipped +45° image better than the unflipped one
+    left, right = views.images[FACE_VIEW_YAWS.index(-45.0)], views.images[FACE_VIEW_YAWS.index(45.0)]
+    r_flip = np.corrcoef(left.ravel(), right[:, ::-1].ravel())[0, 1]
+    r_same = np.corrcoef(left.ravel(), right.ravel())[0, 1]
+    assert r_flip > r_same + 0.2
+
+
+def test_face_identities_and_transforms():
+    s = face_identities(size=32, identities=4, per_identity=3, seed=1)
+    assert s.images.shape == (12, 32, 32) and s.categories == ["id000", "id001", "id002", "id003"]
+    assert np.array_equal(s.images, face_identities(size=32, identities=4, per_identity=3, seed=1).images)
+    inv = transform(s, "invert")
+    assert np.array_equal(inv.images, np.rot90(s.images, 2, axes=(1, 2)))
+    assert inv.name.endswith("|invert") and np.array_equal(inv.labels, s.labels)
+    mooney = transform(s, "mooney").images
+    assert set(np.unique(mooney)) == {0.0, 1.0}
+    assert abs(mooney.mean() - 0.5) < 0.05
+    blur = transform(s, "blur").images
+    lap = lambda a: np.abs(np.diff(a, 2, axis=2)).mean()  # noqa: E731
+    assert lap(blur) < 0.5 * lap(s.images)
+    with pytest.raises(TopoviewerError, match="unknown transform 'cartoon'; expected one of mooney, invert, blur"):
+        transform(s, "cartoon")
+    with pytest.raises(TopoviewerError, match="at least 2 identities"):
+        face_identities(size=32, identities=1)
+
+
+# ------------------------------------------------------------------ tuning and population
+def test_tuning_width_and_depth_by_hand():
+    rng = np.random.default_rng(0)
+    yaws = FACE_VIEW_YAWS
+    ident = np.repeat(np.arange(4), len(yaws))
+    view = np.tile(np.arange(len(yaws)), 4)
+    r = rng.uniform(0, 1, (len(ident), 6))
+    width = identity_tuning_width(r, ident)
+    depth = orientation_tuning_depth(r, view, yaws)
+    for u in range(6):
+        means = sorted((r[ident == i, u].mean() for i in range(4)), reverse=True)
+        assert width[u] == sum(m > means[0] / 2 for m in means)
+        f = r[view == yaws.index(0.0), u].mean()
+        p = max(r[view == yaws.index(-90.0), u].mean(), r[view == yaws.index(90.0), u].mean())
+        assert depth[u] == pytest.approx((f - p) / (f + p))
+    assert np.isnan(identity_tuning_width(-r, ident)).all()
+    with pytest.raises(TopoviewerError, match=r"needs the views 0, -90 and 90 degrees; missing \[-90.0\]"):
+        orientation_tuning_depth(r, view, [0.0, 90.0, 45.0] + [1.0] * 6)
+
+
+def test_population_indices_against_pair_loop():
+    rng = np.random.default_rng(1)
+    n_id, n_view = 4, len(FACE_VIEW_YAWS)
+    ident = np.repeat(np.arange(n_id), n_view)
+    view = np.tile(np.arange(n_view), n_id)
+    mirror = mirror_views()
+    # a population with identity, view and mirror-symmetric components
+    r = (rng.normal(size=(n_id, 40))[ident] + rng.normal(size=(n_view, 40))[view]
+         + rng.normal(size=(n_view, 40))[np.minimum(view, mirror[view])] + rng.normal(size=(len(view), 40)))
+    got = population_indices(r, ident, view, mirror)
+    groups = {"sid": [], "did": [], "sv": [], "dv": [], "mir": [], "nomir": []}
+    for a in range(len(r)):
+        for b in range(len(r)):
+            if a == b:
+                continue
+            c = np.corrcoef(r[a], r[b])[0, 1]
+            if view[a] != view[b]:
+                groups["sid" if ident[a] == ident[b] else "did"].append(c)
+            if ident[a] != ident[b]:
+                groups["sv" if view[a] == view[b] else "dv"].append(c)
+                if view[a] != view[b]:
+                    groups["mir" if mirror[view[a]] == view[b] else "nomir"].append(c)
+    m = {k: np.mean(v) for k, v in groups.items()}
+    assert got["identity"] == pytest.approx(m["sid"] - m["did"])
+    assert got["view"] == pytest.approx(m["sv"] - m["dv"])
+    assert got["mirror"] == pytest.approx(m["mir"] - m["nomir"])
+    assert got["mirror"] > 0.1 and got["identity"] > 0.1
+
+
+# ------------------------------------------------------------------ identity-selective units
+def test_anova_matches_scipy():
+    from scipy.stats import f_oneway
+
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(5), [4, 5, 6, 4, 5])
+    r = rng.normal(size=(len(labels), 7)) + 0.8 * rng.normal(size=(5, 7))[labels]
+    F, p = anova_f(r, labels)
+    for u in range(7):
+        ref = f_oneway(*(r[labels == k, u] for k in range(5)))
+        assert F[u] == pytest.approx(ref.statistic) and p[u] == pytest.approx(ref.pvalue)
+
+
+def test_identity_units_si_mi_by_hand():
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(50), 4)
+    r = rng.normal(0, 0.1, (200, 3))
+    r[labels == 2, 0] += 3.0                       # unit 0: one identity → SI
+    r[np.isin(labels, [1, 7]), 1] += 3.0           # unit 1: two identities → MI
+    units = identity_units(r, labels)
+    assert list(units.selective) == [True, True, False]
+    assert list(units.single) == [True, False, False] and list(units.multiple) == [False, True, False]
+    for u in (0, 1):
+        means = np.array([r[labels == k, u].mean() for k in range(50)])
+        hand = np.flatnonzero(means > means.mean() + 2 * means.std(ddof=1))
+        assert list(np.flatnonzero(units.encoded[u])) == list(hand)
+    assert list(np.flatnonzero(units.encoded[1])) == [1, 7]
+    s = units.summary()
+    assert s["single_identity"] == pytest.approx(1 / 3) and s["mi_identities_max"] == 2
+
+
+def test_decode_against_sklearn_and_chance():
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    rng = np.random.default_rng(4)
+    labels = np.repeat(np.arange(4), 15)
+    r = rng.normal(size=(60, 20))
+    r[:, :5] += 3.0 * rng.normal(size=(4, 5))[labels]
+    got = decode(r, labels, units=np.arange(10), folds=5, seed=1)
+    ref = cross_val_score(make_pipeline(StandardScaler(), LinearSVC(max_iter=1000)), r[:, :10], labels,
+                          cv=StratifiedKFold(5, shuffle=True, random_state=1))
+    assert got.accuracy == pytest.approx(ref.mean()) and got.accuracy > 0.8
+    assert decode(r, labels, units=np.arange(10, 20)).accuracy < 0.5   # noise units: near chance 0.25
+    assert decode(r, labels, units=np.zeros(20, bool)).accuracy is None
+    with pytest.raises(TopoviewerError, match="5-fold decoding needs ≥ 2 classes with ≥ 5 images each"):
+        decode(r[:12], labels[:12])
+
+
+# ------------------------------------------------------------------ lesions
+def _two_class_model():
+    """A one-sheet net: units 0–7 carry class A (left half bright), 8–15 class B, 16–63 nothing."""
+    from topoviewer.model import SheetNet, TopoModel
+    from topoviewer.sheet import Sheet
+
+    class Net(SheetNet):
+        n_sheets, unit_modes = 1, ("flat",)
+
+        def __init__(self):
+            super().__init__()
+            w = torch.zeros(64, 64)
+            left = torch.zeros(8, 8)
+            left[:, :4] = 1.0
+            w[:8] = left.flatten()
+            w[8:16] = left.flip(1).flatten()
+            w[16:] = torch.randn(48, 64, generator=torch.Generator().manual_seed(0)) * 0.01
+            self.w = torch.nn.Parameter(w)
+            h = torch.zeros(2, 64)
+            h[0, :8] = h[1, 8:16] = 1.0
+            self.h = torch.nn.Parameter(h)
+
+        def stage(self, k, x):
+            return torch.relu(x.flatten(1) @ self.w.T)
+
+        def head(self, x):
+            return x @ self.h.T + torch.tensor([0.0, 0.01])
+
+    return TopoModel(Net(), [Sheet.uniform("s", 64)], "toy", {}, 8, mean=(0.0,), std=(1.0,), classes=["A", "B"])
+
+
+def test_lesion_removes_the_class_its_units_carry():
+    from topoviewer.stimuli import StimulusSet
+
+    model = _two_class_model()
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 0.1, (20, 8, 8)).astype(np.float32)
+    images[:10, :, :4] += 0.8
+    images[10:, :, 4:] += 0.8
+    stimuli = StimulusSet(images, np.repeat([0, 1], 10), ["A", "B"], "toy")
+    effect = lesion_effect(model, "s", np.arange(8), stimuli, n_random=20, seed=0)
+    assert list(effect.before) == [1.0, 1.0]
+    assert list(effect.after) == [0.0, 1.0]
+    assert (effect.random[:, 0] == 1.0).all()        # 8 random units of 64 never take all of class A
+    assert effect.p[0] == pytest.approx(1 / 21) and effect.p[1] == 1.0
+    # the lesion reaches responses and is undone after the block
+    with model.lesion("s", np.arange(8)):
+        assert (model.responses(images)["s"][:, :8] == 0).all()
+    assert (model.responses(images)["s"][:10, :8] > 0).all()
+    with pytest.raises(TopoviewerError, match=r"lesioned units of sheet 's' must be unit indices in \[0, 64\)"):
+        with model.lesion("s", [64]):
+            pass
+    bad = StimulusSet(images, np.repeat([0, 1], 10), ["A", "C"], "toy")
+    with pytest.raises(TopoviewerError, match="the model's classifier has no class C"):
+        lesion_effect(model, "s", [0], bad)
+
+
+def test_random_lesions_are_size_matched_units_or_regions():
+    from topoviewer.sheet import Sheet
+
+    sheet = Sheet.uniform("s", 200, seed=1)
+    for lesion in random_lesions(sheet, 30, 5, "region", seed=0):
+        assert len(set(lesion)) == 30
+        # a region: the 30 units nearest to one of them (a unit is its own nearest, distance 0)
+        centre = sheet.positions[lesion[0]]
+        d = sheet.distances_to(centre)
+        assert d[lesion[0]] == 0 and d[lesion].max() <= np.delete(d, lesion).min()
+    units = random_lesions(sheet, 30, 5, "units", seed=0)
+    assert all(len(set(u)) == 30 for u in units) and len({tuple(sorted(u)) for u in units}) == 5
+    with pytest.raises(TopoviewerError, match="random lesion control must be one of units, region, got 'disc'"):
+        random_lesions(sheet, 3, 1, "disc")
+
+
+def test_lesion_works_through_the_protocol(tiny_model):
+    """Every path of the protocol sees a lesion: responses, propagate and logits; lesions nest."""
+    images = np.random.default_rng(0).uniform(0, 1, (3, 32, 32)).astype(np.float32)
+    first, second = tiny_model.sheet_names[:2]
+    base = tiny_model.responses(images)
+    with tiny_model.lesion(first, np.arange(100)):
+        with tiny_model.lesion(first, np.arange(100, 256)):
+            silent = tiny_model.responses(images)
+            assert (silent[first] == 0).all()
+            clamped = tiny_model.propagate(first, base[first])[second]
+        partial = tiny_model.responses(images)[first]
+        assert (partial[:, :100] == 0).all() and np.allclose(partial[:, 100:], base[first][:, 100:])
+    # lesioned units stay silent when clamped: the next sheet sees the silent sheet
+    zeros = tiny_model.propagate(first, np.zeros_like(base[first]))[second]
+    assert np.allclose(clamped, zeros, atol=1e-6) and np.allclose(silent[second], zeros, atol=1e-5)
+    assert not np.allclose(silent[second], base[second])
+    assert np.allclose(tiny_model.responses(images)[second], base[second])
+
+
+# ------------------------------------------------------------------ matching
+def test_noise_ceiling_by_hand():
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=(30, 1, 1)) + rng.normal(size=(30, 2, 6))
+    got = noise_ceiling(y)
+    for j in range(2):
+        rho = np.corrcoef(y[:, j, 0::2].mean(axis=1), y[:, j, 1::2].mean(axis=1))[0, 1]
+        assert got[j] == pytest.approx(2 * rho / (1 + rho))
+
+
+def test_match_recovers_synthetic_neurons():
+    """Neurons = known units + noise (noise ceiling ≈ 0.6): the right unit is found ≥ 90 % of the time."""
+    rng = np.random.default_rng(6)
+    n_stim, n_units, n_neurons, reps = 120, 400, 40, 4
+    latent = rng.normal(size=(n_stim, 20))
+    units = np.maximum(latent @ rng.normal(size=(20, n_units)) + rng.normal(size=(n_stim, n_units)), 0)
+    truth = rng.choice(n_units, n_neurons, replace=False)
+    signal = (units[:, truth] - units[:, truth].mean(0)) / units[:, truth].std(0)
+    neural = signal[:, :, None] + 1.3 * rng.normal(size=(n_stim, n_neurons, reps))
+    match = match_neurons(units, neural, n_permutations=50, seed=0)
+    assert (match.unit == truth).mean() >= 0.9
+    assert 0.4 < np.median(match.ceiling) < 0.8
+    assert (match.p <= 1 / 51 + 1e-12).all()
+    # the r of the best unit is the plain Pearson r
+    j = 0
+    assert match.r[j] == pytest.approx(np.corrcoef(units[:, match.unit[j]], neural[:, j].mean(axis=1))[0, 1])
+    pure_noise = match_neurons(units, rng.normal(size=(n_stim, 5)), n_permutations=50, seed=0)
+    assert np.median(pure_noise.p) > 0.1
+    labels = (latent[:, 0] > 0).astype(int)
+    assert transfer_decode(units, neural, labels, match) > 0.7
+    with pytest.raises(TopoviewerError, match=r"with 120 stimuli \(one row per image\), got shape \(119, 40, 4\)"):
+        match_neurons(units, neural[:-1])
+    with pytest.raises(TopoviewerError, match="matching 200,000,000 units to 1 neurons needs 6.4 GB"):
+        match_neurons(np.broadcast_to(np.float32(0), (3, 200_000_000)), np.zeros((3, 1)))
+
+
+# ------------------------------------------------------------------ CLI
+def _folder(tmp_path, n=4):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cat in ("b", "a"):
+        (tmp_path / "stim" / cat).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(tmp_path / "stim" / cat / f"{i}.png")
+    return tmp_path / "stim"
+
+
+def test_cli_match(tiny_model_file, tmp_path, capsys):
+    from topoviewer.cli import main
+
+    folder = _folder(tmp_path)
+    np.savez(tmp_path / "n.npz", responses=np.random.default_rng(1).normal(size=(8, 3, 2)))
+    assert main(["match", str(tiny_model_file), "--neural", str(tmp_path / "n.npz"), "--stimuli", str(folder),
+                 "--permutations", "20", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["neurons"]) == 3 and out["permutations"] == 20
+    n = out["neurons"][0]
+    assert n["sheet"] in ("fc6", "fc7")
+    assert -1 <= n["r"] <= 1 and 0 < n["p"] <= 1 and len(n["position_mm"]) == 2
+    rows = np.random.default_rng(2).normal(size=(8, 2))
+    (tmp_path / "ok.csv").write_text("n1,n2\n" + "\n".join(f"{a},{b}" for a, b in rows) + "\n")
+    assert main(["match", str(tiny_model_file), "--neural", str(tmp_path / "ok.csv"), "--stimuli", str(folder),
+                 "--transform", "invert", "--permutations", "0", "--layer", "fc7", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {n["sheet"] for n in out["neurons"]} == {"fc7"}
+    assert out["stimuli"].endswith("|invert") and len(out["neurons"]) == 2 and out["neurons"][0]["p"] is None
+    assert out["neurons"][0]["noise_ceiling"] is None                     # no repetitions in a .csv
+    (tmp_path / "bad.csv").write_text("n1,n2\n1,2\n3,4\n")
+    assert main(["match", str(tiny_model_file), "--neural", str(tmp_path / "bad.csv"), "--stimuli", str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "expected 8 rows (one per stimulus image, in sorted file-name order)" in err[0]
+    (tmp_path / "x.txt").write_text("1")
+    assert main(["match", str(tiny_model_file), "--neural", str(tmp_path / "x.txt"), "--stimuli", str(folder)]) == 2
+    assert "expected a .npz or .csv file" in capsys.readouterr().err
+
+
+def test_cli_analyze_suites(tiny_model_file, tmp_path, capsys):
+    from topoviewer.cli import main
+    from topoviewer.io import load, save_model
+    from topoviewer.stimuli import DIET_CATEGORIES
+
+    assert main(["analyze", str(tiny_model_file), "--suite", "invariance", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["suite"] == "invariance" and out["stimuli"].startswith("face-views(")
+    sheet = next(iter(out["sheets"].values()))
+    assert set(sheet["population"]) == {"identity", "view", "mirror"}
+    assert 0 < sheet["face_patch"]["units"] < sheet["units"]
+    model = load(tiny_model_file)
+    model.classes = list(DIET_CATEGORIES[:20])                   # the tiny model's 20 outputs, named
+    save_model(model, tmp_path / "named.safetensors")
+    assert main(["analyze", str(tmp_path / "named.safetensors"), "--suite", "lesion", "--random-lesions", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "lesion suite" in text and "patch units silenced (random region): accuracy faces" in text
+
+
+def test_identity_suite_small(tiny_model):
+    from topoviewer.suites import identity_suite
+
+    stimuli = face_identities(size=32, identities=4, per_identity=6, seed=0)
+    out = identity_suite(tiny_model, stimuli, transforms=("invert",), folds=3)
+    sheet = next(iter(out["sheets"].values()))
+    assert 0 <= sheet["selective"] <= 1
+    assert set(sheet["decoding"]) == {"original", "invert"}
+    assert sheet["decoding"]["original"]["all"]["chance"] == 0.25

@@ -1,0 +1,132 @@
+"""Lesions as causal evidence: what a network loses when a set of units is silenced.
+
+:func:`lesion_effect` compares the per-class accuracy of the model's own classifier before
+and after silencing units of one sheet (:meth:`topoviewer.model.TopoModel.lesion`) with
+lesions of the same number of units drawn at random from the same sheet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import TopoviewerError
+
+__all__ = ["CONTROLS", "LesionEffect", "class_accuracy", "class_indices", "lesion_effect", "random_lesions"]
+
+#: Size-matched random lesions: any units of the sheet, or a contiguous region.
+CONTROLS = ("units", "region")
+
+
+@dataclass
+class LesionEffect:
+    """Per-class accuracy before and after a lesion, and after size-matched random lesions."""
+
+    categories: list
+    control: str            # "units" or "region" (see :func:`random_lesions`)
+    before: np.ndarray      # (n_categories,)
+    after: np.ndarray       # (n_categories,)
+    random: np.ndarray      # (n_random, n_categories)
+    n_units: int
+
+    @property
+    def p(self) -> np.ndarray:
+        """Per class: share of random lesions (plus the lesion itself) that cost at least as much accuracy."""
+        drop = self.before - self.after
+        drops = self.before - self.random
+        return (1 + (drops >= drop - 1e-12).sum(axis=0)) / (1 + len(self.random))
+
+    def summary(self) -> dict:
+        rnd = self.random.mean(axis=0) if len(self.random) else np.full(len(self.categories), np.nan)
+        return {
+            "units": self.n_units,
+            "random_lesions": int(len(self.random)),
+            "control": self.control,
+            "categories": {
+                c: {"before": float(b), "after": float(a), "random_mean": _num(r), "p": _num(p)}
+                for c, b, a, r, p in zip(self.categories, self.before, self.after, rnd, self.p)
+            },
+        }
+
+
+def _num(x):
+    return float(x) if np.isfinite(x) else None
+
+
+def class_indices(model, categories) -> np.ndarray:
+    """Index of each category among ``model.classes``; TopoviewerError naming the missing ones."""
+    classes = list(model.classes)
+    missing = [c for c in categories if c not in classes]
+    if missing:
+        have = ", ".join(classes) if classes else "none recorded"
+        raise TopoviewerError(f"the model's classifier has no class {', '.join(missing)} (its classes: {have})")
+    return np.array([classes.index(c) for c in categories], dtype=np.int64)
+
+
+def class_accuracy(model, stimuli) -> np.ndarray:
+    """Share of each category's images that the model's classifier labels with that category.
+
+    Every category of `stimuli` must be one of ``model.classes``; the prediction is the arg-max
+    over all of the model's classes.
+    """
+    target = class_indices(model, stimuli.categories)[stimuli.labels]
+    hit = np.asarray(model.logits(stimuli.images)).argmax(axis=1) == target
+    return np.array([hit[stimuli.labels == k].mean() if np.any(stimuli.labels == k) else np.nan
+                     for k in range(len(stimuli.categories))])
+
+
+def random_lesions(sheet, size: int, n: int, control: str = "units", seed: int = 0) -> list:
+    """`n` random sets of `size` units of `sheet`, each a 1-D index array.
+
+    ``units``: drawn uniformly without replacement; ``region``: the `size` units nearest to a
+    unit drawn uniformly (a contiguous region of the same size, wherever it falls).
+    """
+    if control not in CONTROLS:
+        raise TopoviewerError(f"random lesion control must be one of {', '.join(CONTROLS)}, got {control!r}")
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        if control == "units":
+            out.append(rng.choice(sheet.n_units, size=size, replace=False))
+        else:
+            centre = sheet.positions[rng.integers(sheet.n_units)]
+            out.append(np.argsort(sheet.distances_to(centre), kind="stable")[:size])
+    return out
+
+
+def lesion_effect(model, sheet, units, stimuli, n_random: int = 10, seed: int = 0,
+                  control: str = "units") -> LesionEffect:
+    """Per-class accuracy with `units` of `sheet` silenced, against size-matched random lesions.
+
+    Parameters
+    ----------
+    model : TopoModel
+    sheet : str
+        Sheet name or label.
+    units : int array or bool mask
+        The units to silence.
+    stimuli : StimulusSet
+        Images whose categories are classes of the model.
+    n_random : int
+        Number of random lesions of the same size.
+    seed : int
+        Seed of the random lesions.
+    control : {"units", "region"}
+        Random units or random contiguous regions (see :func:`random_lesions`).
+    """
+    n = model.sheet(sheet).n_units
+    idx = np.asarray(units)
+    if idx.dtype == bool:
+        if idx.shape != (n,):
+            raise TopoviewerError(f"a lesion mask of sheet {sheet!r} must have shape ({n},), got {idx.shape}")
+        idx = np.flatnonzero(idx)
+    before = class_accuracy(model, stimuli)
+    with model.lesion(sheet, idx):
+        after = class_accuracy(model, stimuli)
+    random = []
+    for lesion in random_lesions(model.sheet(sheet), len(idx), n_random, control, seed):
+        with model.lesion(sheet, lesion):
+            random.append(class_accuracy(model, stimuli))
+    random = np.array(random).reshape(n_random, len(before))
+    return LesionEffect(list(stimuli.categories), control, before, after, random, int(len(idx)))

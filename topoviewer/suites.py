@@ -1,0 +1,168 @@
+"""The analysis suites of ``topoviewer analyze --suite`` and ``topoviewer match``: each runs a
+model on its stimulus set and returns a JSON-ready dict (docs/science.md, "Identity, viewpoint,
+lesions and neurons").
+
+- ``invariance``: identity tuning width, head-orientation tuning depth and the population
+  identity / view / mirror indices of every sheet on ``face-views``, over all units and over
+  the sheet's face patch (found on the localizer).
+- ``identity``: identity-selective, SI and MI units of every sheet on ``face-identities`` and
+  cross-validated identity decoding from all / selective / non-selective / SI / MI units, on
+  the images and on their transforms (units chosen on the untransformed images).
+- ``lesion``: per-class accuracy of the model's classifier with the face patch of each sheet
+  silenced, against size-matched random lesions (regions or units), on the localizer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import defaults
+from .errors import TopoviewerError
+
+__all__ = ["SUITES", "face_patch", "identity_suite", "invariance_suite", "lesion_suite", "load_neural", "match_suite"]
+
+SUITES = ("invariance", "identity", "lesion")
+
+
+def face_patch(model, sheet, responses, stimuli, category: str = "faces"):
+    """The units within 3 mm of the `category` d′ peak of `sheet`: ``(unit indices, peak (x, y) mm)``."""
+    from .analysis import dprime_maps, patch_units, peak_point
+
+    if category not in stimuli.categories:
+        raise TopoviewerError(f"a {category} patch needs {category!r} among the stimuli's categories "
+                              f"({', '.join(stimuli.categories)})")
+    s = model.sheet(sheet)
+    peak = peak_point(s, dprime_maps(responses, stimuli.labels, stimuli.categories)[category])
+    return np.flatnonzero(patch_units(s, peak, defaults.PATCH_RADIUS_MM)), peak
+
+
+def invariance_suite(model, stimuli, localizer=None) -> dict:
+    """Viewpoint invariance per sheet on a :func:`~topoviewer.stimuli.faces.face_views` set.
+
+    With a `localizer`, each sheet's face-patch units (:func:`face_patch`) are also measured on
+    their own, as the TDANN paper measures them.
+    """
+    from .analysis.identity import view_invariance
+    from .stimuli.faces import FACE_VIEW_YAWS, mirror_views, view_index
+
+    view = view_index(stimuli)
+    resp = model.responses(stimuli.images)
+    loc = model.responses(localizer.images) if localizer is not None else {}
+    sheets = {}
+    for name, r in resp.items():
+        sheets[name] = view_invariance(r, stimuli.labels, view, FACE_VIEW_YAWS, mirror_views()).summary()
+        if localizer is not None:
+            units, _ = face_patch(model, name, loc[name], localizer)
+            sheets[name]["face_patch"] = view_invariance(r[:, units], stimuli.labels, view, FACE_VIEW_YAWS,
+                                                         mirror_views()).summary()
+    return {"suite": "invariance", "model": model.name, "stimuli": stimuli.name,
+            "localizer": None if localizer is None else localizer.name, "sheets": sheets}
+
+
+def identity_suite(model, stimuli, transforms=("mooney", "invert"), folds: int = 5, seed: int = 0) -> dict:
+    """Identity-selective units and identity decoding per sheet (after the VGG-16 identity-coding study)."""
+    from .analysis.identity import decode, identity_units
+    from .stimuli.faces import transform
+
+    sets = {"original": stimuli, **{k: transform(stimuli, k) for k in transforms}}
+    resp = {k: model.responses(s.images) for k, s in sets.items()}
+    sheets = {}
+    for name in model.sheet_names:
+        units = identity_units(resp["original"][name], stimuli.labels)
+        subsets = {"all": None, "selective": units.selective, "non_selective": ~units.selective,
+                   "single_identity": units.single, "multiple_identity": units.multiple}
+        sheets[name] = {
+            **units.summary(),
+            "decoding": {k: {sub: decode(r[name], stimuli.labels, None if m is None else np.flatnonzero(m),
+                                         folds=folds, seed=seed).summary()
+                             for sub, m in subsets.items()}
+                         for k, r in resp.items()},
+        }
+    return {"suite": "identity", "model": model.name, "stimuli": stimuli.name, "transforms": list(transforms),
+            "folds": folds, "sheets": sheets}
+
+
+def lesion_suite(model, stimuli, category: str = "faces", n_random: int = 10, seed: int = 0,
+                 control: str = "region") -> dict:
+    """Silence each sheet's `category` patch (units within 3 mm of the d′ peak); per-class accuracy
+    against `n_random` size-matched random lesions (`control`: random regions or random units)."""
+    from .analysis.lesion import class_indices, lesion_effect
+
+    class_indices(model, stimuli.categories)
+    resp = model.responses(stimuli.images)
+    sheets = {}
+    for name, r in resp.items():
+        units, peak = face_patch(model, name, r, stimuli, category)
+        effect = lesion_effect(model, name, units, stimuli, n_random=n_random, seed=seed, control=control)
+        sheets[name] = {"patch_centre_mm": [float(v) for v in peak], "radius_mm": defaults.PATCH_RADIUS_MM,
+                        **effect.summary()}
+    return {"suite": "lesion", "model": model.name, "stimuli": stimuli.name, "category": category, "sheets": sheets}
+
+
+def match_suite(model, stimuli, neural, sheets=None, n_permutations: int = 1000, seed: int = 0) -> dict:
+    """Best model unit (over `sheets`, default all) for every neuron of `neural` (rows = the stimuli in order)."""
+    from .analysis.matching import match_neurons
+
+    resp = model.responses(stimuli.images, sheets)
+    names = list(resp)
+    offsets = np.cumsum([0] + [resp[n].shape[1] for n in names])
+    match = match_neurons(np.concatenate([resp[n] for n in names], axis=1), neural,
+                          n_permutations=n_permutations, seed=seed)
+    neurons = []
+    for j, (u, r, c, rc, p) in enumerate(zip(match.unit, match.r, match.ceiling, match.r_corrected, match.p)):
+        row = {"neuron": j, "sheet": None, "unit": None, "position_mm": None,
+               "r": _num(r), "noise_ceiling": _num(c), "r_corrected": _num(rc), "p": _num(p)}
+        if u >= 0:
+            k = int(np.searchsorted(offsets, u, side="right") - 1)
+            local = int(u - offsets[k])
+            row.update(sheet=names[k], unit=local,
+                       position_mm=[float(v) for v in model.sheet(names[k]).positions[local]])
+        neurons.append(row)
+    return {"model": model.name, "stimuli": stimuli.name, "permutations": n_permutations, "neurons": neurons}
+
+
+def _num(x):
+    return float(x) if np.isfinite(x) else None
+
+
+def load_neural(path, n_stimuli: int) -> np.ndarray:
+    """Neural responses from an ``.npz`` or ``.csv`` file: (stimuli × neurons[ × repetitions]) floats.
+
+    An ``.npz`` holds one array (or several, one of them named ``responses``); a ``.csv`` holds
+    one row per stimulus and one column per neuron (a first line of column names is skipped).
+    Rows follow the stimuli in order (a folder's images sorted by category folder, then file name).
+    """
+    from .positions import _open_npz, _read_key
+    from .validate import MAX_ARRAY_BYTES, input_file
+
+    path = input_file(path, "neural responses file (.npz or .csv)")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        with _open_npz(path) as npz:
+            keys = list(npz.keys())
+            if len(keys) != 1 and "responses" not in keys:
+                raise TopoviewerError(f"{path}: expected one array, or one named 'responses', got {keys or 'none'}")
+            data = _read_key(npz, keys[0] if len(keys) == 1 else "responses", path)
+    elif suffix == ".csv":
+        if path.stat().st_size > MAX_ARRAY_BYTES:
+            raise TopoviewerError(f"{path}: more than MAX_ARRAY_BYTES = {MAX_ARRAY_BYTES:,} bytes of text; refused")
+        lines = path.read_text(errors="replace").splitlines()
+        try:
+            first = [float(v) for v in lines[0].split(",")] if lines else None
+        except ValueError:
+            first = None
+        try:
+            data = np.loadtxt(lines[0 if first is not None else 1:], delimiter=",", ndmin=2)
+        except ValueError as exc:
+            raise TopoviewerError(f"{path}: expected numbers separated by commas, one row per stimulus ({exc})") from None
+    else:
+        raise TopoviewerError(f"{path}: expected a .npz or .csv file of (stimuli × neurons[ × repetitions]) responses")
+    if not np.issubdtype(data.dtype, np.number) or data.ndim not in (2, 3):
+        raise TopoviewerError(f"{path}: expected a numeric (stimuli × neurons[ × repetitions]) array, "
+                              f"got {data.dtype} of shape {data.shape}")
+    if data.shape[0] != n_stimuli or data.shape[1] == 0:
+        raise TopoviewerError(f"{path}: expected {n_stimuli} rows (one per stimulus image, in sorted file-name order) "
+                              f"and ≥ 1 neuron, got shape {data.shape}")
+    if not np.all(np.isfinite(data)):
+        raise TopoviewerError(f"{path}: responses contain NaN or infinity")
+    return data.astype(np.float64)
