@@ -736,7 +736,7 @@ def _wait_for(path: Path, proc, timeout=90):
     t0 = time.monotonic()
     while not path.exists():
         assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() - t0 < timeout, "no checkpoint appeared"
+        assert time.monotonic() - t0 < timeout, f"{path.name} did not appear"
         time.sleep(0.05)
 
 
@@ -762,7 +762,8 @@ def test_sigint_before_the_first_checkpoint_says_so(tmp_path):
     before = snapshot(tmp_path)
     proc = _spawn([*TRAIN_SUB, "--steps", "100000", "--checkpoint-every", "100000", "--out", "m.safetensors"],
                   tmp_path)
-    time.sleep(6)
+    _wait_for(tmp_path / "m.safetensors.lock", proc)  # the run has started (its lock is taken inside the handler)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
