@@ -41,18 +41,35 @@ def topo(make_napari_viewer, tiny_model_file, tiny_analysed):
     The analysis is the session's (the real open-and-analyse path is exercised in
     ``test_start.py``); handing it to the state is exactly what the analysis worker does.
     """
+    topo = open_topo(make_napari_viewer(show=True), tiny_model_file, tiny_analysed)
+    yield topo
+    topo.ctrl.close()
+
+
+def open_topo(viewer, tiny_model_file, tiny_analysed):
+    """Every dock of the plugin in `viewer`, with the tiny model and its analysis handed to the state."""
     from topoviewer_napari.launch import open_viewer
 
-    viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1400, 900)
     viewer, ctrl = open_viewer(None, viewer=viewer)
     model, stimuli, analysis = tiny_analysed
     ctrl.state.set_model(model, str(tiny_model_file), stimuli=stimuli, analysis=analysis)
     ctrl.wait(60)  # the secondary maps are drawn on the next event-loop turns
     ctrl.book.fit()
-    yield SimpleNamespace(viewer=viewer, ctrl=ctrl, state=ctrl.state, book=ctrl.book, docks=ctrl.docks,
-                          model_file=tiny_model_file)
-    ctrl.close()
+    return SimpleNamespace(viewer=viewer, ctrl=ctrl, state=ctrl.state, book=ctrl.book, docks=ctrl.docks,
+                           model_file=tiny_model_file)
+
+
+@pytest.fixture(scope="module")
+def shared_topo(qapp, tiny_model_file, tiny_analysed):
+    """Like ``topo``, but one viewer for a whole test module (tests that leave the settings as they found them):
+    opening the plugin costs seconds per test."""
+    import napari
+
+    topo = open_topo(napari.Viewer(show=True), tiny_model_file, tiny_analysed)
+    yield topo
+    topo.ctrl.close()
+    topo.viewer.close()
 
 
 class FakeMouseEvent:

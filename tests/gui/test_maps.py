@@ -1,10 +1,20 @@
 """3. Sheets as layers: d′, voxel t with patch outline, purity rings + plot, unit points, hover."""
 
 import numpy as np
+import pytest
 
 
 def nearest_unit_value(sheet, values, xy):
     return float(np.asarray(values)[int(np.argmin(sheet.distances_to(xy)))])
+
+
+@pytest.fixture
+def topo(shared_topo):
+    """One viewer for the module: each test leaves category, FWHM and thresholds as it found them."""
+    st = shared_topo.state
+    settings = (st.category, st.fwhm_mm)
+    yield shared_topo
+    assert (st.category, st.fwhm_mm) == settings, "a test left the shared viewer's settings changed"
 
 
 def _layer(topo, key):
@@ -59,6 +69,9 @@ def test_category_and_fwhm_update_layers_in_place(topo, qtbot):
     patch = _layer(topo, "fc6/patch")
     assert patch.contour >= 1 and patch.data.shape[0] == 4 * st.t_map("fc6").shape[0]
     assert "FWHM 2.5" in " ".join(dock.summary.text().split())
+    dock.category.setCurrentText("faces")  # the viewer is the module's: leave it as found
+    dock.fwhm.setValue(1.0)
+    topo.ctrl.wait(60)
 
 
 def test_patch_outline_marks_voxels_above_threshold(topo):
