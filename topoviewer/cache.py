@@ -40,14 +40,6 @@ def cache_dir() -> Path:
     return base / "topoviewer"
 
 
-def _file_hash(path, chunk=1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _code_hash() -> str:
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
@@ -61,7 +53,9 @@ def _code_hash() -> str:
 
 def analysis_key(model_path, stimuli_desc: str, options: dict) -> str:
     """The cache key of an analysis: model bytes, stimulus set, options and analysis code."""
-    parts = {"model": _file_hash(model_path), "stimuli": stimuli_desc, "options": options, "code": _code_hash()}
+    from .io import file_sha256
+
+    parts = {"model": file_sha256(model_path), "stimuli": stimuli_desc, "options": options, "code": _code_hash()}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 

@@ -12,6 +12,7 @@ Foreign ``.pt/.pth/.ckpt/.torch`` pickles are read only with
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -23,7 +24,8 @@ from .errors import TopoviewerError
 from .sheet import Sheet
 from .validate import input_file, model_header, parameter_count, tmp_prefix, write_error
 
-__all__ = ["save_model", "load_model", "load", "safe_torch_load", "read_header", "atomic_write", "sample_path"]
+__all__ = ["save_model", "load_model", "load", "safe_torch_load", "read_header", "atomic_write", "sample_path",
+           "file_sha256"]
 
 FORMAT = "topoviewer-model"
 FORMAT_VERSION = 1
@@ -282,3 +284,12 @@ def _looks_like_safetensors(head: bytes) -> bool:
 
 def _existing(path) -> Path:
     return input_file(path)
+
+
+def file_sha256(path, chunk: int = 1 << 20) -> str:
+    """SHA-256 (hex) of a file's bytes, read in chunks (model files: the analysis cache key, workspaces)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -9,7 +9,6 @@ plugin turns its state into a :class:`Workspace` and back; nothing here knows ab
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -75,11 +74,9 @@ def model_hash(source: str) -> str:
     path = model_path(source)
     if not path.is_file():
         raise TopoviewerError(f"model file {path} not found; a workspace needs the model it was made with")
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from .io import file_sha256
+
+    return file_sha256(path)
 
 
 def check_model(ws: Workspace) -> Path:
