@@ -114,3 +114,32 @@ def test_fc_norm_variant_propagates_and_round_trips(tmp_path, rng):
     r1, r2 = model.responses(images), again.responses(images)
     np.testing.assert_array_equal(r1["fc7"], r2["fc7"])
     assert isinstance(build("tdann_small").net.fc_norm[1], torch.nn.Identity)  # off by default: no parameters
+
+
+def test_layer_norm_sheets_normalise_each_image_across_the_sheet(tmp_path, rng):
+    """fc_norm "layer": FC7 = ReLU(γ · (z − mean_units z) / sqrt(var_units z + ε) + β), per image."""
+    from topoviewer.io import load, save_model
+
+    torch.manual_seed(0)
+    model = build("tdann_small", {"fc_units": [64, 48], "fc_norm": "layer"})
+    ln = model.net.fc_norm[1]
+    with torch.no_grad():
+        ln.weight.uniform_(0.5, 1.5)
+        ln.bias.uniform_(-0.3, 0.3)
+    a = rng.random((2, 64)).astype(np.float32)
+    fc7 = model.net.classifier[4]
+    z = a @ fc7.weight.detach().numpy().T + fc7.bias.detach().numpy()
+    z = (z - z.mean(1, keepdims=True)) / np.sqrt(z.var(1, keepdims=True) + ln.eps)
+    z = z * ln.weight.detach().numpy() + ln.bias.detach().numpy()
+    np.testing.assert_allclose(model.propagate("fc6", a)["fc7"], np.maximum(z, 0), rtol=1e-4, atol=1e-5)
+    # divisive: without a bias, tripling FC6's activity (an image's overall gain) leaves FC7 unchanged
+    with torch.no_grad():
+        fc7.bias.zero_()
+    np.testing.assert_allclose(model.propagate("fc6", 3 * a)["fc7"], model.propagate("fc6", a)["fc7"], rtol=1e-4,
+                               atol=1e-5)
+    save_model(model, tmp_path / "m.safetensors")
+    again = load(tmp_path / "m.safetensors")
+    images = rng.random((3, 32, 32)).astype(np.float32)
+    np.testing.assert_array_equal(model.responses(images)["fc7"], again.responses(images)["fc7"])
+    with pytest.raises(ValueError, match="fc_norm must be one of none, batch, layer"):
+        build("tdann_small", {"fc_norm": "group"})

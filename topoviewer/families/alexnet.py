@@ -47,6 +47,16 @@ def _small_features(in_channels: int, widths) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+FC_NORMS = ("none", "batch", "layer")
+
+
+def _fc_norm(kind, n: int) -> nn.Module:
+    kind = {False: "none", True: "batch", None: "none"}.get(kind, kind)
+    if kind not in FC_NORMS:
+        raise ValueError(f"fc_norm must be one of {', '.join(FC_NORMS)} (or true/false), not {kind!r}")
+    return nn.Identity() if kind == "none" else {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}[kind](n)
+
+
 class AlexNetTDANN(SheetNet):
     """features → avgpool → FC6 (sheet 0) → FC7 (sheet 1) → FC8 (head)."""
 
@@ -54,19 +64,20 @@ class AlexNetTDANN(SheetNet):
     unit_modes = ("flat", "flat")
 
     def __init__(self, features: nn.Module, pooled: int, flat: int, fc_units, n_classes: int, dropout: float,
-                 fc_norm: bool = False, input_norm: bool = False):
+                 fc_norm: bool | str = False, input_norm: bool = False):
         super().__init__()
         self.features = features
         # Optional per-image contrast normalisation of the input (tdann_small): each image is set to
         # zero mean and unit RMS contrast before the trunk, a retina/LGN-like gain control, so that
         # photographs of any brightness and contrast reach the sheets as the diet's images do.
         self.input_norm = bool(input_norm)
-        # Optional batch norm of FC6/FC7 pre-activations (tdann_small): every unit gets a comparable
-        # response scale, so no single very active unit dominates a simulated voxel. Identity otherwise
-        # (no parameters: torchvision/Lee 2020 state dicts are unchanged).
-        self.fc_norm = nn.ModuleList(
-            [nn.BatchNorm1d(n) if fc_norm else nn.Identity() for n in fc_units[:2]]
-        )
+        # Optional normalisation of FC6/FC7 pre-activations (tdann_small). "batch" (or True): batch
+        # norm, every unit gets a comparable response scale, so no single very active unit dominates a
+        # simulated voxel. "layer": layer norm across the sheet, per image — divisive normalisation
+        # (Carandini & Heeger 2012): every image drives the sheet with the same mean and spread, so an
+        # image's overall energy (texture, edges) does not raise or lower every unit at once. Identity
+        # otherwise (no parameters: torchvision/Lee 2020 state dicts are unchanged).
+        self.fc_norm = nn.ModuleList([_fc_norm(fc_norm, n) for n in fc_units[:2]])
         self.avgpool = nn.AdaptiveAvgPool2d((pooled, pooled))
         self.classifier = nn.Sequential(
             nn.Dropout(dropout),
@@ -123,7 +134,7 @@ def build_tdann_small(config, sheets=None) -> TopoModel:
     pooled = config["pooled"]
     net = AlexNetTDANN(
         _small_features(config["in_channels"], widths), pooled, widths[-1] * pooled * pooled,
-        config["fc_units"], config["n_classes"], config["dropout"], bool(config.get("fc_norm", False)),
+        config["fc_units"], config["n_classes"], config["dropout"], config.get("fc_norm", False),
         bool(config.get("input_norm", False)),
     )
     return TopoModel(

@@ -1,0 +1,155 @@
+"""Training on a CUDA GPU: step time with vs without the spatial loss, bf16 autocast vs float32.
+
+Usage (on a machine with a GPU; CI has none)::
+
+    python benchmarks/gpu_training.py [--json FILE] [--quick]
+
+For each model — the default recipe's ``tdann_small`` (32 px, 2 × 2,048-unit sheets, batch 128) and the
+ResNet-18 TDANN (224 px RGB, batch 128) — one training step as ``topoviewer.training`` runs it (forward,
+cross-entropy, the spatial loss on every sheet, backward, AdamW) is timed with CUDA events, in float32
+and in bf16 autocast with channels-last (what ``precision="auto"`` does on CUDA), with the spatial loss
+and without it (``loss="none"``, the bare-torch step). Variants alternate in rounds; each figure is the
+median over rounds. Also the end-to-end rate of ``topoviewer.training.train`` on the default recipe
+(diet generation excluded: the images/s its progress events report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def step_fn(model, loss_name, xb, yb, bf16):
+    from topoviewer.losses import spatial_loss
+    from topoviewer.training import DEFAULT_WEIGHT
+
+    losses = [] if loss_name == "none" else [(k, spatial_loss(loss_name, s)) for k, s in enumerate(model.sheets)]
+    weight = DEFAULT_WEIGHT.get(loss_name, 0.0)
+    opt = torch.optim.AdamW(model.net.parameters(), lr=1e-3, weight_decay=1e-4)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+
+    def step():
+        model.net.train()
+        with autocast():
+            logits, acts = model.net(xb)
+        task = F.cross_entropy(logits.float(), yb)
+        spatial = torch.zeros((), device=xb.device)
+        for k, loss in losses:
+            target = model.units(k, acts[k]).float() if loss.needs == "responses" else model.net.sheet_weight(k)
+            spatial = spatial + loss(target, generator=gen)
+        total = task + weight * spatial
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        return float(total.detach())  # the engine reads the loss back every step too
+
+    return step
+
+
+def time_steps(fns: dict, rounds: int, per_round: int) -> dict:
+    for fn in fns.values():  # warm-up: cuDNN autotuning, allocator
+        for _ in range(3):
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize()
+            start.record()
+            for _ in range(per_round):
+                fn()
+            end.record()
+            torch.cuda.synchronize()
+            times[name].append(start.elapsed_time(end) / per_round)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def bench_model(arch, config, batch, loss_name, rounds, per_round):
+    from topoviewer.families import build
+
+    torch.manual_seed(0)
+    base = build(arch, config)
+    g = torch.Generator().manual_seed(1)
+    xb = torch.randn(batch, base.in_channels, base.input_size, base.input_size, generator=g).cuda()
+    yb = torch.randint(0, base.config.get("n_classes", 1000), (batch,), generator=g).cuda()
+    fns = {}
+    for precision in ("float32", "bf16"):
+        for name in ("none", loss_name):
+            m = copy.deepcopy(base).to("cuda")
+            x = xb
+            if precision == "bf16":
+                m.net.to(memory_format=torch.channels_last)
+                x = xb.contiguous(memory_format=torch.channels_last)
+            fns[f"{precision}/{name}"] = step_fn(m, name, x, yb, precision == "bf16")
+    ms = time_steps(fns, rounds, per_round)
+    out = {"batch": batch, "units": [s.n_units for s in base.sheets], "ms": ms}
+    for precision in ("float32", "bf16"):
+        out[f"{precision}/spatial_ratio"] = ms[f"{precision}/{loss_name}"] / ms[f"{precision}/none"]
+        out[f"{precision}/images_per_s"] = batch / ms[f"{precision}/{loss_name}"] * 1e3
+    out["bf16_speedup"] = ms[f"float32/{loss_name}"] / ms[f"bf16/{loss_name}"]
+    return out
+
+
+def end_to_end(steps):
+    from topoviewer.training import TrainConfig, train
+
+    res = {}
+    for precision in ("float32", "auto"):
+        cfg = TrainConfig.from_json("sample")
+        cfg.steps, cfg.device, cfg.precision, cfg.checkpoint_every = steps, "cuda", precision, 10**6
+        t0 = time.perf_counter()
+        events = []
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for e in train(cfg, f"{tmp}/m.safetensors"):
+                events.append(e)
+        rates = [e.images_per_s for e in events[len(events) // 4:]]
+        res[precision] = {"images_per_s": statistics.median(rates), "wall_s": time.perf_counter() - t0,
+                          "steps": steps}
+    return res
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--json", metavar="FILE")
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("gpu_training: needs a CUDA GPU", file=sys.stderr)
+        return 2
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # torch's GPU default for cuDNN
+    from topoviewer.training import TrainConfig
+
+    rounds, per_round = (3, 5) if args.quick else (7, 20)
+    recipe = TrainConfig.from_json("sample")
+    small = {**recipe.arch_config, "n_classes": 21}
+    r = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    parts = (
+        ("end_to_end", lambda: end_to_end(200 if args.quick else 600)),
+        ("tdann_small", lambda: bench_model("tdann_small", small, 128, recipe.loss, rounds, per_round)),
+        ("resnet18", lambda: bench_model("resnet", {"depth": 18, "head": [512, 1000]}, 128, "relative", rounds,
+                                         max(2, per_round // 4))),
+    )
+    for name, fn in parts:
+        t0 = time.perf_counter()
+        r[name] = fn()
+        print(f"[{name}: {time.perf_counter() - t0:.0f} s] {json.dumps(r[name])}", file=sys.stderr, flush=True)
+    print(json.dumps(r, indent=2))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(r, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
