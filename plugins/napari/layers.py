@@ -12,6 +12,7 @@ napari, but no Qt: usable from a script with ``napari.Viewer()``.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -142,17 +143,38 @@ class LayerBook:
         u = self.layout.unit
         return (u, u)
 
+    @contextmanager
+    def _unselected(self):
+        """Add layers without selecting them.
+
+        napari makes each inserted layer the active one (``LayerList._activate_on_insert``), and every
+        change of the active layer rebuilds the canvas overlays of the layers and swaps the layer
+        controls: about a quarter of the time to open the plugin's ~20 layers (profiled). The book's
+        layers arrive unselected and ``_select_map`` picks one map once. A napari without that flag
+        (private API) selects as before.
+        """
+        layers = self.viewer.layers
+        before = getattr(layers, "_activate_on_insert", None)
+        if before is not None:
+            layers._activate_on_insert = False
+        try:
+            yield
+        finally:
+            if before is not None:
+                layers._activate_on_insert = before
+
     def _image(self, key, sheet, column, raster, pixel, *, name, cmap, limits, visible=True, opacity=1.0):
         """Create or update an image layer showing a sheet raster in a cell."""
         place = self.layout.placement(sheet, column, raster.shape, pixel)
         data = SheetLayout.display(raster)
         layer = self.get(key)
         if layer is None:
-            layer = self.viewer.add_image(
-                data, name=name, colormap=cmap, contrast_limits=limits, scale=place.scale,
-                translate=place.translate, units=self._unit(), metadata={KEY: key}, visible=visible,
-                opacity=opacity, interpolation2d="nearest",
-            )
+            with self._unselected():
+                layer = self.viewer.add_image(
+                    data, name=name, colormap=cmap, contrast_limits=limits, scale=place.scale,
+                    translate=place.translate, units=self._unit(), metadata={KEY: key}, visible=visible,
+                    opacity=opacity, interpolation2d="nearest",
+                )
             self._refs[key] = layer
             return layer
         if tuple(layer.scale) != place.scale or tuple(layer.translate) != place.translate:
@@ -173,11 +195,12 @@ class LayerBook:
         if layer is None:
             from napari.utils.colormaps import DirectLabelColormap
 
-            layer = self.viewer.add_labels(
-                data, name=name, scale=place.scale, translate=place.translate, units=self._unit(),
-                metadata={KEY: key}, opacity=1.0, visible=visible,
-                colormap=DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: color}),
-            )
+            with self._unselected():
+                layer = self.viewer.add_labels(
+                    data, name=name, scale=place.scale, translate=place.translate, units=self._unit(),
+                    metadata={KEY: key}, opacity=1.0, visible=visible,
+                    colormap=DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: color}),
+                )
             layer.contour = 1
             self._refs[key] = layer
             return layer
@@ -193,7 +216,8 @@ class LayerBook:
         layer = self.get(key)
         world = np.asarray(world, dtype=float).reshape(-1, 2)
         if layer is None:
-            layer = self.viewer.add_points(world, name=name, units=self._unit(), metadata={KEY: key}, **kwargs)
+            with self._unselected():
+                layer = self.viewer.add_points(world, name=name, units=self._unit(), metadata={KEY: key}, **kwargs)
             self._refs[key] = layer
             return layer
         if layer.data.shape != world.shape or not np.allclose(layer.data, world):
@@ -231,7 +255,8 @@ class LayerBook:
         layer = self.get("layout/cells")
         if layer is None:
             rects, kwargs, _ = frames
-            self._refs["layout/cells"] = self.viewer.add_shapes(rects, **kwargs)
+            with self._unselected():
+                self._refs["layout/cells"] = self.viewer.add_shapes(rects, **kwargs)
         elif not same:
             layer.data = frames[0]
             layer.features = frames[1]["features"]
@@ -324,8 +349,8 @@ class LayerBook:
     def _select_map(self):
         """Make the first sheet's d′ map the active layer unless an image layer is active.
 
-        napari activates the layer added last (here a hidden points layer or an outline),
-        whose controls are editing tools; a map's controls (contrast, colormap) fit a start.
+        The book adds its layers unselected (``_unselected``); a map's controls (contrast,
+        colormap) fit a start better than a points layer's or an outline's editing tools.
         """
         from napari.layers import Image
 
@@ -409,11 +434,12 @@ class LayerBook:
         feats = {"value": np.asarray(values, dtype=float)}
         name = f"{sheet.name} · units (d′ {self.state.category})"
         if layer is None:
-            layer = self.viewer.add_points(
-                world, name=name, units=self._unit(), metadata={KEY: key}, features=feats, face_color="value",
-                face_colormap=CMAP["dprime"], face_contrast_limits=(-lim, lim), size=0.7 * spacing, border_width=0.08,
-                border_width_is_relative=True, border_color="#202020", visible=False,
-            )
+            with self._unselected():
+                layer = self.viewer.add_points(
+                    world, name=name, units=self._unit(), metadata={KEY: key}, features=feats, face_color="value",
+                    face_colormap=CMAP["dprime"], face_contrast_limits=(-lim, lim), size=0.7 * spacing,
+                    border_width=0.08, border_width_is_relative=True, border_color="#202020", visible=False,
+                )
             self._refs[key] = layer
             return
         if layer.data.shape != world.shape or not np.allclose(layer.data, world):

@@ -12,8 +12,13 @@ def test_start_opens_docks_and_maps(make_napari_viewer, tiny_model_file):
     from topoviewer_napari.launch import open_viewer
 
     viewer = make_napari_viewer(show=True)
+    activations = []
+    viewer.layers.selection.events.active.connect(lambda e: activations.append(e.value))
     viewer, ctrl = open_viewer(str(tiny_model_file), viewer=viewer)  # the start command's path
     ctrl.wait(120)
+    # the book's ~20 layers arrive unselected (each change of the active layer rebuilds the canvas
+    # overlays); the first d′ map is made active once, at the end
+    assert activations == [ctrl.book.get("fc6/dprime")], [getattr(a, "name", a) for a in activations]
     topo = SimpleNamespace(viewer=viewer, state=ctrl.state, docks=ctrl.docks)
     v, st = topo.viewer, topo.state
     assert st.analysis is not None and st.source == str(tiny_model_file)
