@@ -655,7 +655,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_stimulate)
 
     sp = sub.add_parser("train", help="train a topographic model on the procedural diet or an image folder")
-    from .training import TrainConfig
+    from .families import TRAINABLE
+    from .training import DEFAULT_WEIGHT, TrainConfig
 
     base = TrainConfig()
 
@@ -663,8 +664,8 @@ def build_parser() -> argparse.ArgumentParser:
         field = TRAIN_OPTIONS[flag.lstrip("-").replace("-", "_")]
         sp.add_argument(flag, *aliases, default=None, help=f"{help} (default: {getattr(base, field)})", **kw)
 
-    opt("--arch", help="tdann_small, toponet_small or lee2020")
-    opt("--loss", choices=["absolute", "relative", "topoloss", "none"], help="spatial loss")
+    opt("--arch", help=" or ".join((", ".join(TRAINABLE[:-1]), TRAINABLE[-1])))
+    opt("--loss", choices=list(DEFAULT_WEIGHT), help="spatial loss")
     opt("--weight", "--alpha", type=_finite("--weight", 0.0, 1e6),
         help="spatial loss weight: α per sheet, τ for TopoLoss; None = 0.25 / τ 10")
     opt("--steps", type=_count("--steps", 1, 10**9), help="training steps; with --resume: the interrupted run's own")

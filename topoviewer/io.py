@@ -186,8 +186,6 @@ def load_model(path, device: str = "cpu", *, dry_build: bool = True):
 
 #: safetensors dtypes a floating-point weight may be stored as.
 _FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
-#: Families trained by topoviewer whose nets take (B, C, input_size, input_size) images directly.
-_IMAGE_SMOKE_TEST = ("tdann_small", "toponet_small", "lee2020")
 
 
 def _dry_build(header, sheets, path) -> None:
@@ -196,7 +194,7 @@ def _dry_build(header, sheets, path) -> None:
     import torch
     from safetensors import safe_open
 
-    from .families import build
+    from .families import TRAINABLE, build
 
     arch = header["arch"]
     try:
@@ -215,7 +213,7 @@ def _dry_build(header, sheets, path) -> None:
                 if p.is_floating_point() and dtype is not None and dtype not in _FLOAT_DTYPES:
                     raise TopoviewerError(f"{path}: weight {key!r} is stored as {dtype}; expected floating point "
                                           f"({', '.join(_FLOAT_DTYPES)}) — the file is damaged")
-            if arch in _IMAGE_SMOKE_TEST:
+            if arch in TRAINABLE:  # nets that take images directly
                 model.net.eval()
                 model.net(torch.zeros(1, model.in_channels, model.input_size, model.input_size))
     except TopoviewerError:

@@ -298,6 +298,8 @@ def seed(text, name: str = "--seed") -> int:
     return number(text, name, low=0, high=SEED_MAX, integer=True)
 
 
+#: The device names offered in choices (``device_name`` also takes cuda:N).
+DEVICES = ("auto", "cpu", "cuda")
 _DEVICE = re.compile(r"(auto|cpu|cuda(:\d{1,3})?)\Z")
 
 

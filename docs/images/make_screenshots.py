@@ -144,12 +144,13 @@ def main(model="sample", skip_train=False):
     # training on the fly
     show_dock(ctrl, "TrainDock")
     tdock = ctrl.docks["TrainDock"]
-    tdock.out.setText(str(tmp / "run.safetensors"))
-    tdock.steps.setValue(120)
-    tdock.batch.setValue(32)
-    tdock.per_category.setValue(20)
-    tdock.device.setCurrentText("cpu")
-    tdock.refresh.setValue(3.0)
+    form = tdock.form
+    form.out.value = tmp / "run.safetensors"
+    form.steps.value = 120
+    form.batch_size.value = 32
+    form.per_category.value = 20
+    form.device.value = "cpu"
+    form.refresh.value = 3.0
     tdock.start()
     t0 = time.monotonic()
     while tdock.finish_reason is None and len(tdock.history["step"]) < 80 and time.monotonic() - t0 < 400:

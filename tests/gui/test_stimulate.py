@@ -23,7 +23,7 @@ def test_click_stimulates_and_updates_layers_in_place(topo, fake_event):
     st, book, v = topo.state, topo.book, topo.viewer
     topo.docks["StimulateDock"].tool_button.click()
     dock = topo.docks["StimulateDock"]
-    dock.radius.setValue(1.5)
+    dock.radius.value = 1.5
     xy = (4.0, 6.0)
     world = book.layout.to_world("fc6", "dprime", xy)
     # through napari's own dispatch of viewer callbacks, as a real click
@@ -82,7 +82,7 @@ def test_tool_toggles_its_callback_and_ignores_other_clicks(topo, fake_event, no
 
 def test_inside_vs_outside_and_csv(topo, tmp_path):
     st, dock = topo.state, topo.docks["StimulateDock"]
-    assert dock.sheet_combo.currentText() == "fc6"
+    assert dock.sheet_combo.value == "fc6"
     dock.io_button.click()
     assert [row["site"] for row in st.log] == ["inside", "outside"]
     stim = st.stimulator("fc6")

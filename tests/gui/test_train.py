@@ -17,10 +17,10 @@ def _wait(qtbot, cond, timeout_s):
 def test_short_training_run_updates_maps_and_becomes_current(topo, qtbot, tmp_path):
     st, dock, book = topo.state, topo.docks["TrainDock"], topo.book
     out = tmp_path / "run.safetensors"
-    dock.out.setText(str(out))
-    dock.steps.setValue(20)
-    dock.device.setCurrentText("cpu")
-    dock.refresh.setValue(0.5)
+    dock.form.out.value = out
+    dock.form.steps.value = 20
+    dock.form.device.value = "cpu"
+    dock.form.refresh.value = 0.5
     dprime_layer = book.get("fc6/dprime")
     live = []
     st.events.model_changed.connect(lambda s: live.append(s.training_step))
@@ -49,10 +49,10 @@ def test_short_training_run_updates_maps_and_becomes_current(topo, qtbot, tmp_pa
 
 def _endless_run(dock, out, checkpoint_every, refresh_s=60):
     """Start a run that only a Stop ends."""
-    dock.out.setText(str(out))
-    dock.steps.setValue(100000)
-    dock.device.setCurrentText("cpu")
-    dock.refresh.setValue(refresh_s)
+    dock.form.out.value = out
+    dock.form.steps.value = 100000
+    dock.form.device.value = "cpu"
+    dock.form.refresh.value = refresh_s
     dock.start(checkpoint_every=checkpoint_every, **TINY)
 
 
@@ -123,23 +123,58 @@ def test_recipe_of_the_default_model_fills_the_form(topo, tmp_path):
     recipe.write_text(json.dumps({"arch": "toponet_small", "loss": "relative", "weight": 2.5, "steps": 77,
                                   "batch_size": 8, "lr": 0.01, "category_frequency": {"faces": 2.0}}))
     dock.load_recipe(recipe)
-    assert "toponet_small-relative-" in Path(dock.out.text()).name  # the default name follows the settings
+    assert "toponet_small-relative-" in dock.form.out.value.name  # the default name follows the settings
     cfg = dock.config()
     assert (cfg.arch, cfg.loss, cfg.weight, cfg.steps, cfg.batch_size, cfg.lr) == (
         "toponet_small", "relative", 2.5, 77, 8, 0.01)
     assert cfg.category_frequency == {"faces": 2.0}
     mine = str(tmp_path / "mine.safetensors")
-    dock.out.setText(mine)
-    dock.out.textEdited.emit(mine)  # what typing a name does
-    dock.loss.setCurrentText("absolute")
-    assert dock.out.text() == mine  # a name the user chose is never replaced
+    dock.form.out.line_edit.native.setText(mine)  # what typing a name does
+    dock.form.loss.value = "absolute"
+    assert str(dock.form.out.value) == mine  # a name the user chose is never replaced
+
+
+def test_the_form_is_derived_from_train_config(make_napari_viewer, notes):
+    """The form's fields are TrainConfig's (names, types, defaults, the core's choices); a run's config is the form's."""
+    from dataclasses import asdict, fields
+
+    from topoviewer.families import TRAINABLE
+    from topoviewer.training import DEFAULT_WEIGHT, TrainConfig
+    from topoviewer.validate import DEVICES
+    from topoviewer_napari._qt.train_dock import TrainDock
+
+    dock, base = TrainDock(make_napari_viewer()), TrainConfig()  # the dock alone: no model needed
+    names = {f.name for f in fields(TrainConfig)}
+    assert {w.name for w in dock.form} - names == {"refresh", "out"}  # the dock's own settings
+    shown = [w for w in dock.form if w.name in names]
+    assert len(shown) == 10
+    dock.load_recipe({})  # a recipe that sets nothing: TrainConfig's defaults
+    for w in shown:
+        default = base.resolved_weight() if w.name == "weight" else getattr(base, w.name)
+        assert w.value == default and type(w.value) is type(default), w.name
+    assert (dock.form.arch.choices, dock.form.loss.choices, dock.form.device.choices) == (
+        TRAINABLE, tuple(DEFAULT_WEIGHT), DEVICES)
+    # changing widgets changes the config the dock would run; everything else stays TrainConfig's
+    dock.form.steps.value = 7
+    dock.form.loss.value = "topoloss"  # its default weight comes with it
+    assert asdict(dock.config()) == {**asdict(base), "steps": 7, "loss": "topoloss", "weight": 10.0,
+                                     "checkpoint_every": 1, "val_per_category": min(20, base.per_category // 5)}
+    dock.form.loss.value = "none"
+    assert not dock.form.weight.enabled and dock.config().weight == 0.0
+    # a recipe the form cannot show: one notification, the form as it was
+    assert dock.guarded(dock.load_recipe, {"arch": "resnet", "steps": 3}) is None
+    assert [m for m in notes() if "recipe" in m] == [
+        "recipe setting arch = 'resnet': the Train dock takes tdann_small, toponet_small, lee2020"]
+    assert (dock.form.arch.value, dock.form.steps.value, dock.form.loss.value) == ("tdann_small", 7, "none")
+    dock.ctrl.close()
 
 
 def test_train_on_an_image_folder_starting_from_a_model(topo, qtbot, tmp_path, tiny_model_file, monkeypatch):
     """The dock's pickers choose an image folder and an --init model; the run learns the folder's classes."""
     from PIL import Image
     from qtpy.QtCore import Qt
-    from qtpy.QtWidgets import QFileDialog
+    from magicgui.backends._qtpy.widgets import QFILE_DIALOG_MODES
+    from magicgui.types import FileDialogMode
 
     rng = np.random.default_rng(0)
     for k, name in enumerate(["ants", "bees", "cats"]):
@@ -148,16 +183,17 @@ def test_train_on_an_image_folder_starting_from_a_model(topo, qtbot, tmp_path, t
             a = (rng.uniform(0, 0.5, (20, 24, 3)) + 0.25 * k) * 255
             Image.fromarray(a.astype(np.uint8)).save(tmp_path / "imgs" / name / f"{i}.png")
     st, dock = topo.state, topo.docks["TrainDock"]
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "imgs"))
-    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(tiny_model_file), ""))
-    qtbot.mouseClick(dock.data_pick, Qt.LeftButton)
-    qtbot.mouseClick(dock.init_pick, Qt.LeftButton)
-    assert dock.data.text() == str(tmp_path / "imgs") and dock.init.text() == str(tiny_model_file)
+    # the file dialogs magicgui's path fields open (its table of QFileDialog functions), answered at once
+    monkeypatch.setitem(QFILE_DIALOG_MODES, FileDialogMode.EXISTING_DIRECTORY, lambda *a: str(tmp_path / "imgs"))
+    monkeypatch.setitem(QFILE_DIALOG_MODES, FileDialogMode.EXISTING_FILE, lambda *a: (str(tiny_model_file), ""))
+    qtbot.mouseClick(dock.form.data.choose_btn.native, Qt.LeftButton)
+    qtbot.mouseClick(dock.form.init.choose_btn.native, Qt.LeftButton)
+    assert dock.form.data.value == tmp_path / "imgs" and dock.form.init.value == tiny_model_file
     out = tmp_path / "folder.safetensors"
-    dock.out.setText(str(out))
-    dock.steps.setValue(3)
-    dock.device.setCurrentText("cpu")
-    dock.refresh.setValue(60)
+    dock.form.out.value = out
+    dock.form.steps.value = 3
+    dock.form.device.value = "cpu"
+    dock.form.refresh.value = 60
     assert dock.start(batch_size=6, val_per_category=1, workers=0) is not None
     _wait(qtbot, lambda: dock.finish_reason is not None, 240)
     topo.ctrl.wait(120)

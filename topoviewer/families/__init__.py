@@ -59,6 +59,9 @@ ARCHITECTURES = {
     "vit": (_toponets, "build_vit"),
     "nanogpt": (_toponets, "build_nanogpt"),
 }
+#: The architectures topoviewer trains from fresh weights: image classifiers whose nets take
+#: (B, C, input_size, input_size) images and whose head is ``n_classes`` wide.
+TRAINABLE = ("tdann_small", "toponet_small", "lee2020")
 
 
 def _builder(arch: str):

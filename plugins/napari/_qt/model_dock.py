@@ -13,6 +13,7 @@ from qtpy.QtWidgets import (
 )
 
 from topoviewer import defaults
+from topoviewer.validate import DEVICES
 
 from .base import Dock, ask_open_path, breakable, group, rich_label
 
@@ -43,7 +44,8 @@ class ModelDock(Dock):
         drow = QHBoxLayout()
         drow.addWidget(QLabel("Device"))
         self.device = QComboBox()
-        self.device.addItems(["cpu", "auto", "cuda"])
+        self.device.addItems(DEVICES)
+        self.device.setCurrentText("cpu")  # the controller's device until the user picks another
         self.device.setToolTip("Where forward passes run; auto = CUDA when a GPU is present")
         self.device.currentTextChanged.connect(self.ctrl.set_device)
         drow.addWidget(self.device, 1)

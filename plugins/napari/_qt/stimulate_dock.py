@@ -1,16 +1,12 @@
 """Stimulate dock: the click-to-stimulate tool, the read-out, the log table and inside-vs-outside."""
 
 from __future__ import annotations
-
-
+from magicgui.widgets import ComboBox, Container, FloatSpinBox
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QAbstractItemView,
-    QComboBox,
-    QDoubleSpinBox,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -43,27 +39,16 @@ class StimulateDock(Dock):
         self.tool_button.toggled.connect(self._toggle)
         tool.on_toggled.append(self._tool_toggled)
         blay.addWidget(self.tool_button)
-        row = QHBoxLayout()
-        row.addWidget(QLabel("Radius"))
-        self.radius = QDoubleSpinBox()
-        self.radius.setRange(0.1, 20.0)
-        self.radius.setSingleStep(0.25)
-        self.radius.setSuffix(" mm")
-        self.radius.setValue(self.state.stim_radius_mm)
-        self.radius.setToolTip(
-            "Radius of the stimulated disc; activity decays as a Gaussian (σ = 1 mm) from its centre")
-        self.radius.valueChanged.connect(self._radius)
-        row.addWidget(self.radius, 1)
-        blay.addLayout(row)
-        row = QHBoxLayout()
-        self.sheet_combo = QComboBox()
-        self.sheet_combo.setToolTip("The sheet stimulated by “Inside vs outside”")
+        self.radius = FloatSpinBox(
+            label="Radius (mm)", value=self.state.stim_radius_mm, min=0.1, max=20.0, step=0.25,
+            tooltip="Radius of the stimulated disc; activity decays as a Gaussian (σ = 1 mm) from its centre")
+        self.radius.changed.connect(self._radius)
+        self.sheet_combo = ComboBox(label="Sheet", tooltip="The sheet stimulated by “Inside vs outside”")
+        blay.addWidget(Container(widgets=[self.radius, self.sheet_combo]).native)
         self.io_button = QPushButton("Inside vs outside")
         self.io_button.setToolTip("Stimulate the patch centre and a random site outside every patch, in one click")
         self.io_button.clicked.connect(self.inside_outside)
-        row.addWidget(self.sheet_combo, 1)
-        row.addWidget(self.io_button)
-        blay.addLayout(row)
+        blay.addWidget(self.io_button)
         lay.addWidget(box)
 
         box, blay = group("Read-out")
@@ -112,7 +97,7 @@ class StimulateDock(Dock):
         self.state.stim_radius_mm = float(value)
 
     def inside_outside(self):
-        sheet = self.sheet_combo.currentText()
+        sheet = self.sheet_combo.value
         if not sheet:
             return None
         out = self.ctrl.stimulate_inside_outside(sheet)
@@ -128,9 +113,7 @@ class StimulateDock(Dock):
 
     # ------------------------------------------------------------------ listeners
     def _on_model(self, state):
-        self.sheet_combo.clear()
-        names = [s.name for s in state.model.sheets[:-1]]
-        self.sheet_combo.addItems(names)
+        self.sheet_combo.choices = [s.name for s in state.model.sheets[:-1]]
         self.readout.setText("Turn the tool on and click a sheet map.")
 
     def _readout_html(self, r):

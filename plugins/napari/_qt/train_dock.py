@@ -3,28 +3,71 @@
 from __future__ import annotations
 
 import time
+import typing
 from pathlib import Path
 
 import numpy as np
+from magicgui.widgets import Container, FileEdit, FloatSpinBox, create_widget
 from qtpy.QtCore import QElapsedTimer, QTimer
-from qtpy.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QSizePolicy,
-    QSpinBox,
-    QToolButton,
-)
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy
 
 from topoviewer.errors import TopoviewerError
+from topoviewer.families import TRAINABLE
+from topoviewer.training import DEFAULT_WEIGHT, TrainConfig
+from topoviewer.validate import DEVICES
 
-from .base import Dock, ask_open_path, ask_save_path, group
+from .base import Dock, group
 
-ARCHS = ("tdann_small", "toponet_small", "lee2020")
-LOSSES = ("absolute", "relative", "topoloss", "none")
+MODEL_FILTER = "Models (*.safetensors *.pt *.pth *.ckpt *.torch)"
+
+#: The TrainConfig fields the form shows, in order, with the widget options their type and default do not give
+#: (labels, ranges, tips; the choices are the core's own lists).
+FORM_FIELDS = {
+    "arch": dict(label="Architecture", choices=TRAINABLE, tooltip=(
+        "tdann_small: CPU-sized AlexNet-style TDANN; toponet_small: channel-grid TopoNet; "
+        "lee2020: the paper's AlexNet (slow on CPU)")),
+    "loss": dict(label="Spatial loss", choices=tuple(DEFAULT_WEIGHT)),
+    "weight": dict(min=0.0, max=1000.0, step=0.05, tooltip="α per sheet for absolute/relative, τ for TopoLoss"),
+    "steps": dict(min=1, max=1_000_000),
+    "batch_size": dict(label="Batch", min=1, max=4096),
+    "per_category": dict(label="Images / category", min=1, max=100_000,
+                         tooltip="Training images per category of the procedural diet"),
+    "data": dict(label="Images", widget_type="FileEdit", mode="d", nullable=True, tooltip=(
+        "An image folder with one sub-folder per class (or a text file list); empty: the procedural diet")),
+    "init": dict(label="Start from", widget_type="FileEdit", mode="r", filter=MODEL_FILTER, nullable=True,
+                 tooltip="A model whose weights and sheets the run starts from (any model topoviewer opens); "
+                         "its head is rebuilt for the images' classes"),
+    "device": dict(choices=DEVICES),
+    "seed": dict(min=0, max=2**31 - 1),  # a Qt spin box holds a signed 32-bit int
+}
+#: What an empty path field means.
+PLACEHOLDERS = {"data": "procedural diet", "init": "fresh weights"}
+
+
+def form_values(cfg: TrainConfig) -> dict:
+    """The form's values for ``cfg``: its fields, the weight resolved (None → the loss's default)."""
+    return {name: cfg.resolved_weight() if name == "weight" else getattr(cfg, name) for name in FORM_FIELDS}
+
+
+def config_form() -> Container:
+    """The form of the TrainConfig fields in FORM_FIELDS: widgets from each field's type and default."""
+    hints = typing.get_type_hints(TrainConfig)
+    widgets = []
+    for name, value in form_values(TrainConfig()).items():
+        options = dict(FORM_FIELDS[name])
+        label = options.pop("label", name.replace("_", " ").capitalize())
+        widgets.append(create_widget(value=value, annotation=hints[name], name=name, label=label, options=options))
+    for w in widgets:
+        if isinstance(w, FileEdit):
+            w.choose_btn.text = "…"
+            w.line_edit.native.setPlaceholderText(PLACEHOLDERS[w.name])
+    return Container(widgets=widgets)
+
+
+def _path_setting(path) -> str | None:
+    """A path field as a TrainConfig path: None when empty, ``"sample"`` kept, else absolute."""
+    text = "" if path is None else str(path).strip()
+    return str(Path(text).expanduser().resolve()) if text not in ("", "sample") else (text or None)
 
 
 def default_out(arch: str, loss: str) -> Path:
@@ -66,80 +109,32 @@ class TrainDock(Dock):
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, parent)
-        from topoviewer.training import DEFAULT_WEIGHT
-
-        self._default_weight = DEFAULT_WEIGHT
         lay = self.content
-        box, form = group("Run", form=True)
-        self.arch = QComboBox()
-        self.arch.addItems(ARCHS)
-        self.arch.setToolTip("tdann_small: CPU-sized AlexNet-style TDANN; toponet_small: channel-grid TopoNet; "
-                             "lee2020: the paper's AlexNet (slow on CPU)")
-        form.addRow("Architecture", self.arch)
-        self.loss = QComboBox()
-        self.loss.addItems(LOSSES)
-        self.loss.currentTextChanged.connect(self._loss_changed)
-        form.addRow("Spatial loss", self.loss)
-        self.weight = QDoubleSpinBox()
-        self.weight.setRange(0.0, 1000.0)
-        self.weight.setDecimals(3)
-        self.weight.setSingleStep(0.05)
-        self.weight.setToolTip("α per sheet for absolute/relative, τ for TopoLoss")
-        form.addRow("Weight", self.weight)
-        self.steps = QSpinBox()
-        self.steps.setRange(1, 1_000_000)
-        self.steps.setValue(500)
-        form.addRow("Steps", self.steps)
-        self.batch = QSpinBox()
-        self.batch.setRange(1, 4096)
-        self.batch.setValue(64)
-        form.addRow("Batch", self.batch)
-        self.per_category = QSpinBox()
-        self.per_category.setRange(1, 100_000)
-        self.per_category.setValue(100)
-        self.per_category.setToolTip("Training images per category of the procedural diet")
-        form.addRow("Images / category", self.per_category)
-        self.data, self.data_pick = self._path_row(
-            form, "Images", "procedural diet", "An image folder with one sub-folder per class (or a text file "
-            "list); empty: the procedural diet", lambda: ask_open_path(self, "Training images", "", directory=True))
-        self.init, self.init_pick = self._path_row(
-            form, "Start from", "fresh weights", "A model whose weights and sheets the run starts from (any model "
-            "topoviewer opens); its head is rebuilt for the images' classes",
-            lambda: ask_open_path(self, "Start from a model", "Models (*.safetensors *.pt *.pth *.ckpt *.torch)"))
-        self.device = QComboBox()
-        self.device.addItems(["auto", "cpu", "cuda"])
-        form.addRow("Device", self.device)
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        form.addRow("Seed", self.seed)
-        self.refresh = QDoubleSpinBox()
-        self.refresh.setRange(0.5, 600.0)
-        self.refresh.setValue(3.0)
-        self.refresh.setSuffix(" s")
-        self.refresh.setToolTip("How often the sheet maps are recomputed from the model in training "
-                                "(an in-memory snapshot, whatever the checkpoint interval)")
-        form.addRow("Refresh maps", self.refresh)
-        row = QHBoxLayout()
-        self.out = QLineEdit(str(default_out(self.arch.currentText(), self.loss.currentText())))
-        self.out.setToolTip("The trained model (and its checkpoints) is written here")
-        self._auto_out = True  # the name follows the settings until the user types or picks one
-        self.out.textEdited.connect(lambda _: setattr(self, "_auto_out", False))
-        self.arch.currentTextChanged.connect(self._rename_out)
-        self.loss.currentTextChanged.connect(self._rename_out)
-        browse = QToolButton()
-        browse.setText("…")
-        browse.clicked.connect(self._ask_out)
-        row.addWidget(self.out, 1)
-        row.addWidget(browse)
-        form.addRow("Save to", row)
+        box, blay = group("Run")
+        # the run's settings: a magicgui form derived from TrainConfig, and two of the dock's own
+        self.form = config_form()
+        self.form.extend([
+            FloatSpinBox(name="refresh", label="Refresh maps (s)", value=3.0, min=0.5, max=600.0, tooltip=(
+                "How often the sheet maps are recomputed from the model in training "
+                "(an in-memory snapshot, whatever the checkpoint interval)")),
+            FileEdit(name="out", label="Save to", mode="w", filter="topoviewer model (*.safetensors)",
+                     tooltip="The trained model (and its checkpoints) is written here"),
+        ])
+        self.form.out.choose_btn.text = "…"
+        blay.addWidget(self.form.native)
         recipe_button = QPushButton("Default model's recipe")
         recipe_button.setToolTip(
             "Fill in the settings that trained the embedded default model (sample_data/recipe.json)")
         recipe_button.clicked.connect(lambda: self.guarded(self.load_recipe))
-        form.addRow("", recipe_button)
+        blay.addWidget(recipe_button)
         lay.addWidget(box)
-        self._loss_changed(self.loss.currentText())
-        self._extra = {}  # recipe settings without a widget (lr, λ, category frequency, arch config)
+        # the output name follows the settings until the user types or picks another one
+        self._auto_out, self._auto_name = True, None
+        self.form.out.changed.connect(self._out_changed)
+        self.form.arch.changed.connect(self._rename_out)
+        self.form.loss.changed.connect(self._loss_changed)
+        self._rename_out()
+        self._recipe = TrainConfig()  # the settings without a widget (lr, λ, category frequency, arch config…)
         try:
             self.load_recipe()
         except TopoviewerError:  # no readable recipe shipped: keep TrainConfig's defaults
@@ -197,6 +192,7 @@ class TrainDock(Dock):
 
         self.history = {"step": [], "task": [], "spatial": [], "acc": []}
         self.worker = None
+        self._weight = 0.0  # the running config's spatial-loss weight (the curve is spatial × weight)
         self.result = None
         self.finish_reason = None
         self.ticks = TickMonitor(self)
@@ -209,97 +205,87 @@ class TrainDock(Dock):
         self.destroyed.connect(lambda *_: ctrl.stop("training"))  # closing the viewer stops the run
 
     # ------------------------------------------------------------------ config
-    @staticmethod
-    def _path_row(form, label, placeholder, tip, ask):
-        """A path field and its "…" picker button; an empty field means ``placeholder``."""
-        row = QHBoxLayout()
-        edit = QLineEdit()
-        edit.setPlaceholderText(placeholder)
-        edit.setToolTip(tip)
-        browse = QToolButton()
-        browse.setText("…")
-
-        def pick():
-            path = ask()
-            if path:
-                edit.setText(path)
-
-        browse.clicked.connect(pick)
-        row.addWidget(edit, 1)
-        row.addWidget(browse)
-        form.addRow(label, row)
-        return edit, browse
-
     def _loss_changed(self, loss):
-        self.weight.setValue(float(self._default_weight.get(loss, 0.0)))
-        self.weight.setEnabled(loss != "none")
+        self.form.weight.value = DEFAULT_WEIGHT[loss]
+        self.form.weight.enabled = loss != "none"
+        self._rename_out()
 
     def load_recipe(self, path=None):
-        """Set the fields from a training recipe (JSON of TrainConfig fields); default: the sample's."""
-        from topoviewer.training import TrainConfig
-
+        """Fill the form from a training recipe (``TrainConfig.from_json``: a JSON file or a dict of TrainConfig
+        fields); default: the embedded model's. Its settings without a widget go into every run's config."""
         cfg = TrainConfig.from_json("sample" if path is None else path)
-        self.arch.setCurrentText(cfg.arch)
-        self.loss.setCurrentText(cfg.loss)
-        spins = {"weight": self.weight, "steps": self.steps, "batch_size": self.batch,
-                 "per_category": self.per_category, "seed": self.seed}
-        for key, w in spins.items():
-            if getattr(cfg, key) is not None:
-                w.setValue(getattr(cfg, key))
-        self._extra = {k: getattr(cfg, k) for k in ("lr", "correlation_length_mm", "category_frequency",
-                                                     "arch_config", "optimizer", "weight_decay", "warmup")}
+        before = {name: self.form[name].line_edit.value if name in PLACEHOLDERS else self.form[name].value
+                  for name in FORM_FIELDS}
+        try:
+            self._fill(form_values(cfg))
+        except TopoviewerError:
+            self._fill(before)
+            raise
+        self._recipe = cfg
         return cfg
 
-    def _rename_out(self, _=None):
-        if self._auto_out:
-            self.out.setText(str(default_out(self.arch.currentText(), self.loss.currentText())))
+    def _fill(self, values):
+        for name, value in values.items():
+            w = self.form[name]
+            if isinstance(w, FileEdit):  # the path as written ("sample" is not a file here)
+                w.line_edit.value = "" if value is None else str(value)
+                continue
+            try:
+                w.value = value
+            except (ValueError, TypeError):  # e.g. an architecture or device the form does not offer
+                takes = ", ".join(map(str, w.choices)) if hasattr(w, "choices") else f"{w.min:g} to {w.max:g}"
+                raise TopoviewerError(f"recipe setting {name} = {value!r}: the Train dock takes {takes}") from None
 
-    def _ask_out(self):
-        path = ask_save_path(self, "Save the trained model", self.out.text(), "topoviewer model (*.safetensors)")
-        if path:
-            self._auto_out = False
-            self.out.setText(path if path.endswith(".safetensors") else path + ".safetensors")
+    def _rename_out(self, *_):
+        if self._auto_out:
+            self._auto_name = default_out(self.form.arch.value, self.form.loss.value)
+            self.form.out.value = self._auto_name
+
+    def _out_changed(self, value):
+        self._auto_out = value == self._auto_name
 
     def config(self, **overrides):
-        from topoviewer.training import TrainConfig
-
-        kw = dict(
-            arch=self.arch.currentText(), loss=self.loss.currentText(), weight=float(self.weight.value()),
-            steps=int(self.steps.value()), batch_size=int(self.batch.value()), device=self.device.currentText(),
-            seed=int(self.seed.value()), per_category=int(self.per_category.value()),
-            val_per_category=max(2, min(20, int(self.per_category.value()) // 5)),
-        )
-        for key, edit in (("data", self.data), ("init", self.init)):
-            text = edit.text().strip()
-            kw[key] = str(Path(text).expanduser().resolve()) if text and text != "sample" else (text or None)
-        kw.update(getattr(self, "_extra", {}))
+        """The TrainConfig of a run: the recipe's settings, the form's values, then ``overrides``."""
+        values = {name: self.form[name].value for name in FORM_FIELDS}
+        values["data"], values["init"] = _path_setting(values["data"]), _path_setting(values["init"])
+        kw = {**self._recipe.to_json(), **values,
+              "val_per_category": max(2, min(20, values["per_category"] // 5)),
+              # checkpoints make the run resumable (the live maps come from in-memory snapshots)
+              "checkpoint_every": max(1, min(250, values["steps"] // 10))}
         if kw["data"]:
             kw["category_frequency"] = {}  # the recipe's diet frequencies do not apply to image folders
-        kw.update(overrides)
-        # checkpoints make the run resumable (the live maps come from in-memory snapshots)
-        kw.setdefault("checkpoint_every", max(1, min(250, kw["steps"] // 10)))
-        return TrainConfig(**kw)
+        return TrainConfig(**{**kw, **overrides})
+
+    def _out_path(self) -> Path:
+        """*Save to* as a .safetensors path (the suffix added to the field when missing)."""
+        text = self.form.out.line_edit.value.strip()
+        if not text:
+            raise TopoviewerError("Save to: expected the model file to write (.safetensors)")
+        out = Path(text).expanduser()
+        if out.suffix != ".safetensors":
+            out = out.with_suffix(".safetensors")
+            self.form.out.value = out  # what the status names when the run ends
+        return out
 
     # ------------------------------------------------------------------ run
     def start(self, **overrides):
         if self.worker is not None:
             return None
         cfg = self.guarded(lambda: self.config(**overrides).validate())
-        if cfg is None:
+        out = None if cfg is None else self.guarded(self._out_path)
+        if out is None:
             return None
-        out = Path(self.out.text()).expanduser()
-        if out.suffix != ".safetensors":
-            out = out.with_suffix(".safetensors")
         for k in self.history:
             self.history[k] = []
         self.result, self.finish_reason = None, None
         worker = self.guarded(
-            self.ctrl.start_training, cfg, out, refresh_s=float(self.refresh.value()),
+            self.ctrl.start_training, cfg, out, refresh_s=float(self.form.refresh.value),
             on_progress=self._on_progress, on_finished=self._on_finished,
         )
         if worker is None:
             return None
         self.worker = worker
+        self._weight = cfg.resolved_weight()
         self.start_button.setEnabled(False)
         self.pause_button.setEnabled(True)
         self.stop_button.setEnabled(True)
@@ -329,7 +315,7 @@ class TrainDock(Dock):
         h = self.history
         h["step"].append(p.step)
         h["task"].append(p.task_loss)
-        h["spatial"].append(p.spatial_loss * float(self.weight.value()))
+        h["spatial"].append(p.spatial_loss * self._weight)
         h["acc"].append(p.accuracy)
         self._last = p
 
@@ -361,10 +347,10 @@ class TrainDock(Dock):
         self.pause_button.setChecked(False)
         self.pause_button.setEnabled(False)
         self.stop_button.setEnabled(False)
-        text = {"done": f"finished: saved {self.out.text()} and opened it as the current model",
+        text = {"done": f"finished: saved {self.form.out.value} and opened it as the current model",
                 "stopped": f"stopped at step {self.history['step'][-1] if self.history['step'] else 0}: "
-                           f"saved {self.out.text()} (resumable with --resume) and opened it",
+                           f"saved {self.form.out.value} (resumable with --resume) and opened it",
                 "error": "training failed (see the notification)"}[reason]
         self.status.setText(text)
         self._auto_out = True
-        self.out.setText(str(default_out(self.arch.currentText(), self.loss.currentText())))
+        self._rename_out()
