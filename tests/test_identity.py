@@ -44,6 +44,23 @@ def test_face_views_layout_mirrors_and_determinism(views):
     assert r_flip > r_same + 0.2
 
 
+def test_cartoon_is_flat_bands_of_mean_grey_with_dark_outlines():
+    from scipy.ndimage import gaussian_filter, sobel
+
+    s = face_identities(identities=3, per_identity=2, size=64, seed=4)
+    cartoon = transform(s, "cartoon").images
+    for image, out in zip(s.images, cartoon):
+        smooth = gaussian_filter(image, 1.0, mode="nearest")  # σ = 64 px / 64
+        grad = np.hypot(sobel(smooth, 0, mode="nearest"), sobel(smooth, 1, mode="nearest"))
+        outline = grad > np.quantile(grad, 0.9)
+        assert out[outline].max() == 0.0 and abs(outline.mean() - 0.1) < 0.01
+        quartiles = np.quantile(smooth, [0.25, 0.5, 0.75])
+        band = np.searchsorted(quartiles, smooth, side="right")
+        for b in range(4):  # each band painted with its own mean grey, the bands in order
+            np.testing.assert_allclose(out[(band == b) & ~outline], smooth[band == b].mean(), rtol=1e-5)
+        assert len(np.unique(out[~outline])) == 4
+
+
 def test_face_identities_and_transforms():
     s = face_identities(size=32, identities=4, per_identity=3, seed=1)
     assert s.images.shape == (12, 32, 32) and s.categories == ["id000", "id001", "id002", "id003"]
@@ -57,8 +74,9 @@ def test_face_identities_and_transforms():
     blur = transform(s, "blur").images
     lap = lambda a: np.abs(np.diff(a, 2, axis=2)).mean()  # noqa: E731
     assert lap(blur) < 0.5 * lap(s.images)
-    with pytest.raises(TopoviewerError, match="unknown transform 'cartoon'; expected one of mooney, invert, blur"):
-        transform(s, "cartoon")
+    with pytest.raises(TopoviewerError, match="unknown transform 'caricature'; expected one of mooney, invert, "
+                                              "cartoon, blur"):
+        transform(s, "caricature")
     with pytest.raises(TopoviewerError, match="at least 2 identities"):
         face_identities(size=32, identities=1)
 

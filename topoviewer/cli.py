@@ -548,6 +548,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .stimuli.faces import TRANSFORMS
 
     p = _Parser(prog="topoviewer", description="Look inside topographic deep neural networks.")
     p.add_argument("--version", action="version", version=f"topoviewer {__version__}")
@@ -579,8 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "'face-views' (25 identities × 9 head orientations), 'face-identities' "
                              "(50 identities × 10 images) or DIR/<category>/*.png")
         sp.add_argument("--stimuli-seed", type=SEED, default=1234, help="seed of the procedural stimuli")
-        sp.add_argument("--transform", choices=["mooney", "invert", "blur"],
-                        help="transform every stimulus image: two-tone Mooney, upside down or blurred")
+        sp.add_argument("--transform", choices=TRANSFORMS,
+                        help="transform every stimulus image: two-tone Mooney, upside down, cartoon (flat "
+                             "shading, dark outlines) or blurred")
 
     sp = sub.add_parser("info", help="list a model's sheets")
     model_arg(sp)
