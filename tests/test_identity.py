@@ -238,6 +238,32 @@ def test_lesion_removes_the_class_its_units_carry():
         lesion_effect(model, "s", [0], bad)
 
 
+def test_lesion_decoding_against_decode_by_hand(tiny_model):
+    from topoviewer.analysis.identity import decode
+    from topoviewer.analysis.lesion import lesion_decoding, random_lesions
+
+    stimuli = face_identities(size=32, identities=4, per_identity=6, seed=0)
+    first, last = tiny_model.sheet_names[0], tiny_model.sheet_names[-1]
+    units = np.arange(40)
+    out = lesion_decoding(tiny_model, first, units, stimuli, n_random=2, seed=3, folds=3)
+    assert out.read_out == last and out.chance == 0.25 and out.n_units == 40
+    by_hand = decode(tiny_model.responses(stimuli.images)[last], stimuli.labels, folds=3, seed=3).accuracy
+    assert out.before == by_hand
+    with tiny_model.lesion(first, units):
+        assert out.after == decode(tiny_model.responses(stimuli.images)[last], stimuli.labels, folds=3, seed=3).accuracy
+    lesions = random_lesions(tiny_model.sheet(first), 40, 2, "units", 3)
+    for acc, lesion in zip(out.random, lesions):
+        with tiny_model.lesion(first, lesion):
+            assert acc == decode(tiny_model.responses(stimuli.images)[last], stimuli.labels, folds=3, seed=3).accuracy
+    drop, drops = out.before - out.after, out.before - out.random
+    assert out.p == pytest.approx((1 + np.sum(drops >= drop - 1e-12)) / 3)
+    # silencing the whole read-out sheet leaves nothing to decode: chance (every image gets one class)
+    whole = lesion_decoding(tiny_model, last, np.arange(tiny_model.sheet(last).n_units), stimuli, n_random=0, folds=3)
+    assert whole.after == pytest.approx(0.25)
+    with pytest.raises(TopoviewerError, match=f"decoding from '{first}' cannot see a lesion of '{last}'"):
+        lesion_decoding(tiny_model, last, units, stimuli, read_out=first)
+
+
 def test_random_lesions_are_size_matched_units_or_regions():
     from topoviewer.sheet import Sheet
 
@@ -367,6 +393,13 @@ def test_cli_analyze_suites(tiny_model_file, tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "named.safetensors"), "--suite", "lesion", "--random-lesions", "2"]) == 0
     text = capsys.readouterr().out
     assert "lesion suite" in text and "patch units silenced (random region): accuracy faces" in text
+    assert main(["analyze", str(tmp_path / "named.safetensors"), "--suite", "lesion", "--random-lesions", "0",
+                 "--decode-identities", "3", "--folds", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["identities"].startswith("face-identities(")
+    for sheet in out["sheets"].values():
+        d = sheet["decoding"]
+        assert d["chance"] == pytest.approx(1 / 3) and len(d["random"]) == 3 and 0 <= d["after"] <= 1
 
 
 def test_identity_suite_small(tiny_model):

@@ -177,8 +177,14 @@ def _analyze_suite(args):
     elif args.suite == "identity":
         result = suites.identity_suite(model, stimuli, folds=args.folds, seed=args.seed)
     else:
+        from .stimuli import face_identities
+
+        identities = None
+        if args.decode_identities:
+            identities = face_identities(size=model.input_size, identities=args.decode_identities,
+                                         per_identity=max(10, args.folds), seed=args.stimuli_seed)
         result = suites.lesion_suite(model, stimuli, n_random=args.random_lesions, seed=args.seed,
-                                     control=args.lesion_control)
+                                     control=args.lesion_control, identities=identities, folds=args.folds)
     if args.json:
         _print_json(result)
         return
@@ -207,7 +213,12 @@ def _suite_line(suite, s) -> str:
                 f"MI {100 * s['multiple_identity']:.1f}%); identity decoding: {acc}")
     cats = ", ".join(f"{c} {v['before']:.2f}→{v['after']:.2f} (random {_fmt(v['random_mean'], '.2f')}, "
                      f"p = {_fmt(v['p'], '.2g')})" for c, v in s["categories"].items())
-    return f"{s['units']} patch units silenced (random {s['control']}): accuracy {cats}"
+    line = f"{s['units']} patch units silenced (random {s['control']}): accuracy {cats}"
+    if "decoding" in s:
+        d = s["decoding"]
+        line += (f"\n    identity decoding from {d['read_out']}: {d['before']:.2f}→{d['after']:.2f} (random "
+                 f"{_fmt(d['random_mean'], '.2f')}, p = {_fmt(d['p'], '.2g')}, chance {d['chance']:.2f})")
+    return line
 
 
 def cmd_match(args):
@@ -623,6 +634,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="size-matched random lesions (lesion suite)")
     sp.add_argument("--lesion-control", choices=["region", "units"], default="region",
                     help="random lesions: contiguous regions of the patch's size, or random units (lesion suite)")
+    sp.add_argument("--decode-identities", type=_count("--decode-identities", 0, 1000), default=0, metavar="N",
+                    help="lesion suite: also decode N face-identities (10 images each) from the last sheet with "
+                         "each patch silenced, against 3 random lesions (0: off)")
     sp.add_argument("--json", action="store_true", help="print summary.json (or the suite's results)")
     sp.set_defaults(func=cmd_analyze)
 

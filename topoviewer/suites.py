@@ -83,10 +83,15 @@ def identity_suite(model, stimuli, transforms=("mooney", "invert"), folds: int =
 
 
 def lesion_suite(model, stimuli, category: str = "faces", n_random: int = 10, seed: int = 0,
-                 control: str = "region") -> dict:
+                 control: str = "region", identities=None, folds: int = 5, n_random_decoding: int = 3) -> dict:
     """Silence each sheet's `category` patch (units within 3 mm of the d′ peak); per-class accuracy
-    against `n_random` size-matched random lesions (`control`: random regions or random units)."""
-    from .analysis.lesion import class_indices, lesion_effect
+    against `n_random` size-matched random lesions (`control`: random regions or random units).
+
+    With `identities` (a labelled set, e.g. ``face-identities``), also the cross-validated decoding of
+    its labels from the last sheet with each patch silenced, against `n_random_decoding` random
+    lesions (:func:`topoviewer.analysis.lesion.lesion_decoding`).
+    """
+    from .analysis.lesion import class_indices, lesion_decoding, lesion_effect
 
     class_indices(model, stimuli.categories)
     resp = model.responses(stimuli.images)
@@ -96,7 +101,11 @@ def lesion_suite(model, stimuli, category: str = "faces", n_random: int = 10, se
         effect = lesion_effect(model, name, units, stimuli, n_random=n_random, seed=seed, control=control)
         sheets[name] = {"patch_centre_mm": [float(v) for v in peak], "radius_mm": defaults.PATCH_RADIUS_MM,
                         **effect.summary()}
-    return {"suite": "lesion", "model": model.name, "stimuli": stimuli.name, "category": category, "sheets": sheets}
+        if identities is not None:
+            sheets[name]["decoding"] = lesion_decoding(model, name, units, identities, n_random=n_random_decoding,
+                                                       seed=seed, control=control, folds=folds).summary()
+    return {"suite": "lesion", "model": model.name, "stimuli": stimuli.name, "category": category, "sheets": sheets,
+            **({"identities": identities.name} if identities is not None else {})}
 
 
 def match_suite(model, stimuli, neural, sheets=None, n_permutations: int = 1000, seed: int = 0) -> dict:
