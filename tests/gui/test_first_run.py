@@ -181,8 +181,8 @@ def _workspace_of_another_model(topo, tmp_path, notes, monkeypatch, path, restor
     st, ctrl = topo.state, topo.ctrl
     other = save_model(st.model, tmp_path / "other.safetensors", training={"note": "another file"})
     head = json.loads(path.read_text())
-    head.update(model=str(other), model_sha256=model_hash(str(other)), category="faces", fwhm_mm=2.5, stim_radius_mm=2.5,
-                log=[dict(head["log"][0], x_mm=-3.0, model=str(other))])
+    head.update(model=str(other), model_sha256=model_hash(str(other)), category="faces", fwhm_mm=2.5,
+                stim_radius_mm=2.5, log=[dict(head["log"][0], x_mm=-3.0, model=str(other))])
     moved = tmp_path / "moved.json"
     moved.write_text(json.dumps(head))
     (tmp_path / "moved.npz").write_bytes((tmp_path / "session.npz").read_bytes())
@@ -196,9 +196,12 @@ def _workspace_of_another_model(topo, tmp_path, notes, monkeypatch, path, restor
                             f"{head['model_sha256'][:12]}… (open it, or a copy of it, first, then the workspace)"]
     assert (st.source, st.category, st.stim_radius_mm, st.log) == before
     (tmp_path / "elsewhere.safetensors").rename(other)
-    restore.trigger()  # there it is: it is opened and analysed, then the session follows
+    jobs = []
+    ctrl.events.job_done.connect(lambda name, ok: jobs.append((name, ok)))
+    restore.trigger()  # there it is: it is opened, analysed with the workspace's settings, then the pictures run
     ctrl.wait(60)
     assert st.source == str(other) and st.analysis is not None
+    assert jobs == [("load", True), ("analysis", True), ("images", True)]  # no second pass at another FWHM
     assert (st.category, st.fwhm_mm, st.stim_radius_mm) == ("faces", 2.5, 2.5)
     assert (topo.docks["StimulateDock"].radius.value, topo.docks["ModelDock"].fwhm.value()) == (2.5, 2.5)
     assert [r["x_mm"] for r in st.log] == [-3.0] and st.activations.images.shape == (4, 32, 32)
