@@ -161,6 +161,47 @@ def test_identity_units_si_mi_by_hand():
     assert s["single_identity"] == pytest.approx(1 / 3) and s["mi_identities_max"] == 2
 
 
+def test_region_coding_by_hand():
+    from itertools import combinations
+
+    from topoviewer.analysis.identity import IdentityUnits, identity_centroids, region_coding
+
+    rng = np.random.default_rng(1)
+    centroids = np.concatenate([rng.normal(0, 0.3, (4, 5)), rng.normal(0, 0.3, (4, 5)) + 10])  # two clusters
+    encoded = np.zeros((5, 8), bool)
+    encoded[0, [0, 1]] = True       # two neighbours
+    encoded[1, [0, 4]] = True       # one from each cluster
+    encoded[2, [4, 5, 6, 7]] = True  # a whole cluster: region-based
+    encoded[3, [2]] = True          # SI: not an MI unit
+    units = IdentityUnits(np.ones(5), np.zeros(5), np.array([True, True, True, True, False]), encoded, list("abcdefgh"))
+    out = region_coding(units, centroids)
+    assert list(out.units) == [0, 1, 2] and list(out.n_encoded) == [2, 2, 4]
+
+    def spread(ids):
+        pairs = list(combinations(ids, 2))
+        return np.mean([np.linalg.norm(centroids[a] - centroids[b]) for a, b in pairs])
+
+    for u, ids in zip(out.units, ([0, 1], [0, 4], [4, 5, 6, 7])):
+        every = [spread(c) for c in combinations(range(8), len(ids))]  # exact null: every set of that size
+        assert out.distance[list(out.units).index(u)] == pytest.approx(spread(ids))
+        assert out.p[list(out.units).index(u)] == pytest.approx(np.mean(np.array(every) <= spread(ids) + 1e-12))
+        assert out.null_mean[list(out.units).index(u)] == pytest.approx(np.mean(every))
+    # a pair is never below 0.05 here (28 pairs, 12 within a cluster); a whole cluster is (≤ 2 of 70 sets)
+    assert list(out.feature) == [False, False, True] and out.p[2] <= 2 / 70
+    assert out.summary()["feature_mi"] == pytest.approx(1 / 3)
+    # drawn at random when there are more sets than permutations: p = (1 + hits) / (1 + N), at least 1/(N+1)
+    drawn = region_coding(units, centroids, n_permutations=10, seed=0)
+    assert drawn.p[2] >= 1 / 11 and drawn.p[1] > 0.5
+    # the feature space: identity means, each unit z-scored over identities, constant units dropped
+    r = rng.random((12, 3))
+    r[:, 2] = 1.0
+    labels = np.repeat([0, 1, 2], 4)
+    means = np.array([r[labels == k, :2].mean(0) for k in range(3)])
+    np.testing.assert_allclose(identity_centroids(r, labels), (means - means.mean(0)) / means.std(0))
+    with pytest.raises(TopoviewerError, match=r"centroids must be \(identities, features\) with 8 rows"):
+        region_coding(units, centroids[:5])
+
+
 def test_decode_against_sklearn_and_chance():
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
@@ -411,3 +452,4 @@ def test_identity_suite_small(tiny_model):
     assert 0 <= sheet["selective"] <= 1
     assert set(sheet["decoding"]) == {"original", "invert"}
     assert sheet["decoding"]["original"]["all"]["chance"] == 0.25
+    assert sheet["region_coding"]["mi_units"] == round(sheet["multiple_identity"] * sheet["units"])

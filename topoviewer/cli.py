@@ -209,8 +209,10 @@ def _suite_line(suite, s) -> str:
     if suite == "identity":
         dec = s["decoding"]["original"]
         acc = ", ".join(f"{k} {_fmt(v['accuracy'], '.2f')}" for k, v in dec.items())
+        region = s["region_coding"]["feature_mi"]
         return (f"selective {100 * s['selective']:.1f}% (SI {100 * s['single_identity']:.1f}%, "
-                f"MI {100 * s['multiple_identity']:.1f}%); identity decoding: {acc}")
+                f"MI {100 * s['multiple_identity']:.1f}%, of which region-based "
+                f"{'—' if region is None else f'{100 * region:.0f}%'}); identity decoding: {acc}")
     cats = ", ".join(f"{c} {v['before']:.2f}→{v['after']:.2f} (random {_fmt(v['random_mean'], '.2f')}, "
                      f"p = {_fmt(v['p'], '.2g')})" for c, v in s["categories"].items())
     line = f"{s['units']} patch units silenced (random {s['control']}): accuracy {cats}"

@@ -61,7 +61,7 @@ def invariance_suite(model, stimuli, localizer=None) -> dict:
 
 def identity_suite(model, stimuli, transforms=("mooney", "invert"), folds: int = 5, seed: int = 0) -> dict:
     """Identity-selective units and identity decoding per sheet (after the VGG-16 identity-coding study)."""
-    from .analysis.identity import decode, identity_units
+    from .analysis.identity import decode, identity_centroids, identity_units, region_coding
     from .stimuli.faces import transform
 
     sets = {"original": stimuli, **{k: transform(stimuli, k) for k in transforms}}
@@ -73,6 +73,9 @@ def identity_suite(model, stimuli, transforms=("mooney", "invert"), folds: int =
                    "single_identity": units.single, "multiple_identity": units.multiple}
         sheets[name] = {
             **units.summary(),
+            # region-based feature coding in the sheet's own face feature space
+            "region_coding": region_coding(units, identity_centroids(resp["original"][name], stimuli.labels),
+                                           seed=seed).summary(),
             "decoding": {k: {sub: decode(r[name], stimuli.labels, None if m is None else np.flatnonzero(m),
                                          folds=folds, seed=seed).summary()
                              for sub, m in subsets.items()}

@@ -6,20 +6,25 @@
   of population vectors.
 - :func:`identity_units` — identity-selective units by one-way ANOVA (p < 0.01) and their
   encoded identities, single-identity (SI) and multiple-identity (MI) units (after the identity-coding study of a face-trained VGG-16 and human MTL neurons).
+- :func:`region_coding` — whether an MI unit's encoded identities lie close together in a face
+  feature space (region-based feature coding, same study), against random identity sets.
 - :func:`decode` — cross-validated linear SVM decoding of labels from a set of units.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 
 from ..errors import TopoviewerError
 
-__all__ = ["IdentityUnits", "ViewInvariance", "Decoding", "decode", "identity_units", "identity_tuning_width",
-           "orientation_tuning_depth", "population_indices", "view_invariance", "anova_f"]
+__all__ = ["IdentityUnits", "RegionCoding", "ViewInvariance", "Decoding", "decode", "identity_units",
+           "identity_centroids", "identity_tuning_width", "orientation_tuning_depth", "population_indices",
+           "region_coding", "view_invariance", "anova_f"]
 
 #: p-value below which a unit's responses differ between identities (one-way ANOVA).
 IDENTITY_ALPHA = 0.01
@@ -259,6 +264,86 @@ def identity_units(responses, identity, alpha: float = IDENTITY_ALPHA, sd: float
     centre, spread = means.mean(axis=0), means.std(axis=0, ddof=1)
     encoded = (means > centre + sd * spread).T & selective[:, None]
     return IdentityUnits(F, p, selective, encoded, list(names))
+
+
+# ---------------------------------------------------------------- region-based feature coding
+
+def identity_centroids(responses, identity) -> np.ndarray:
+    """The face feature space of a sheet: each identity's mean response, every unit z-scored over
+    identities (constant units dropped). (n_identities, n_units)."""
+    r = np.asarray(responses, np.float64)
+    names, inverse = _labels(identity, len(r), "identity")
+    means, _ = _class_means(r, inverse, len(names))
+    sd = means.std(axis=0)
+    keep = sd > 0
+    return (means[:, keep] - means[:, keep].mean(axis=0)) / sd[keep]
+
+
+@dataclass
+class RegionCoding:
+    """Region-based feature coding of MI units (see :func:`region_coding`)."""
+
+    units: np.ndarray       # indices of the MI units
+    n_encoded: np.ndarray   # identities each encodes
+    distance: np.ndarray    # mean pairwise distance of its encoded identities
+    null_mean: np.ndarray   # mean of that distance over random identity sets of the same size
+    p: np.ndarray           # share of random sets (plus the unit's) at most as spread
+    alpha: float
+
+    @property
+    def feature(self) -> np.ndarray:
+        """Feature MI units: encoded identities closer together than random sets (p < alpha)."""
+        return self.p < self.alpha
+
+    def summary(self) -> dict:
+        n = len(self.units)
+        return {"mi_units": int(n), "feature_mi": float(self.feature.mean()) if n else None,
+                "distance_ratio_median": float(np.median(self.distance / self.null_mean)) if n else None}
+
+
+def region_coding(units: IdentityUnits, centroids, n_permutations: int = 1000, seed: int = 0,
+                  alpha: float = 0.05) -> RegionCoding:
+    """Do MI units encode identities that are adjacent in a face feature space?
+
+    After the region-based feature coding of the identity-coding study (its feature MI units: the
+    encoded identities cluster in the feature space). **Decision**: instead of a t-SNE map and spike-
+    density regions, the identities' distances are Euclidean distances between their `centroids`
+    (e.g. :func:`identity_centroids` of the same or an earlier sheet; any (n_identities, d) array),
+    and an MI unit's spread is the mean pairwise distance of its encoded identities. Its p is the
+    share of identity sets of the same size, drawn at random (`n_permutations`, seeded; every
+    set when there are no more than that), whose spread is at most the unit's, counting the unit's
+    own set: p = (1 + #null ≤ d) / (1 + N) for random draws, #null ≤ d / N when enumerated.
+    """
+    c = np.asarray(centroids, np.float64)
+    k_ids = units.encoded.shape[1]
+    if c.ndim != 2 or len(c) != k_ids:
+        raise TopoviewerError(f"centroids must be (identities, features) with {k_ids} rows, got shape {c.shape}")
+    dist = np.sqrt(np.maximum(((c[:, None, :] - c[None, :, :]) ** 2).sum(-1), 0.0))
+    mi = np.flatnonzero(units.multiple)
+    rng = np.random.default_rng(seed)
+
+    def spread(sets):
+        sets = np.asarray(sets)
+        k = sets.shape[1]
+        return dist[sets[:, :, None], sets[:, None, :]].sum(axis=(1, 2)) / (k * (k - 1))
+
+    nulls = {}
+    for k in sorted({int(v) for v in units.n_encoded[mi]}):
+        if math.comb(k_ids, k) <= n_permutations:
+            nulls[k] = (spread(list(combinations(range(k_ids), k))), True)
+        else:
+            draws = np.argsort(rng.random((n_permutations, k_ids)), axis=1)[:, :k]
+            nulls[k] = (spread(draws), False)
+    d, null_mean, p = [], [], []
+    for u in mi:
+        members = np.flatnonzero(units.encoded[u])
+        obs = float(spread(members[None])[0])
+        null, exact = nulls[len(members)]
+        d.append(obs)
+        null_mean.append(float(null.mean()))
+        hits = int((null <= obs + 1e-12).sum())
+        p.append(hits / len(null) if exact else (1 + hits) / (1 + len(null)))
+    return RegionCoding(mi, units.n_encoded[mi], np.array(d), np.array(null_mean), np.array(p), alpha)
 
 
 # ---------------------------------------------------------------- decoding
