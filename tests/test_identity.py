@@ -422,8 +422,13 @@ def test_cli_analyze_suites(tiny_model_file, tmp_path, capsys):
     from topoviewer.io import load, save_model
     from topoviewer.stimuli import DIET_CATEGORIES
 
-    assert main(["analyze", str(tiny_model_file), "--suite", "invariance", "--json"]) == 0
+    folder = tmp_path / "analysis"
+    assert main(["analyze", str(tiny_model_file), "--suite", "invariance", "--json", "--out", str(folder)]) == 0
     out = json.loads(capsys.readouterr().out)
+    assert json.loads((folder / "suite_invariance.json").read_text()) == out  # written, the same as printed
+    (folder / "suite_lesion.json").write_text("my notes")  # not ours: kept unless --force
+    assert main(["analyze", str(tiny_model_file), "--suite", "lesion", "--out", str(folder)]) == 2
+    assert "suite_lesion.json" in capsys.readouterr().err and (folder / "suite_lesion.json").read_text() == "my notes"
     assert out["suite"] == "invariance" and out["stimuli"].startswith("face-views(")
     sheet = next(iter(out["sheets"].values()))
     assert set(sheet["population"]) == {"identity", "view", "mirror"}
@@ -431,11 +436,12 @@ def test_cli_analyze_suites(tiny_model_file, tmp_path, capsys):
     model = load(tiny_model_file)
     model.classes = list(DIET_CATEGORIES[:20])                   # the tiny model's 20 outputs, named
     save_model(model, tmp_path / "named.safetensors")
-    assert main(["analyze", str(tmp_path / "named.safetensors"), "--suite", "lesion", "--random-lesions", "2"]) == 0
+    assert main(["analyze", str(tmp_path / "named.safetensors"), "--suite", "lesion", "--random-lesions", "2",
+                 "--out", str(folder), "--force"]) == 0
     text = capsys.readouterr().out
     assert "lesion suite" in text and "patch units silenced (random region): accuracy faces" in text
     assert main(["analyze", str(tmp_path / "named.safetensors"), "--suite", "lesion", "--random-lesions", "0",
-                 "--decode-identities", "3", "--folds", "2", "--json"]) == 0
+                 "--decode-identities", "3", "--folds", "2", "--json", "--out", str(folder)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["identities"].startswith("face-identities(")
     for sheet in out["sheets"].values():

@@ -167,8 +167,11 @@ def cmd_analyze(args):
 
 def _analyze_suite(args):
     from . import suites
+    from .io import atomic_write
 
     model = _load(args)
+    name = f"suite_{args.suite}.json"
+    out = validate.output_dir(args.out, [name], force=args.force, own=validate.is_own_analysis)
     stimuli = _stimuli(args, model, default=SUITE_STIMULI[args.suite])
     if args.suite == "invariance":
         from .pipeline import default_stimuli
@@ -185,12 +188,15 @@ def _analyze_suite(args):
                                          per_identity=max(10, args.folds), seed=args.stimuli_seed)
         result = suites.lesion_suite(model, stimuli, n_random=args.random_lesions, seed=args.seed,
                                      control=args.lesion_control, identities=identities, folds=args.folds)
+    text = json.dumps(result, indent=2)
+    atomic_write(out / name, lambda tmp: Path(tmp).write_text(text))
     if args.json:
-        _print_json(result)
+        print(text)
         return
     print(f"{result['model']} on {result['stimuli']} ({args.suite} suite)")
-    for name, s in result["sheets"].items():
-        print(f"  {name}: " + _suite_line(args.suite, s))
+    for sheet, s in result["sheets"].items():
+        print(f"  {sheet}: " + _suite_line(args.suite, s))
+    print(f"wrote {out / name}")
 
 
 def _fmt(v, spec=".3f"):
@@ -630,7 +636,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--suite", choices=list(SUITE_STIMULI),
                     help="instead of the patch analysis: viewpoint invariance (face-views), identity-selective "
                          "units and decoding (face-identities) or face-patch lesions (localizer); prints its "
-                         "results and writes nothing")
+                         "results and writes them to OUT/suite_<name>.json")
     sp.add_argument("--folds", type=_count("--folds", 2, 100), default=5, help="cross-validation folds (identity)")
     sp.add_argument("--random-lesions", type=_count("--random-lesions", 0, 10_000), default=10,
                     help="size-matched random lesions (lesion suite)")

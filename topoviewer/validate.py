@@ -251,14 +251,15 @@ _ANALYSIS_KEYS = re.compile(r"((dprime|voxel_t)_.+|responses|labels|categories|p
 
 
 def is_own_analysis(path) -> bool:
-    """True for a file an earlier ``topoviewer analyze`` wrote (summary.json or a maps/responses .npz)."""
+    """True for a file an earlier ``topoviewer analyze`` wrote (summary.json, a suite's JSON or a maps/responses .npz)."""
     path = Path(path)
     try:
         if path.suffix == ".json":
             if path.stat().st_size > 50_000_000:
                 return False
             data = json.loads(path.read_text(encoding="utf-8"))
-            return isinstance(data, dict) and {"model", "stimuli", "sheets", "categories"} <= set(data)
+            return isinstance(data, dict) and ({"model", "stimuli", "sheets", "categories"} <= set(data)
+                                               or {"suite", "model", "sheets"} <= set(data))
         with np.load(path, allow_pickle=False) as npz:
             return bool(npz.files) and all(_ANALYSIS_KEYS.match(k) for k in npz.files)
     except Exception:  # noqa: BLE001 - anything unreadable is not ours
