@@ -16,43 +16,17 @@ median over rounds. Also the end-to-end rate of ``topoviewer.training.train`` on
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-
-def step_fn(model, loss_name, xb, yb, bf16):
-    from topoviewer.losses import spatial_loss
-    from topoviewer.training import DEFAULT_WEIGHT
-
-    losses = [] if loss_name == "none" else [(k, spatial_loss(loss_name, s)) for k, s in enumerate(model.sheets)]
-    weight = DEFAULT_WEIGHT.get(loss_name, 0.0)
-    opt = torch.optim.AdamW(model.net.parameters(), lr=1e-3, weight_decay=1e-4)
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
-
-    def step():
-        model.net.train()
-        with autocast():
-            logits, acts = model.net(xb)
-        task = F.cross_entropy(logits.float(), yb)
-        spatial = torch.zeros((), device=xb.device)
-        for k, loss in losses:
-            target = model.units(k, acts[k]).float() if loss.needs == "responses" else model.net.sheet_weight(k)
-            spatial = spatial + loss(target, generator=gen)
-        total = task + weight * spatial
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
-        return float(total.detach())  # the engine reads the loss back every step too
-
-    return step
+sys.path.insert(0, str(Path(__file__).parent))
+from run import _train_step_fn  # noqa: E402  (benchmarks/run.py: the engine's step, bare)
 
 
 def time_steps(fns: dict, rounds: int, per_round: int) -> dict:
@@ -89,7 +63,7 @@ def bench_model(arch, config, batch, loss_name, rounds, per_round):
             if precision == "bf16":
                 m.net.to(memory_format=torch.channels_last)
                 x = xb.contiguous(memory_format=torch.channels_last)
-            fns[f"{precision}/{name}"] = step_fn(m, name, x, yb, precision == "bf16")
+            fns[f"{precision}/{name}"] = _train_step_fn(m, name, (x, yb), bf16=precision == "bf16")
     ms = time_steps(fns, rounds, per_round)
     out = {"batch": batch, "units": [s.n_units for s in base.sheets], "ms": ms}
     for precision in ("float32", "bf16"):

@@ -249,8 +249,11 @@ def bench_voxelise(model, repeats, n_images=1000):
 
 
 # ---------------------------------------------------------------------- 4. training step
-def _train_step_fn(model, loss_name, batch, lr=1e-3, weight=None, generator_seed=0):
-    """One step of topoviewer.training.train's inner loop (same calls, same order)."""
+def _train_step_fn(model, loss_name, batch, lr=1e-3, weight=None, generator_seed=0, bf16=False):
+    """One step of topoviewer.training.train's inner loop (same calls, same order); ``bf16``: the forward
+    pass in CUDA bf16 autocast, losses in float32 (what ``precision="auto"`` does on a GPU)."""
+    import contextlib
+
     import torch
     import torch.nn.functional as F
 
@@ -263,14 +266,16 @@ def _train_step_fn(model, loss_name, batch, lr=1e-3, weight=None, generator_seed
     opt = torch.optim.AdamW(model.net.parameters(), lr=lr, weight_decay=1e-4)
     gen = torch.Generator(device="cpu")
     gen.manual_seed(generator_seed)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
 
     def step():
         model.net.train()
-        logits, acts = model.net(xb)
-        task = F.cross_entropy(logits, yb)
-        spatial = torch.zeros(())
+        with autocast():
+            logits, acts = model.net(xb)
+        task = F.cross_entropy(logits.float(), yb)
+        spatial = torch.zeros((), device=xb.device)
         for k, loss in losses:
-            target = model.units(k, acts[k]) if loss.needs == "responses" else model.net.sheet_weight(k)
+            target = model.units(k, acts[k]).float() if loss.needs == "responses" else model.net.sheet_weight(k)
             spatial = spatial + loss(target, generator=gen)
         if loss_name == "topoloss" and losses:
             spatial = spatial / len(losses)

@@ -135,6 +135,40 @@ def test_init_from_a_published_toponets_resnet18(folder, tmp_path):
     assert not torch.equal(trained["layer3.0.conv2.weight"], start["layer3.0.conv2.weight"])
 
 
+def test_a_tdann_resnet18_trains_from_scratch_on_a_folder(folder, tmp_path):
+    """--arch resnet from fresh weights: the TDANN's retinotopic starting layout on every block, the relative
+    spatial loss over all eight sheets, a head for the folder's classes; the file opens and analyses."""
+    import json
+
+    from topoviewer.families.resnet import block_dims
+    from topoviewer.positions import retinotopic_positions
+
+    recipe = tmp_path / "r18.json"
+    recipe.write_text(json.dumps({"arch": "resnet", "arch_config": {"input_size": 32, "widths": [4, 8, 8, 16]},
+                                  "loss": "relative", "weight": 1.0, "device": "cpu", "val_per_category": 1}))
+    out = tmp_path / "r18.safetensors"
+    assert main(["train", "--data", str(folder), "--recipe", str(recipe), "--steps", "1", "--batch-size", "8",
+                 "--workers", "0", "--quiet", "--out", str(out)]) == 0
+    model = tv.load(out)
+    assert model.arch == "resnet" and model.classes == CLASSES and model.net.fc.out_features == 3
+    assert np.isfinite(model.meta["training"]["val_accuracy"])
+    dims = block_dims(18, 32, [4, 8, 8, 16])
+    assert len(model.sheets) == 8
+    for k, sheet in enumerate(model.sheets):
+        np.testing.assert_array_equal(sheet.positions, retinotopic_positions(dims[sheet.name], 10.0, seed=k))
+    responses = model.responses(np.random.default_rng(0).random((3, 40, 40)).astype(np.float32))
+    assert responses["layer4.1"].shape == (3, int(np.prod(dims["layer4.1"])))
+
+
+def test_the_diet_at_full_resolution_is_refused_before_it_is_drawn(tmp_path, capsys):
+    assert main(["train", "--arch", "resnet", "--steps", "1", "--device", "cpu", "--quiet",
+                 "--out", str(tmp_path / "x.safetensors")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("topoviewer: error: the procedural diet at 224 px (500 images × 21 categories) would take")
+    assert "GiB in memory" in err and "--data DIR" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 def test_two_gloo_processes_train_like_one(folder, tmp_path):
     """torchrun with 2 processes and global batch 8 gives the weights of 1 process with batch 8 after
     20 steps: gradients averaged, batch norm and the spatial loss over the global batch (float64:

@@ -44,6 +44,23 @@ def test_face_views_layout_mirrors_and_determinism(views):
     assert r_flip > r_same + 0.2
 
 
+def test_cartoon_is_flat_bands_of_mean_grey_with_dark_outlines():
+    from scipy.ndimage import gaussian_filter, sobel
+
+    s = face_identities(identities=3, per_identity=2, size=64, seed=4)
+    cartoon = transform(s, "cartoon").images
+    for image, out in zip(s.images, cartoon):
+        smooth = gaussian_filter(image, 1.0, mode="nearest")  # σ = 64 px / 64
+        grad = np.hypot(sobel(smooth, 0, mode="nearest"), sobel(smooth, 1, mode="nearest"))
+        outline = grad > np.quantile(grad, 0.9)
+        assert out[outline].max() == 0.0 and abs(outline.mean() - 0.1) < 0.01
+        quartiles = np.quantile(smooth, [0.25, 0.5, 0.75])
+        band = np.searchsorted(quartiles, smooth, side="right")
+        for b in range(4):  # each band painted with its own mean grey, the bands in order
+            np.testing.assert_allclose(out[(band == b) & ~outline], smooth[band == b].mean(), rtol=1e-5)
+        assert len(np.unique(out[~outline])) == 4
+
+
 def test_face_identities_and_transforms():
     s = face_identities(size=32, identities=4, per_identity=3, seed=1)
     assert s.images.shape == (12, 32, 32) and s.categories == ["id000", "id001", "id002", "id003"]
@@ -57,8 +74,9 @@ def test_face_identities_and_transforms():
     blur = transform(s, "blur").images
     lap = lambda a: np.abs(np.diff(a, 2, axis=2)).mean()  # noqa: E731
     assert lap(blur) < 0.5 * lap(s.images)
-    with pytest.raises(TopoviewerError, match="unknown transform 'cartoon'; expected one of mooney, invert, blur"):
-        transform(s, "cartoon")
+    with pytest.raises(TopoviewerError, match="unknown transform 'caricature'; expected one of mooney, invert, "
+                                              "cartoon, blur"):
+        transform(s, "caricature")
     with pytest.raises(TopoviewerError, match="at least 2 identities"):
         face_identities(size=32, identities=1)
 
@@ -220,6 +238,32 @@ def test_lesion_removes_the_class_its_units_carry():
         lesion_effect(model, "s", [0], bad)
 
 
+def test_lesion_decoding_against_decode_by_hand(tiny_model):
+    from topoviewer.analysis.identity import decode
+    from topoviewer.analysis.lesion import lesion_decoding, random_lesions
+
+    stimuli = face_identities(size=32, identities=4, per_identity=6, seed=0)
+    first, last = tiny_model.sheet_names[0], tiny_model.sheet_names[-1]
+    units = np.arange(40)
+    out = lesion_decoding(tiny_model, first, units, stimuli, n_random=2, seed=3, folds=3)
+    assert out.read_out == last and out.chance == 0.25 and out.n_units == 40
+    by_hand = decode(tiny_model.responses(stimuli.images)[last], stimuli.labels, folds=3, seed=3).accuracy
+    assert out.before == by_hand
+    with tiny_model.lesion(first, units):
+        assert out.after == decode(tiny_model.responses(stimuli.images)[last], stimuli.labels, folds=3, seed=3).accuracy
+    lesions = random_lesions(tiny_model.sheet(first), 40, 2, "units", 3)
+    for acc, lesion in zip(out.random, lesions):
+        with tiny_model.lesion(first, lesion):
+            assert acc == decode(tiny_model.responses(stimuli.images)[last], stimuli.labels, folds=3, seed=3).accuracy
+    drop, drops = out.before - out.after, out.before - out.random
+    assert out.p == pytest.approx((1 + np.sum(drops >= drop - 1e-12)) / 3)
+    # silencing the whole read-out sheet leaves nothing to decode: chance (every image gets one class)
+    whole = lesion_decoding(tiny_model, last, np.arange(tiny_model.sheet(last).n_units), stimuli, n_random=0, folds=3)
+    assert whole.after == pytest.approx(0.25)
+    with pytest.raises(TopoviewerError, match=f"decoding from '{first}' cannot see a lesion of '{last}'"):
+        lesion_decoding(tiny_model, last, units, stimuli, read_out=first)
+
+
 def test_random_lesions_are_size_matched_units_or_regions():
     from topoviewer.sheet import Sheet
 
@@ -349,6 +393,13 @@ def test_cli_analyze_suites(tiny_model_file, tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "named.safetensors"), "--suite", "lesion", "--random-lesions", "2"]) == 0
     text = capsys.readouterr().out
     assert "lesion suite" in text and "patch units silenced (random region): accuracy faces" in text
+    assert main(["analyze", str(tmp_path / "named.safetensors"), "--suite", "lesion", "--random-lesions", "0",
+                 "--decode-identities", "3", "--folds", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["identities"].startswith("face-identities(")
+    for sheet in out["sheets"].values():
+        d = sheet["decoding"]
+        assert d["chance"] == pytest.approx(1 / 3) and len(d["random"]) == 3 and 0 <= d["after"] <= 1
 
 
 def test_identity_suite_small(tiny_model):

@@ -47,3 +47,22 @@ def test_summary_and_markdown(measured, tmp_path):
     assert "| face patch, null95 rule" in md and "**Spatial null** (10 position shuffles" in md
     assert f"| {MAIN_PROTOCOL} | topographic |" in md and f"t(2) = {t:.2f}" in md
     assert (tmp_path / "images" / "hallmarks_curves.png").stat().st_size > 10_000
+
+
+def test_beyond_patches_section(measured, tmp_path):
+    """Invariance and lesion numbers per run (as report.beyond_patches returns them) → mean ± SEM and counts."""
+    runs = []
+    for k, (identity, after, random, p) in enumerate(((0.1, 0.5, 0.9, 1 / 11), (0.2, 0.8, 0.7, 0.5), (0.3, 0.6, 0.8, 2 / 11))):
+        r = copy.deepcopy(measured)
+        r["suites"] = {"fc7": {"identity": identity, "view": 0.05, "mirror": 0.01 * k, "faces_before": 0.95,
+                               "faces_after": after, "faces_random": random, "faces_p": p, "lesion_units": 400,
+                               "random_lesions": 10}}
+        runs.append(r)
+    results = {"recipe": {"arch": "tdann_small"}, "topographic": runs, "control": [copy.deepcopy(measured)]}
+    s = summarise(results)["topographic"]["suites"]["fc7"]
+    assert s["identity"] == pytest.approx((0.2, np.std([0.1, 0.2, 0.3], ddof=1) / math.sqrt(3)))
+    assert s["lesion_beats_all_runs"] == 1 and s["lesion_worse_than_random_runs"] == 2
+    md = write_report(results, tmp_path).read_text()
+    assert "## Beyond patches: viewpoint invariance and face-patch lesions" in md
+    assert "| fc7 · identity index | 0.2 ± 0.058 | — |" in md
+    assert "| fc7 · runs: patch lesion below the random mean / below every random lesion | 2/3, 1/3 | 0/1, 0/1 |" in md

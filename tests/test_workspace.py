@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from topoviewer.errors import TopoviewerError
-from topoviewer.workspace import Workspace, check_model, load_workspace, model_hash, save_workspace
+from topoviewer.workspace import (
+    Workspace,
+    check_model,
+    load_workspace,
+    model_hash,
+    model_to_open,
+    save_workspace,
+)
 
 
 def _workspace(model_file):
@@ -46,6 +53,33 @@ def test_workspace_round_trip(tmp_path):
         check_model(back)
 
 
+def test_model_to_open_keeps_the_same_model_opens_the_saved_one_or_says_what_is_expected(tmp_path):
+    import hashlib
+
+    saved, copy, other = tmp_path / "saved.pt", tmp_path / "copy.pt", tmp_path / "other.pt"
+    saved.write_bytes(b"the workspace's model")
+    copy.write_bytes(b"the workspace's model")
+    other.write_bytes(b"another model")
+    ws = Workspace(model=str(saved), model_sha256=hashlib.sha256(b"the workspace's model").hexdigest())
+    # the open model is the workspace's (by content, wherever its file lives): nothing to open
+    assert model_to_open(ws, str(saved)) is None and model_to_open(ws, str(copy)) is None
+    # another model (or none, or one whose file is gone) is open: the workspace's own file is opened
+    for current in (str(other), "", str(tmp_path / "gone.pt")):
+        assert model_to_open(ws, current) == saved
+    # the workspace's file is gone: one message naming it and the hash expected; a copy still does
+    saved.unlink()
+    with pytest.raises(TopoviewerError, match=rf"the workspace's model {saved} is not found; expected the model "
+                       rf"file with SHA-256 {ws.model_sha256[:12]}…"):
+        model_to_open(ws, str(other))
+    assert model_to_open(ws, str(copy)) is None
+    # the workspace's file was changed: refused, by name
+    saved.write_bytes(b"retrained")
+    with pytest.raises(TopoviewerError, match=rf"model file {saved} has changed since the workspace was saved"):
+        model_to_open(ws, str(other))
+    sample = Workspace(model="sample", model_sha256=model_hash("sample"))
+    assert model_to_open(sample, "sample") is None and model_to_open(sample, str(other)).is_file()
+
+
 def test_workspace_refusals(tmp_path):
     with pytest.raises(TopoviewerError, match=r"a workspace is a \.json file"):
         save_workspace(Workspace(model="x", model_sha256=""), tmp_path / "w.npz")
@@ -59,6 +93,10 @@ def test_workspace_refusals(tmp_path):
     bad.write_text(json.dumps({"format": "topoviewer-workspace", "version": 1, "model": "x", "model_sha256": "",
                                "has_images": True}))
     with pytest.raises(TopoviewerError, match="w.npz not found"):
+        load_workspace(bad)
+    bad.write_text(json.dumps({"format": "topoviewer-workspace", "version": 1, "model": "x", "model_sha256": "",
+                               "stim_radius_mm": -1}))
+    with pytest.raises(TopoviewerError, match="malformed .stim_radius_mm must be a positive number, got -1.0"):
         load_workspace(bad)
     with pytest.raises(TopoviewerError, match="model file .*missing.safetensors not found"):
         model_hash(str(tmp_path / "missing.safetensors"))

@@ -168,7 +168,8 @@ def _analyze_suite(args):
     model = _load(args)
     stimuli = _stimuli(args, model, default=suites.SUITE_STIMULI[args.suite])
     result = suites.run_suite(args.suite, model, stimuli, stimuli_seed=args.stimuli_seed, folds=args.folds,
-                              seed=args.seed, n_random=args.random_lesions, control=args.lesion_control)
+                              seed=args.seed, n_random=args.random_lesions, control=args.lesion_control,
+                              decode_identities=args.decode_identities)
     if args.json:
         _print_json(result)
         return
@@ -197,7 +198,12 @@ def _suite_line(suite, s) -> str:
                 f"MI {100 * s['multiple_identity']:.1f}%); identity decoding: {acc}")
     cats = ", ".join(f"{c} {v['before']:.2f}→{v['after']:.2f} (random {_fmt(v['random_mean'], '.2f')}, "
                      f"p = {_fmt(v['p'], '.2g')})" for c, v in s["categories"].items())
-    return f"{s['units']} patch units silenced (random {s['control']}): accuracy {cats}"
+    line = f"{s['units']} patch units silenced (random {s['control']}): accuracy {cats}"
+    if "decoding" in s:
+        d = s["decoding"]
+        line += (f"\n    identity decoding from {d['read_out']}: {d['before']:.2f}→{d['after']:.2f} (random "
+                 f"{_fmt(d['random_mean'], '.2f')}, p = {_fmt(d['p'], '.2g')}, chance {d['chance']:.2f})")
+    return line
 
 
 def cmd_match(args):
@@ -538,6 +544,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .stimuli.faces import TRANSFORMS
 
     p = _Parser(prog="topoviewer", description="Look inside topographic deep neural networks.")
     p.add_argument("--version", action="version", version=f"topoviewer {__version__}")
@@ -569,8 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "'face-views' (25 identities × 9 head orientations), 'face-identities' "
                              "(50 identities × 10 images) or DIR/<category>/*.png")
         sp.add_argument("--stimuli-seed", type=SEED, default=1234, help="seed of the procedural stimuli")
-        sp.add_argument("--transform", choices=["mooney", "invert", "blur"],
-                        help="transform every stimulus image: two-tone Mooney, upside down or blurred")
+        sp.add_argument("--transform", choices=TRANSFORMS,
+                        help="transform every stimulus image: two-tone Mooney, upside down, cartoon (flat "
+                             "shading, dark outlines) or blurred")
 
     sp = sub.add_parser("info", help="list a model's sheets")
     model_arg(sp)
@@ -611,6 +619,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="size-matched random lesions (lesion suite)")
     sp.add_argument("--lesion-control", choices=["region", "units"], default="region",
                     help="random lesions: contiguous regions of the patch's size, or random units (lesion suite)")
+    sp.add_argument("--decode-identities", type=_count("--decode-identities", 0, 1000), default=0, metavar="N",
+                    help="lesion suite: also decode N face-identities (10 images each) from the last sheet with "
+                         "each patch silenced, against 3 random lesions (0: off)")
     sp.add_argument("--json", action="store_true", help="print summary.json (or the suite's results)")
     sp.set_defaults(func=cmd_analyze)
 

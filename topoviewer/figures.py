@@ -448,7 +448,13 @@ def map_figure(analysis, model, out, category="faces", dpi=200, *, threshold=def
         ax.set_box_aspect(1.0)
         legend_axes = legend_axes or ax
     if legend_axes is not None:
+        from matplotlib.collections import PolyCollection
+        from matplotlib.patches import Patch
+
         handles, labels = legend_axes.get_legend_handles_labels()
+        # the null band's entry as a plain patch of its colour: matplotlib < 3.10.5 cannot put a
+        # subfigure's fill_between into the figure's legend ("single artist in more than one figure")
+        handles = [Patch(facecolor=h.get_facecolor()[0], lw=0) if isinstance(h, PolyCollection) else h for h in handles]
         fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
     return save_figure(fig, out, dpi)
 

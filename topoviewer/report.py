@@ -63,13 +63,53 @@ def run_hallmarks(recipe, seeds=5, controls=3, out="docs", models_dir=None, jobs
             _train_one(item)
     results = {"recipe": recipe.to_json(), "topographic": [], "control": []}
     for _, seed, control, path in plan:
-        m = measure(load(path), seed=0)
+        model = load(path)
+        m = measure(model, seed=0)
         m["seed"] = seed
+        m["suites"] = beyond_patches(model)
         results["control" if control else "topographic"].append(m)
     text = json.dumps(results, indent=1)
     atomic_write(out / "hallmarks.json", lambda tmp: Path(tmp).write_text(text))
     write_report(results, out)
     return results
+
+
+def beyond_patches(model, n_random: int = 10) -> dict:
+    """Per sheet: the population identity / view / mirror indices on ``face-views`` (invariance suite)
+    and the face accuracy of the model's classifier with the sheet's face patch silenced vs `n_random`
+    random contiguous lesions of its size (lesion suite), on the localizer."""
+    from .pipeline import default_stimuli
+    from .stimuli import face_views
+    from .suites import invariance_suite, lesion_suite
+
+    loc = default_stimuli(model)
+    inv = invariance_suite(model, face_views(size=max(32, model.input_size)), localizer=loc)["sheets"]
+    les = lesion_suite(model, loc, n_random=n_random, control="region")["sheets"]
+    return {name: {**inv[name]["population"],
+                   "faces_before": les[name]["categories"]["faces"]["before"],
+                   "faces_after": les[name]["categories"]["faces"]["after"],
+                   "faces_random": les[name]["categories"]["faces"]["random_mean"],
+                   "faces_p": les[name]["categories"]["faces"]["p"], "lesion_units": les[name]["units"],
+                   "random_lesions": n_random}
+            for name in inv}
+
+
+def _suite_summary(runs) -> dict:
+    """Mean ± SEM over runs of :func:`beyond_patches`' numbers per sheet (runs measured before it: none)."""
+    runs = [r["suites"] for r in runs if r.get("suites")]
+    if not runs:
+        return {}
+    out = {}
+    for sheet in runs[0]:
+        vals = lambda k: [r[sheet][k] for r in runs]  # noqa: E731
+        out[sheet] = {k: _mean_sem(vals(k)) for k in ("identity", "view", "mirror", "faces_before", "faces_after",
+                                                       "faces_random")}
+        # the smallest p that n random lesions allow, 1/(n + 1): the patch lesion costs more than every one
+        out[sheet]["lesion_beats_all_runs"] = sum(p is not None and p <= 1 / (1 + n) + 1e-12
+                                                  for p, n in zip(vals("faces_p"), vals("random_lesions")))
+        out[sheet]["lesion_worse_than_random_runs"] = sum(
+            a is not None and r is not None and a < r for a, r in zip(vals("faces_after"), vals("faces_random")))
+    return out
 
 
 def _mean_sem(values):
@@ -164,6 +204,7 @@ def summarise(results) -> dict:
             "purity_3mm": _mean_sem([_purity(r, 3) for r in runs]),
             "purity_1_2mm_spread": [_spread(r, 1) for r in runs],
             "photos": _photo_summary(runs),
+            "suites": _suite_summary(runs),
         }
     return out
 
@@ -449,6 +490,34 @@ def write_report(results, out) -> Path:
                                      for a, b in zip(per["face_units_dprime"], per["patch_ratio"])) + " | |")
         lines.append("")
         lines += [f"![{p.stem}](images/{p.name})" for p in photo_paths]
+        lines.append("")
+    if topo.get("suites"):
+        lines += [
+            "## Beyond patches: viewpoint invariance and face-patch lesions",
+            "",
+            "Population indices on `face-views` (25 identities × 9 head orientations; `topoviewer analyze --suite "
+            "invariance`): identity = same-identity minus different-identity correlation across views, view = "
+            "same-view minus different-view across identities, mirror = mirror views minus other view pairs. "
+            "Invariance along the hierarchy shows as identity rising and view falling from cIT (fc6) to aIT (fc7). "
+            "Lesions (`--suite lesion`): the face accuracy of the model's own classifier on the localizer with the "
+            "sheet's face patch (units within 3 mm of the face d′ peak) silenced, against 10 random contiguous "
+            "lesions of the same size (mean over them); the last row counts the runs whose patch lesion leaves a lower "
+            "face accuracy than the random lesions' mean, and those whose patch lesion costs more than every random "
+            "one (p = 1/11, the smallest p that 10 random lesions allow).",
+            "",
+            "| sheet · measure (mean ± SEM) | topographic | control |",
+            "|---|---|---|",
+        ]
+        for sheet, tp in topo["suites"].items():
+            cp = ctrl.get("suites", {}).get(sheet, {})
+            for key, name in (("identity", "identity index"), ("view", "view index"), ("mirror", "mirror index"),
+                              ("faces_before", "face accuracy, intact"), ("faces_after", "face accuracy, patch silenced"),
+                              ("faces_random", "face accuracy, random lesions")):
+                lines.append(f"| {sheet} · {name} | {_fmt(tp[key])} | {_fmt(cp[key]) if key in cp else '—'} |")
+            lines.append(f"| {sheet} · runs: patch lesion below the random mean / below every random lesion | "
+                         f"{tp['lesion_worse_than_random_runs']}/{topo['n']}, {tp['lesion_beats_all_runs']}/{topo['n']} | "
+                         f"{cp.get('lesion_worse_than_random_runs', 0)}/{ctrl.get('n', 0)}, "
+                         f"{cp.get('lesion_beats_all_runs', 0)}/{ctrl.get('n', 0)} |")
         lines.append("")
     md = out / "hallmarks.md"
     existing = md.read_text() if md.exists() else ""

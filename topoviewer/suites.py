@@ -28,7 +28,7 @@ SUITE_STIMULI = {"invariance": "face-views", "identity": "face-identities", "les
 
 
 def run_suite(suite: str, model, stimuli=None, *, stimuli_seed: int = 1234, folds: int = 5, seed: int = 0,
-              n_random: int = 10, control: str = "region") -> dict:
+              n_random: int = 10, control: str = "region", decode_identities: int = 0) -> dict:
     """Run the suite named `suite` (one of :data:`SUITES`) with its options; the CLI and the GUI call this.
 
     Parameters
@@ -40,11 +40,14 @@ def run_suite(suite: str, model, stimuli=None, *, stimuli_seed: int = 1234, fold
     stimuli_seed : int
         Seed of the default set and of the localizer the invariance suite finds face patches on.
     folds, seed : int
-        Cross-validation folds (identity) and seed of the folds or of the random lesions.
+        Cross-validation folds (identity; lesion decoding) and seed of the folds or of the random lesions.
     n_random : int
         Size-matched random lesions (lesion).
     control : {"region", "units"}
         Random lesions: contiguous regions or random units (lesion).
+    decode_identities : int
+        Lesion: also decode this many ``face-identities`` (``max(10, folds)`` images each) from the
+        last sheet with each patch silenced (0: off).
     """
     from .pipeline import default_stimuli
     from .stimuli.faces import face_identities, face_views
@@ -60,7 +63,12 @@ def run_suite(suite: str, model, stimuli=None, *, stimuli_seed: int = 1234, fold
         return invariance_suite(model, stimuli, localizer=default_stimuli(model, seed=stimuli_seed))
     if suite == "identity":
         return identity_suite(model, stimuli, folds=folds, seed=seed)
-    return lesion_suite(model, stimuli, n_random=n_random, seed=seed, control=control)
+    identities = None
+    if decode_identities:
+        identities = face_identities(size=model.input_size, identities=decode_identities,
+                                     per_identity=max(10, folds), seed=stimuli_seed)
+    return lesion_suite(model, stimuli, n_random=n_random, seed=seed, control=control, identities=identities,
+                        folds=folds)
 
 
 def face_patch(model, sheet, responses, stimuli, category: str = "faces"):
@@ -122,10 +130,15 @@ def identity_suite(model, stimuli, transforms=("mooney", "invert"), folds: int =
 
 
 def lesion_suite(model, stimuli, category: str = "faces", n_random: int = 10, seed: int = 0,
-                 control: str = "region") -> dict:
+                 control: str = "region", identities=None, folds: int = 5, n_random_decoding: int = 3) -> dict:
     """Silence each sheet's `category` patch (units within 3 mm of the d′ peak); per-class accuracy
-    against `n_random` size-matched random lesions (`control`: random regions or random units)."""
-    from .analysis.lesion import class_indices, lesion_effect
+    against `n_random` size-matched random lesions (`control`: random regions or random units).
+
+    With `identities` (a labelled set, e.g. ``face-identities``), also the cross-validated decoding of
+    its labels from the last sheet with each patch silenced, against `n_random_decoding` random
+    lesions (:func:`topoviewer.analysis.lesion.lesion_decoding`).
+    """
+    from .analysis.lesion import class_indices, lesion_decoding, lesion_effect
 
     class_indices(model, stimuli.categories)
     resp = model.responses(stimuli.images)
@@ -135,7 +148,11 @@ def lesion_suite(model, stimuli, category: str = "faces", n_random: int = 10, se
         effect = lesion_effect(model, name, units, stimuli, n_random=n_random, seed=seed, control=control)
         sheets[name] = {"patch_centre_mm": [float(v) for v in peak], "radius_mm": defaults.PATCH_RADIUS_MM,
                         **effect.summary()}
-    return {"suite": "lesion", "model": model.name, "stimuli": stimuli.name, "category": category, "sheets": sheets}
+        if identities is not None:
+            sheets[name]["decoding"] = lesion_decoding(model, name, units, identities, n_random=n_random_decoding,
+                                                       seed=seed, control=control, folds=folds).summary()
+    return {"suite": "lesion", "model": model.name, "stimuli": stimuli.name, "category": category, "sheets": sheets,
+            **({"identities": identities.name} if identities is not None else {})}
 
 
 def suite_table(result: dict) -> tuple:

@@ -198,9 +198,16 @@ class _Diet:
     def _split(model, cfg, split):
         import torch
 
-        from .stimuli import training_diet
+        from .stimuli import DIET_CATEGORIES, training_diet
+        from .validate import MAX_ARRAY_BYTES
 
         per = cfg.per_category if split == "train" else cfg.val_per_category
+        need = per * len(DIET_CATEGORIES) * model.in_channels * model.input_size ** 2 * 4
+        if need > MAX_ARRAY_BYTES:
+            raise TopoviewerError(
+                f"the procedural diet at {model.input_size} px ({per} images × {len(DIET_CATEGORIES)} categories) would "
+                f"take {need / 2**30:.1f} GiB in memory, more than {MAX_ARRAY_BYTES / 2**30:.1f} GiB (MAX_ARRAY_BYTES); "
+                "train on image files (--data DIR), fewer images (--per-category) or a smaller input_size")
         data = training_diet(split, per_category=per, size=model.input_size, seed=cfg.seed)
         x = torch.cat([model.preprocess(data.images[i : i + 1024]) for i in range(0, len(data), 1024)])
         return x, torch.as_tensor(data.labels, device=x.device), list(data.categories)
@@ -400,11 +407,11 @@ def _initial_model(cfg: TrainConfig, classes: list):
 
     import torch
 
-    from .families import build, classifier_config
+    from .families import build, classifier_config, fresh_classifier
 
     torch.manual_seed(cfg.seed)  # initial weights depend on the seed only
     if not cfg.init:
-        return build(cfg.arch, {**cfg.arch_config, "n_classes": len(classes), "classes": classes}), cfg
+        return fresh_classifier(cfg.arch, cfg.arch_config, classes), cfg
     from .io import load
 
     base = load(cfg.init)

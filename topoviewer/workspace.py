@@ -2,9 +2,10 @@
 one NPZ file beside it (the pictures that were run through the network).
 
 ``save_workspace(ws, "session.json")`` writes ``session.json`` and ``session.npz``;
-:func:`load_workspace` reads both back and :func:`check_model` tells whether the model file
-is still the one the session was made with (same SHA-256). Plain Python + numpy: the napari
-plugin turns its state into a :class:`Workspace` and back; nothing here knows about Qt.
+:func:`load_workspace` reads both back; :func:`check_model` tells whether the model file is
+still the one the session was made with (same SHA-256) and :func:`model_to_open` whether the
+model already open is that one or the workspace's file must be opened. Plain Python + numpy:
+the napari plugin turns its state into a :class:`Workspace` and back; nothing here knows Qt.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy as np
 from . import defaults
 from .errors import TopoviewerError
 
-__all__ = ["Workspace", "save_workspace", "load_workspace", "model_hash", "check_model", "FORMAT"]
+__all__ = ["Workspace", "save_workspace", "load_workspace", "model_hash", "check_model", "model_to_open",
+           "FORMAT"]
 
 FORMAT = "topoviewer-workspace"
 FORMAT_VERSION = 1
@@ -80,13 +82,31 @@ def model_hash(source: str) -> str:
 
 
 def check_model(ws: Workspace) -> Path:
-    """The workspace's model file, if it still has the saved hash; else a TopoviewerError saying so."""
+    """The workspace's model file, if it exists and still has the saved hash; else a TopoviewerError
+    naming the file and the SHA-256 expected."""
     path = model_path(ws.model)
+    expected = f"expected the model file with SHA-256 {ws.model_sha256[:12]}…"
+    if not path.is_file():
+        raise TopoviewerError(f"the workspace's model {path} is not found; {expected} "
+                              "(open it, or a copy of it, first, then the workspace)")
     if model_hash(ws.model) != ws.model_sha256:
-        raise TopoviewerError(
-            f"model file {path} has changed since the workspace was saved (SHA-256 differs); "
-            "expected the same file the workspace was made with")
+        raise TopoviewerError(f"model file {path} has changed since the workspace was saved (SHA-256 differs); "
+                              f"{expected}, the one the workspace was made with")
     return path
+
+
+def model_to_open(ws: Workspace, open_source: str = "") -> Path | None:
+    """Which model restoring ``ws`` needs, given the model open from ``open_source`` (``""``: none).
+
+    ``None`` when the open model's file has the workspace's SHA-256 (the same model, wherever its
+    file lives): the session is applied to it. Otherwise the workspace's own model file, once
+    :func:`check_model` has found it unchanged; if it has not, a TopoviewerError says what is
+    expected, and nothing of the workspace (its stimulation sites least of all) may be applied
+    to the open model.
+    """
+    if open_source and model_path(open_source).is_file() and model_hash(open_source) == ws.model_sha256:
+        return None
+    return check_model(ws)
 
 
 def _paths(path) -> tuple[Path, Path]:
@@ -152,6 +172,8 @@ def load_workspace(path) -> Workspace:
         ws = Workspace(**{k: head[k] for k in names if k in head})
         for k in ("fwhm_mm", "voxel_mm", "dprime_threshold", "t_threshold", "stim_radius_mm"):
             setattr(ws, k, float(getattr(ws, k)))
+            if not (np.isfinite(getattr(ws, k)) and getattr(ws, k) > 0):
+                raise ValueError(f"{k} must be a positive number, got {getattr(ws, k)}")
         if not isinstance(ws.model, str) or not isinstance(ws.log, list):
             raise TypeError("model must be a string and log a list")
     except (TypeError, ValueError) as exc:

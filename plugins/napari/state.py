@@ -58,6 +58,7 @@ class StateEvents(SignalGroup):
     activations_changed = signal(object)  # (state)
     stimulated = signal(object, object)   # (state, result)    one stimulation
     log_changed = signal(object)          # (state)
+    stim_radius_changed = signal(object)  # (state)            new stimulation radius
     busy = signal(str, int, int, str)     # (task, done, total, text)  background work; total 0 = finished
 
 
@@ -183,6 +184,14 @@ class TopoState:
         if changed:
             self._stimulators.clear()  # the stimulated and read-out patches are t > threshold regions
             self.events.category_changed.emit(self)
+
+    def set_stim_radius(self, radius_mm: float):
+        """The radius (mm) of the disc the next stimulations clamp; the Stimulate dock follows."""
+        if not (np.isfinite(radius_mm) and radius_mm > 0):
+            raise TopoviewerError(f"the stimulation radius must be a positive number of mm, got {radius_mm}")
+        if float(radius_mm) != self.stim_radius_mm:
+            self.stim_radius_mm = float(radius_mm)
+            self.events.stim_radius_changed.emit(self)
 
     def set_voxel_t(self, fwhm_mm: float, voxel_t: dict):
         """Voxel t maps recomputed at another FWHM (``{sheet: {category: map}}``)."""
@@ -482,10 +491,10 @@ class TopoState:
         if self.analysis is not None and ws.category not in self.analysis.categories:
             raise TopoviewerError(f"the workspace's category {ws.category!r} is not among the analysis's "
                                   f"{', '.join(self.analysis.categories)}")
+        self.set_stim_radius(ws.stim_radius_mm)
         self.category = ws.category
         self.fwhm_mm, self.voxel_mm = ws.fwhm_mm, ws.voxel_mm
         self.threshold, self.t_threshold = ws.dprime_threshold, ws.t_threshold
-        self.stim_radius_mm = ws.stim_radius_mm
         self.log = [dict(row) for row in ws.log]
         self._stimulators.clear()
         self.events.log_changed.emit(self)

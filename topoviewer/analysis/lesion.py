@@ -2,7 +2,9 @@
 
 :func:`lesion_effect` compares the per-class accuracy of the model's own classifier before
 and after silencing units of one sheet (:meth:`topoviewer.model.TopoModel.lesion`) with
-lesions of the same number of units drawn at random from the same sheet.
+lesions of the same number of units drawn at random from the same sheet; :func:`lesion_decoding`
+does the same for the cross-validated decoding of any labels (e.g. face identities) from a
+read-out sheet at or after the lesioned one.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import numpy as np
 
 from ..errors import TopoviewerError
 
-__all__ = ["CONTROLS", "LesionEffect", "class_accuracy", "class_indices", "lesion_effect", "random_lesions"]
+__all__ = ["CONTROLS", "LesionDecoding", "LesionEffect", "class_accuracy", "class_indices", "lesion_decoding",
+           "lesion_effect", "random_lesions"]
 
 #: Size-matched random lesions: any units of the sheet, or a contiguous region.
 CONTROLS = ("units", "region")
@@ -33,9 +36,7 @@ class LesionEffect:
     @property
     def p(self) -> np.ndarray:
         """Per class: share of random lesions (plus the lesion itself) that cost at least as much accuracy."""
-        drop = self.before - self.after
-        drops = self.before - self.random
-        return (1 + (drops >= drop - 1e-12).sum(axis=0)) / (1 + len(self.random))
+        return _p_drop(self.before, self.after, self.random)
 
     def summary(self) -> dict:
         rnd = self.random.mean(axis=0) if len(self.random) else np.full(len(self.categories), np.nan)
@@ -48,6 +49,34 @@ class LesionEffect:
                 for c, b, a, r, p in zip(self.categories, self.before, self.after, rnd, self.p)
             },
         }
+
+
+def _p_drop(before, after, random) -> np.ndarray:
+    """Share of random lesions (plus the lesion itself) that cost at least as much as the lesion."""
+    return (1 + ((before - random) >= (before - after) - 1e-12).sum(axis=0)) / (1 + len(random))
+
+
+@dataclass
+class LesionDecoding:
+    """Cross-validated decoding accuracy before and after a lesion, and after size-matched random lesions."""
+
+    read_out: str           # the sheet decoded from
+    control: str
+    before: float
+    after: float
+    random: np.ndarray      # (n_random,)
+    chance: float
+    n_units: int
+
+    @property
+    def p(self) -> float:
+        return float(_p_drop(self.before, self.after, self.random))
+
+    def summary(self) -> dict:
+        return {"read_out": self.read_out, "units": self.n_units, "control": self.control, "before": self.before,
+                "after": self.after, "random": [float(v) for v in self.random],
+                "random_mean": _num(self.random.mean()) if len(self.random) else None, "p": self.p,
+                "chance": self.chance}
 
 
 def _num(x):
@@ -95,6 +124,52 @@ def random_lesions(sheet, size: int, n: int, control: str = "units", seed: int =
     return out
 
 
+def _unit_indices(model, sheet, units) -> np.ndarray:
+    n = model.sheet(sheet).n_units
+    idx = np.asarray(units)
+    if idx.dtype == bool:
+        if idx.shape != (n,):
+            raise TopoviewerError(f"a lesion mask of sheet {sheet!r} must have shape ({n},), got {idx.shape}")
+        idx = np.flatnonzero(idx)
+    return idx
+
+
+def lesion_decoding(model, sheet, units, stimuli, read_out=None, n_random: int = 3, seed: int = 0,
+                    control: str = "units", folds: int = 5) -> LesionDecoding:
+    """Decoding of `stimuli`'s labels from `read_out` with `units` of `sheet` silenced, against random lesions.
+
+    The labels (e.g. the identities of ``face-identities``) are decoded by
+    :func:`topoviewer.analysis.identity.decode` (cross-validated linear SVM, `folds` folds, fold
+    assignment seeded by `seed`, the same for every lesion) from all units of `read_out` (default:
+    the last sheet), before the lesion, with it, and with each of `n_random` size-matched random
+    lesions of `sheet` (`control`, see :func:`random_lesions`). The read-out sheet must be `sheet`
+    or follow it (a lesion reaches only its own and later sheets).
+    """
+    from .identity import decode
+
+    names = list(model.sheet_names)
+    lesioned = model.sheet(sheet).name
+    read_out = names[-1] if read_out is None else model.sheet(read_out).name
+    if names.index(read_out) < names.index(lesioned):
+        raise TopoviewerError(f"decoding from {read_out!r} cannot see a lesion of {lesioned!r}, which follows it; "
+                              f"read out from {lesioned!r} or a later sheet")
+    idx = _unit_indices(model, sheet, units)
+
+    def accuracy():
+        responses = model.responses(stimuli.images, sheets=[read_out])[read_out]
+        return decode(responses, stimuli.labels, folds=folds, seed=seed)
+
+    base = accuracy()
+    with model.lesion(sheet, idx):
+        after = accuracy().accuracy
+    random = []
+    for lesion in random_lesions(model.sheet(sheet), len(idx), n_random, control, seed):
+        with model.lesion(sheet, lesion):
+            random.append(accuracy().accuracy)
+    return LesionDecoding(read_out, control, base.accuracy, after, np.array(random, dtype=float), base.chance,
+                          int(len(idx)))
+
+
 def lesion_effect(model, sheet, units, stimuli, n_random: int = 10, seed: int = 0,
                   control: str = "units") -> LesionEffect:
     """Per-class accuracy with `units` of `sheet` silenced, against size-matched random lesions.
@@ -115,12 +190,7 @@ def lesion_effect(model, sheet, units, stimuli, n_random: int = 10, seed: int = 
     control : {"units", "region"}
         Random units or random contiguous regions (see :func:`random_lesions`).
     """
-    n = model.sheet(sheet).n_units
-    idx = np.asarray(units)
-    if idx.dtype == bool:
-        if idx.shape != (n,):
-            raise TopoviewerError(f"a lesion mask of sheet {sheet!r} must have shape ({n},), got {idx.shape}")
-        idx = np.flatnonzero(idx)
+    idx = _unit_indices(model, sheet, units)
     before = class_accuracy(model, stimuli)
     with model.lesion(sheet, idx):
         after = class_accuracy(model, stimuli)

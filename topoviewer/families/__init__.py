@@ -60,8 +60,8 @@ ARCHITECTURES = {
     "nanogpt": (_toponets, "build_nanogpt"),
 }
 #: The architectures topoviewer trains from fresh weights: image classifiers whose nets take
-#: (B, C, input_size, input_size) images and whose head is ``n_classes`` wide.
-TRAINABLE = ("tdann_small", "toponet_small", "lee2020")
+#: (B, C, input_size, input_size) images; their head is made for the data's classes (``fresh_classifier``).
+TRAINABLE = ("tdann_small", "toponet_small", "lee2020", "resnet")
 
 
 def _builder(arch: str):
@@ -97,12 +97,21 @@ def classifier_config(model, classes) -> dict:
     elif model.arch == "resnet":
         from .resnet import block_dims
 
-        width = block_dims(int(config["depth"]), int(config["input_size"]))[model.net.block_names[-1]][0]
-        config["head"] = [width, len(classes)]
+        dims = block_dims(int(config["depth"]), int(config["input_size"]), config.get("widths", model.net.widths))
+        config["head"] = [dims[model.net.block_names[-1]][0], len(classes)]
     else:
         raise TopoviewerError(f"a {model.arch!r} model cannot be trained on images here; topoviewer trains the "
                               "image classifiers tdann_small, toponet_small, lee2020 and resnet")
     return config
+
+
+def fresh_classifier(arch: str, config: dict, classes):
+    """A new, untrained model of ``arch`` (``config`` over its defaults) with a head for ``classes``."""
+    import torch
+
+    with torch.device("meta"):  # the config's own head and sheets, without allocating weights
+        base = build(arch, config)
+    return build(arch, classifier_config(base, classes))
 
 
 def check_finite(state: dict, path) -> None:

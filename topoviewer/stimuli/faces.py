@@ -143,7 +143,22 @@ def _render(size, identities, per_identity, seed, drawer, placement, shading, na
 
 
 #: Transforms of :func:`transform`.
-TRANSFORMS = ("mooney", "invert", "blur")
+TRANSFORMS = ("mooney", "invert", "cartoon", "blur")
+#: ``cartoon``: luminance bands (quantiles of the smoothed image) and the share of pixels drawn as outlines.
+CARTOON_BANDS, CARTOON_OUTLINE = 4, 0.1
+
+
+def _cartoon(smooth: np.ndarray) -> np.ndarray:
+    """One blurred grey image → flat bands of its mean grey, with black outlines (see :func:`transform`)."""
+    from scipy.ndimage import sobel
+
+    cuts = np.quantile(smooth, np.linspace(0, 1, CARTOON_BANDS + 1)[1:-1])
+    band = np.digitize(smooth, cuts)
+    means = np.array([smooth[band == b].mean() if np.any(band == b) else 0.0 for b in range(CARTOON_BANDS)])
+    out = means[band].astype(np.float32)
+    grad = np.hypot(sobel(smooth, 0, mode="nearest"), sobel(smooth, 1, mode="nearest"))
+    out[grad > np.quantile(grad, 1 - CARTOON_OUTLINE)] = 0.0
+    return out
 
 
 def transform(stimuli: StimulusSet, kind: str) -> StimulusSet:
@@ -152,10 +167,13 @@ def transform(stimuli: StimulusSet, kind: str) -> StimulusSet:
     Parameters
     ----------
     stimuli : StimulusSet
-    kind : {"mooney", "invert", "blur"}
+    kind : {"mooney", "invert", "cartoon", "blur"}
         ``mooney``: two-tone image (black/white), the image blurred with σ = edge/64 px and
         thresholded at its median (Mooney faces); ``invert``: turned upside down (rotated
-        180°); ``blur``: Gaussian blur with σ = edge/32 px.
+        180°); ``cartoon``: flat shading and dark outlines — the grey image blurred with
+        σ = edge/64 px, cut into ``CARTOON_BANDS`` bands at its quantiles, each band painted with
+        its mean grey, and the pixels of the strongest ``CARTOON_OUTLINE`` share of the blurred
+        image's gradient magnitude (Sobel) painted black; ``blur``: Gaussian blur with σ = edge/32 px.
 
     Returns
     -------
@@ -178,6 +196,9 @@ def transform(stimuli: StimulusSet, kind: str) -> StimulusSet:
     else:
         gray = to_gray(images) if images.ndim == 4 else images
         smooth = gaussian_filter(gray, sigma=(0, edge / 64, edge / 64), mode="nearest")
-        out = (smooth > np.median(smooth, axis=(1, 2), keepdims=True)).astype(np.float32)
+        if kind == "mooney":
+            out = (smooth > np.median(smooth, axis=(1, 2), keepdims=True)).astype(np.float32)
+        else:
+            out = np.stack([_cartoon(im) for im in smooth])
     return StimulusSet(np.ascontiguousarray(np.clip(out, 0.0, 1.0)), stimuli.labels, list(stimuli.categories),
                        f"{stimuli.name}|{kind}")

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from topoviewer.errors import TopoviewerError
+from topoviewer.images import to_gray
 
 __all__ = ["PHOTO_POOL", "HELD_OUT", "photo_pool", "photo_crops"]
 
@@ -47,7 +48,7 @@ def photo_pool() -> tuple:
         else:
             a = a.astype(np.float32)
         if a.ndim == 3:
-            a = a[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+            a = to_gray(a[..., :3])
         a.setflags(write=False)
         out.append(a)
     return tuple(out)

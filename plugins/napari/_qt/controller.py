@@ -711,35 +711,69 @@ class Controller:
         return save_workspace(self.state.workspace(), path, force=force)
 
     def restore_workspace(self, path):
-        """Open a saved session: its model (if unchanged), settings and log; its pictures run again."""
-        from topoviewer.workspace import check_model, load_workspace
+        """Open a saved session: its model, settings and log; its pictures run again.
+
+        The session goes to the model on screen when its file is the workspace's (same SHA-256,
+        wherever it lives). Otherwise the workspace's model file is opened, if unchanged: the
+        settings and the log follow as soon as that model is in (so its maps are computed and
+        drawn once, with them), the pictures once its maps are. A workspace whose model is neither
+        open nor found unchanged is refused (TopoviewerError naming the file and hash expected)
+        and nothing of it is applied.
+        """
+        from topoviewer.workspace import load_workspace, model_to_open
 
         ws = load_workspace(path)
-        check_model(ws)
         st = self.state
-        if st.model is not None and st.analysis is not None and st.source == ws.model and st.training_step is None:
-            # the workspace's model is the one on screen (same file, same hash): keep its analysis
+        ready = st.model is not None and st.analysis is not None and st.training_step is None
+        if model_to_open(ws, st.source if ready else "") is None:
             refit = (ws.fwhm_mm, ws.voxel_mm) != (st.fwhm_mm, st.voxel_mm)
             st.apply_settings(ws)
             if refit:
                 self.set_fwhm(ws.fwhm_mm)
-            if ws.images is not None:
-                self._add_input_layer(ws)
+            self._add_input_layer(ws)
             return None
-        st.apply_settings(ws)
+        opened = []
 
-        def analysed(state):
-            state.events.analysis_changed.disconnect(analysed)
-            if ws.images is not None:
-                self._add_input_layer(ws)
+        def on_model(state):
+            if state.source != ws.model:  # a model from before (or opened since): not the workspace's
+                if "load" not in self.jobs:
+                    forget()
+                return
+            st.events.model_changed.disconnect(on_model)
+            opened.append(state.model)
+            state.apply_settings(ws)  # no analysis yet: it is computed and drawn with these settings
 
-        st.events.analysis_changed.connect(analysed)
+        def on_analysis(state):
+            if not opened:
+                return
+            forget()
+            if state.model is not opened[0]:
+                return
+            if state.category != ws.category:
+                notify_error(f"the workspace's category {ws.category!r} is not among the analysis's "
+                             f"{', '.join(state.analysis.categories)}; showing {state.category}")
+            self._add_input_layer(ws)
+
+        def failed(name, ok):
+            if name in ("load", "analysis") and not ok:
+                forget()  # the error is already shown
+
+        def forget():
+            st.events.model_changed.disconnect(on_model)
+            st.events.analysis_changed.disconnect(on_analysis)
+            self.events.job_done.disconnect(failed)
+
+        st.events.model_changed.connect(on_model)
+        st.events.analysis_changed.connect(on_analysis)
+        self.events.job_done.connect(failed)
         return self.open_model(ws.model, name=ws.model)
 
     def _add_input_layer(self, ws):
-        """A workspace's pictures back in the input cell (their insertion runs them, as a drop would)."""
+        """A workspace's pictures (if any) back in the input cell (their insertion runs them, as a drop would)."""
         from .._reader import _stimulus_kwargs
 
+        if ws.images is None:
+            return
         images = np.asarray(ws.images)
         stack = images.ndim == 4 or (images.ndim == 3 and images.shape[-1] != 3)
         extra = {"stack": True, "labels": ws.labels, "categories": ws.categories or None} if stack else None

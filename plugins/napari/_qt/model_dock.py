@@ -190,6 +190,7 @@ class ModelDock(Dock):
         self.category.setCurrentText(state.category)
         self.category.blockSignals(False)
         self.stimuli_label.setText(breakable(html.escape(state.analysis.stimuli_name)))
+        self._show_settings(state)
         self._summary(state)
 
     def _on_category(self, state):
@@ -197,7 +198,17 @@ class ModelDock(Dock):
             self.category.blockSignals(True)
             self.category.setCurrentText(state.category)
             self.category.blockSignals(False)
+        self._show_settings(state)
         self._summary(state)
+
+    def _show_settings(self, state):
+        """The FWHM and threshold boxes show the state's values (set elsewhere, e.g. by a workspace)."""
+        for box, value in ((self.fwhm, state.fwhm_mm), (self.dprime_threshold, state.threshold),
+                           (self.t_threshold, state.t_threshold)):
+            if box.value() != round(value, box.decimals()):
+                box.blockSignals(True)
+                box.setValue(value)
+                box.blockSignals(False)
 
     def _summary(self, state):
         import numpy as np

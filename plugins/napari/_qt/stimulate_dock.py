@@ -78,6 +78,7 @@ class StimulateDock(Dock):
         self.listen(ev.model_changed, self._on_model)
         self.listen(ev.stimulated, self._on_stimulated)
         self.listen(ev.log_changed, self._on_log)
+        self.listen(ev.stim_radius_changed, self._on_radius)
         if self.state.model is not None:
             self._on_model(self.state)
         self._on_log(self.state)
@@ -94,7 +95,7 @@ class StimulateDock(Dock):
             pass
 
     def _radius(self, value):
-        self.state.stim_radius_mm = float(value)
+        self.guarded(self.state.set_stim_radius, float(value))
 
     def inside_outside(self):
         sheet = self.sheet_combo.value
@@ -115,6 +116,10 @@ class StimulateDock(Dock):
     def _on_model(self, state):
         self.sheet_combo.choices = [s.name for s in state.model.sheets[:-1]]
         self.readout.setText("Turn the tool on and click a sheet map.")
+
+    def _on_radius(self, state):
+        if self.radius.value != state.stim_radius_mm:
+            self.radius.value = state.stim_radius_mm
 
     def _readout_html(self, r):
         where = {"inside": "inside the patch", "outside": "outside every patch"}.get(r.site, "clicked site")
