@@ -43,12 +43,12 @@ def test_suites_dock_runs_invariance_and_lesion(topo, notes):
     assert notes() == [f"the model's classifier has no class {missing} (its classes: none recorded)"]
     assert _cells(dock.table) == rows and not topo.ctrl.jobs
 
-    model.classes = list(DIET_CATEGORIES[:20])  # its 20 outputs, named (undone below: the model is shared)
-    try:
+    classes, model.classes = model.classes, list(DIET_CATEGORIES[:20])  # its 20 outputs, named (undone below:
+    try:                                                                 # the model is the session's)
         _run(topo, suite="lesion", random_lesions=1, control="units", seed=3)
         want = run_suite("lesion", model, n_random=1, control="units", seed=3)
     finally:
-        model.classes = []
+        model.classes = classes
     rows = [[name, c, str(s["units"]), _fmt(v["before"]), _fmt(v["after"]), _fmt(v["random_mean"]), _fmt(v["p"])]
             for name, s in want["sheets"].items() for c, v in s["categories"].items()]
     assert _cells(dock.table) == rows
