@@ -450,7 +450,7 @@ def test_cli_analyze_suites(tiny_model_file, tmp_path, capsys):
 
 
 def test_identity_suite_small(tiny_model):
-    from topoviewer.suites import identity_suite
+    from topoviewer.suites import identity_suite, suite_table
 
     stimuli = face_identities(size=32, identities=4, per_identity=6, seed=0)
     out = identity_suite(tiny_model, stimuli, transforms=("invert",), folds=3)
@@ -459,3 +459,19 @@ def test_identity_suite_small(tiny_model):
     assert set(sheet["decoding"]) == {"original", "invert"}
     assert sheet["decoding"]["original"]["all"]["chance"] == 0.25
     assert sheet["region_coding"]["mi_units"] == round(sheet["multiple_identity"] * sheet["units"])
+    columns, rows = suite_table(out)  # the GUI's table: one row per sheet, the numbers of the result
+    assert columns[0] == "sheet" and [r[0] for r in rows] == list(out["sheets"])
+    dec = sheet["decoding"]["original"]
+    assert rows[0][1:] == [sheet["units"], sheet["selective"], sheet["single_identity"], sheet["multiple_identity"],
+                           dec["all"]["accuracy"], dec["selective"]["accuracy"], dec["non_selective"]["accuracy"]]
+
+
+def test_run_suite_builds_the_suites_stimuli(tiny_model):
+    from topoviewer.pipeline import default_stimuli
+    from topoviewer.suites import run_suite
+
+    out = run_suite("invariance", tiny_model, stimuli_seed=5)
+    assert out["stimuli"] == face_views(size=32, seed=5).name
+    assert out["localizer"] == default_stimuli(tiny_model, seed=5).name
+    with pytest.raises(TopoviewerError, match="a suite is one of invariance, identity, lesion, got 'lesions'"):
+        run_suite("lesions", tiny_model)

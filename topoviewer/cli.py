@@ -18,6 +18,7 @@ import numpy as np
 from . import defaults
 from . import validate
 from .errors import TopoviewerError
+from .suites import SUITES
 
 MODEL_HELP = "'sample' (the embedded default model) or a path to a model file"
 
@@ -118,10 +119,6 @@ def cmd_info(args):
         print(f"  {validation}")
 
 
-#: The stimuli each ``analyze --suite`` uses unless --stimuli is given.
-SUITE_STIMULI = {"invariance": "face-views", "identity": "face-identities", "lesion": "localizer"}
-
-
 def cmd_analyze(args):
     from .io import atomic_write
     from .pipeline import iter_analysis
@@ -172,22 +169,10 @@ def _analyze_suite(args):
     model = _load(args)
     name = f"suite_{args.suite}.json"
     out = validate.output_dir(args.out, [name], force=args.force, own=validate.is_own_analysis)
-    stimuli = _stimuli(args, model, default=SUITE_STIMULI[args.suite])
-    if args.suite == "invariance":
-        from .pipeline import default_stimuli
-
-        result = suites.invariance_suite(model, stimuli, localizer=default_stimuli(model, seed=args.stimuli_seed))
-    elif args.suite == "identity":
-        result = suites.identity_suite(model, stimuli, folds=args.folds, seed=args.seed)
-    else:
-        from .stimuli import face_identities
-
-        identities = None
-        if args.decode_identities:
-            identities = face_identities(size=model.input_size, identities=args.decode_identities,
-                                         per_identity=max(10, args.folds), seed=args.stimuli_seed)
-        result = suites.lesion_suite(model, stimuli, n_random=args.random_lesions, seed=args.seed,
-                                     control=args.lesion_control, identities=identities, folds=args.folds)
+    stimuli = _stimuli(args, model, default=suites.SUITE_STIMULI[args.suite])
+    result = suites.run_suite(args.suite, model, stimuli, stimuli_seed=args.stimuli_seed, folds=args.folds,
+                              seed=args.seed, n_random=args.random_lesions, control=args.lesion_control,
+                              decode_identities=args.decode_identities)
     text = json.dumps(result, indent=2)
     atomic_write(out / name, lambda tmp: Path(tmp).write_text(text))
     if args.json:
@@ -633,7 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fov-deg", type=_positive("--fov-deg", 360.0), default=None,
                     help="width of the model's input in degrees of visual angle: --stimuli gratings then also "
                          "reports spatial frequencies in cycles/degree")
-    sp.add_argument("--suite", choices=list(SUITE_STIMULI),
+    sp.add_argument("--suite", choices=list(SUITES),
                     help="instead of the patch analysis: viewpoint invariance (face-views), identity-selective "
                          "units and decoding (face-identities) or face-patch lesions (localizer); prints its "
                          "results and writes them to OUT/suite_<name>.json")

@@ -19,9 +19,56 @@ import numpy as np
 from . import defaults
 from .errors import TopoviewerError
 
-__all__ = ["SUITES", "face_patch", "identity_suite", "invariance_suite", "lesion_suite", "load_neural", "match_suite"]
+__all__ = ["SUITES", "SUITE_STIMULI", "face_patch", "identity_suite", "invariance_suite", "lesion_suite",
+           "load_neural", "match_suite", "run_suite", "suite_table"]
 
 SUITES = ("invariance", "identity", "lesion")
+#: The stimulus set each suite runs on unless it is given one (built-in names of ``--stimuli``).
+SUITE_STIMULI = {"invariance": "face-views", "identity": "face-identities", "lesion": "localizer"}
+
+
+def run_suite(suite: str, model, stimuli=None, *, stimuli_seed: int = 1234, folds: int = 5, seed: int = 0,
+              n_random: int = 10, control: str = "region", decode_identities: int = 0) -> dict:
+    """Run the suite named `suite` (one of :data:`SUITES`) with its options; the CLI and the GUI call this.
+
+    Parameters
+    ----------
+    suite : str
+    model : TopoModel
+    stimuli : StimulusSet, optional
+        Default: the suite's set of :data:`SUITE_STIMULI` at the model's input size, drawn with `stimuli_seed`.
+    stimuli_seed : int
+        Seed of the default set and of the localizer the invariance suite finds face patches on.
+    folds, seed : int
+        Cross-validation folds (identity; lesion decoding) and seed of the folds or of the random lesions.
+    n_random : int
+        Size-matched random lesions (lesion).
+    control : {"region", "units"}
+        Random lesions: contiguous regions or random units (lesion).
+    decode_identities : int
+        Lesion: also decode this many ``face-identities`` (``max(10, folds)`` images each) from the
+        last sheet with each patch silenced (0: off).
+    """
+    from .pipeline import default_stimuli
+    from .stimuli.faces import face_identities, face_views
+
+    if suite not in SUITES:
+        raise TopoviewerError(f"a suite is one of {', '.join(SUITES)}, got {suite!r}")
+    size = max(32, model.input_size)
+    if stimuli is None:
+        stimuli = {"invariance": lambda: face_views(size=size, seed=stimuli_seed),
+                   "identity": lambda: face_identities(size=size, seed=stimuli_seed),
+                   "lesion": lambda: default_stimuli(model, seed=stimuli_seed)}[suite]()
+    if suite == "invariance":
+        return invariance_suite(model, stimuli, localizer=default_stimuli(model, seed=stimuli_seed))
+    if suite == "identity":
+        return identity_suite(model, stimuli, folds=folds, seed=seed)
+    identities = None
+    if decode_identities:
+        identities = face_identities(size=model.input_size, identities=decode_identities,
+                                     per_identity=max(10, folds), seed=stimuli_seed)
+    return lesion_suite(model, stimuli, n_random=n_random, seed=seed, control=control, identities=identities,
+                        folds=folds)
 
 
 def face_patch(model, sheet, responses, stimuli, category: str = "faces"):
@@ -109,6 +156,37 @@ def lesion_suite(model, stimuli, category: str = "faces", n_random: int = 10, se
                                                        seed=seed, control=control, folds=folds).summary()
     return {"suite": "lesion", "model": model.name, "stimuli": stimuli.name, "category": category, "sheets": sheets,
             **({"identities": identities.name} if identities is not None else {})}
+
+
+def suite_table(result: dict) -> tuple:
+    """The summary numbers of a suite's `result` as a table: ``(columns, rows)``.
+
+    One row per sheet (invariance: and one per sheet's face patch; lesion: one per sheet and
+    class); cells are str, int, float or None (not computable).
+    """
+    suite, rows = result["suite"], []
+    if suite == "invariance":
+        columns = ["sheet", "units", "identity width", "orientation depth SD", "identity index", "view index",
+                   "mirror index"]
+        for name, s in result["sheets"].items():
+            for label, v in ((name, s), (f"{name} face patch", s.get("face_patch"))):
+                if v is not None:
+                    pop = v["population"]
+                    rows.append([label, v["units"], v["identity_width_mean"], v["orientation_depth_sd"],
+                                 pop["identity"], pop["view"], pop["mirror"]])
+    elif suite == "identity":
+        columns = ["sheet", "units", "selective", "SI", "MI", "decoding all", "decoding selective",
+                   "decoding non-selective"]
+        for name, s in result["sheets"].items():
+            dec = s["decoding"]["original"]
+            rows.append([name, s["units"], s["selective"], s["single_identity"], s["multiple_identity"],
+                         dec["all"]["accuracy"], dec["selective"]["accuracy"], dec["non_selective"]["accuracy"]])
+    else:
+        columns = ["sheet", "class", "units", "before", "after", "random", "p"]
+        for name, s in result["sheets"].items():
+            for c, v in s["categories"].items():
+                rows.append([name, c, s["units"], v["before"], v["after"], v["random_mean"], v["p"]])
+    return columns, rows
 
 
 def match_suite(model, stimuli, neural, sheets=None, n_permutations: int = 1000, seed: int = 0) -> dict:

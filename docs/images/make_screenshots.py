@@ -9,6 +9,10 @@ leaves out the training run (and its screenshot, ``train.png``).
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/images/make_screenshots.py early MODEL
 
 grabs only ``early.png``: the early visual maps (Gratings button) of MODEL's first sheet, hovered.
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/images/make_screenshots.py suites [MODEL]
+
+grabs only ``suites.png``: the Suites dock after the lesion suite, the lesioned units shown.
 """
 
 from __future__ import annotations
@@ -137,6 +141,7 @@ def main(model="sample", skip_train=False):
     edock = ctrl.docks["ExportDock"]
     edock.save_figure(HERE / "figure-example.png", dpi=110)
     grab(viewer, "export.png")
+    lesion_suite(viewer, ctrl)
 
     if skip_train:
         viewer.close()
@@ -184,9 +189,35 @@ def early(model):
     viewer.close()
 
 
+def lesion_suite(viewer, ctrl):
+    """The Suites dock's lesion suite (3 random lesions), through its form; the lesioned units on the sheets."""
+    show_dock(ctrl, "SuitesDock")
+    form = ctrl.docks["SuitesDock"].form
+    form.suite.value = "lesion"
+    form.random_lesions.value = 3
+    t0 = time.perf_counter()
+    form.call_button.native.click()
+    ctrl.wait(300)
+    print(f"lesion suite (3 random lesions) from the dock: {time.perf_counter() - t0:.1f} s")
+    ctrl.book.fit()
+    grab(viewer, "suites.png")
+
+
+def suites(model="sample"):
+    from topoviewer_napari.launch import open_viewer
+
+    viewer, ctrl = open_viewer(model)
+    viewer.window._qt_window.resize(1600, 1000)
+    ctrl.wait(180)
+    lesion_suite(viewer, ctrl)
+    viewer.close()
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["early"]:
         early(sys.argv[2])
+    elif sys.argv[1:2] == ["suites"]:
+        suites(*sys.argv[2:3])
     else:
         args = [a for a in sys.argv[1:] if a != "--skip-train"]
         main(*(args[:1] or ["sample"]), skip_train="--skip-train" in sys.argv)

@@ -16,6 +16,7 @@ DOCKS = {
     "Images": "topoviewer_napari._qt.images_dock:ImagesDock",
     "Stimulate": "topoviewer_napari._qt.stimulate_dock:StimulateDock",
     "Train": "topoviewer_napari._qt.train_dock:TrainDock",
+    "Suites": "topoviewer_napari._qt.suites_dock:SuitesDock",
     "Export": "topoviewer_napari._qt.export_dock:ExportDock",
 }
 

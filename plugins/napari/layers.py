@@ -455,8 +455,8 @@ class LayerBook:
         if pending is not None and layer is not None and layer.visible:
             self._units(*pending)
 
-    def colour_units(self, values, label: str):
-        """Colour every sheet's units by another per-unit map (``{sheet: (N,)}``)."""
+    def colour_units(self, values, label: str, show: bool = False):
+        """Colour every sheet's units by another per-unit map (``{sheet: (N,)}``); ``show``: and show them."""
         for s in self.state.model.sheets:
             layer = self.get(f"{s.name}/units")
             if layer is None or s.name not in values:
@@ -470,6 +470,8 @@ class LayerBook:
             layer.face_contrast_limits = (-lim, lim) if signed else map_limits("activation", v)
             layer.refresh_colors(True)
             layer.name = f"{s.name} · units ({label})"
+            if show:
+                layer.visible = True
 
     def _draw_voxel_t(self):
         st = self.state

@@ -22,8 +22,9 @@ def test_start_opens_docks_and_maps(make_napari_viewer, tiny_model_file):
     topo = SimpleNamespace(viewer=viewer, state=ctrl.state, docks=ctrl.docks)
     v, st = topo.viewer, topo.state
     assert st.analysis is not None and st.source == str(tiny_model_file)
-    assert set(topo.docks) >= {"ModelDock", "PurityDock", "ImagesDock", "StimulateDock", "TrainDock", "ExportDock"}
-    assert len(DOCKS) == 6
+    assert set(topo.docks) >= {"ModelDock", "PurityDock", "ImagesDock", "StimulateDock", "TrainDock", "SuitesDock",
+                               "ExportDock"}
+    assert len(DOCKS) == 7
     names = [layer.name for layer in v.layers]
     for sheet in ("fc6", "fc7"):
         for expected in (f"{sheet} · d′ faces", f"{sheet} · voxel t faces", f"{sheet} · patch t>10 faces",
@@ -59,6 +60,7 @@ def test_sample_menu_opens_the_default_model(make_napari_viewer, monkeypatch, ti
     assert keys.count("layout/cells") == 1 and "sample/loading" not in keys
     assert "fc6/dprime" in keys
     # the same complete set of docks as topoviewer-napari, and a map as the active layer
-    assert set(ctrl.docks) == {"ModelDock", "PurityDock", "ImagesDock", "StimulateDock", "TrainDock", "ExportDock"}
+    assert set(ctrl.docks) == {"ModelDock", "PurityDock", "ImagesDock", "StimulateDock", "TrainDock", "SuitesDock",
+                               "ExportDock"}
     assert viewer.layers.selection.active is ctrl.book.get("fc6/dprime")
     ctrl.close()

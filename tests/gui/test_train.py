@@ -162,9 +162,9 @@ def test_the_form_is_derived_from_train_config(make_napari_viewer, notes):
     dock.form.loss.value = "none"
     assert not dock.form.weight.enabled and dock.config().weight == 0.0
     # a recipe the form cannot show: one notification, the form as it was
-    assert dock.guarded(dock.load_recipe, {"arch": "resnet", "steps": 3}) is None
+    assert dock.guarded(dock.load_recipe, {"arch": "vit", "steps": 3}) is None
     assert [m for m in notes() if "recipe" in m] == [
-        "recipe setting arch = 'resnet': the Train dock takes tdann_small, toponet_small, lee2020"]
+        "recipe setting arch = 'vit': the Train dock takes tdann_small, toponet_small, lee2020, resnet"]
     assert (dock.form.arch.value, dock.form.steps.value, dock.form.loss.value) == ("tdann_small", 7, "none")
     dock.ctrl.close()
 

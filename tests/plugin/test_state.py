@@ -12,7 +12,8 @@ def test_events_are_a_psygnal_group_and_slots_run_synchronously():
     assert isinstance(st.events, SignalGroup)
     assert set(st.events.signals) == {"model_changed", "analysis_changed", "early_changed", "category_changed",
                                       "voxel_t_changed",
-                                      "activations_changed", "stimulated", "log_changed", "busy"}
+                                      "activations_changed", "stimulated", "log_changed", "busy",
+                                      "stim_radius_changed"}
     seen = []
     st.events.busy.connect(lambda *args: seen.append(args))
     st.report("images", 2, 5, "forward pass")

@@ -366,6 +366,33 @@ class Controller:
 
         return self._start("null", job(), on_done or (lambda _: None), self._on_progress("null"))
 
+    def run_suite(self, suite: str, on_done=None, **options):
+        """Run an analysis suite of the current model (:func:`topoviewer.suites.run_suite` with
+        ``options``) in a worker; ``on_done(result)`` runs on the GUI thread if that model is still the
+        current one. Returns the worker.
+
+        The lesion suite silences units of the model it runs on, so it runs on a copy: the maps
+        and clicks meanwhile see the intact model.
+        """
+        from copy import deepcopy
+
+        from topoviewer.suites import run_suite
+
+        model = self.state.model
+        if model is None:
+            notify_error("no model is loaded: open a model file or the default model first")
+            return None
+
+        def job():
+            yield (f"{suite} suite", 0, 1)
+            return run_suite(suite, deepcopy(model) if suite == "lesion" else model, **options)
+
+        def done(result):
+            if on_done is not None and self.state.model is model:  # not for a model replaced meanwhile
+                on_done(result)
+
+        return self._start("suite", job(), done, self._on_progress("suite"))
+
     def _on_progress(self, task):
         def on_yield(value):
             if isinstance(value, tuple) and len(value) == 3:
