@@ -78,13 +78,10 @@ def beyond_patches(model, n_random: int = 10) -> dict:
     """Per sheet: the population identity / view / mirror indices on ``face-views`` (invariance suite)
     and the face accuracy of the model's classifier with the sheet's face patch silenced vs `n_random`
     random contiguous lesions of its size (lesion suite), on the localizer."""
-    from .pipeline import default_stimuli
-    from .stimuli import face_views
-    from .suites import invariance_suite, lesion_suite
+    from .suites import run_suite
 
-    loc = default_stimuli(model)
-    inv = invariance_suite(model, face_views(size=max(32, model.input_size)), localizer=loc)["sheets"]
-    les = lesion_suite(model, loc, n_random=n_random, control="region")["sheets"]
+    inv = run_suite("invariance", model)["sheets"]
+    les = run_suite("lesion", model, n_random=n_random, control="region")["sheets"]
     return {name: {**inv[name]["population"],
                    "faces_before": les[name]["categories"]["faces"]["before"],
                    "faces_after": les[name]["categories"]["faces"]["after"],

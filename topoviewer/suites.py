@@ -145,6 +145,13 @@ def lesion_suite(model, stimuli, category: str = "faces", n_random: int = 10, se
 
     class_indices(model, stimuli.categories)
     resp = model.responses(stimuli.images)
+    intact = None  # the intact model's identity decoding: the same for every lesioned sheet
+    if identities is not None:
+        from .analysis.identity import decode
+
+        last = model.sheet_names[-1]
+        intact = decode(model.responses(identities.images, sheets=[last])[last], identities.labels, folds=folds,
+                        seed=seed)
     sheets = {}
     for name, r in resp.items():
         units, peak = face_patch(model, name, r, stimuli, category)
@@ -153,7 +160,8 @@ def lesion_suite(model, stimuli, category: str = "faces", n_random: int = 10, se
                         **effect.summary()}
         if identities is not None:
             sheets[name]["decoding"] = lesion_decoding(model, name, units, identities, n_random=n_random_decoding,
-                                                       seed=seed, control=control, folds=folds).summary()
+                                                       seed=seed, control=control, folds=folds,
+                                                       intact=intact).summary()
     return {"suite": "lesion", "model": model.name, "stimuli": stimuli.name, "category": category, "sheets": sheets,
             **({"identities": identities.name} if identities is not None else {})}
 

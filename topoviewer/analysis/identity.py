@@ -318,7 +318,9 @@ def region_coding(units: IdentityUnits, centroids, n_permutations: int = 1000, s
     k_ids = units.encoded.shape[1]
     if c.ndim != 2 or len(c) != k_ids:
         raise TopoviewerError(f"centroids must be (identities, features) with {k_ids} rows, got shape {c.shape}")
-    dist = np.sqrt(np.maximum(((c[:, None, :] - c[None, :, :]) ** 2).sum(-1), 0.0))
+    from scipy.spatial.distance import cdist
+
+    dist = cdist(c, c)
     mi = np.flatnonzero(units.multiple)
     rng = np.random.default_rng(seed)
 

@@ -135,7 +135,7 @@ def _unit_indices(model, sheet, units) -> np.ndarray:
 
 
 def lesion_decoding(model, sheet, units, stimuli, read_out=None, n_random: int = 3, seed: int = 0,
-                    control: str = "units", folds: int = 5) -> LesionDecoding:
+                    control: str = "units", folds: int = 5, intact=None) -> LesionDecoding:
     """Decoding of `stimuli`'s labels from `read_out` with `units` of `sheet` silenced, against random lesions.
 
     The labels (e.g. the identities of ``face-identities``) are decoded by
@@ -143,7 +143,8 @@ def lesion_decoding(model, sheet, units, stimuli, read_out=None, n_random: int =
     assignment seeded by `seed`, the same for every lesion) from all units of `read_out` (default:
     the last sheet), before the lesion, with it, and with each of `n_random` size-matched random
     lesions of `sheet` (`control`, see :func:`random_lesions`). The read-out sheet must be `sheet`
-    or follow it (a lesion reaches only its own and later sheets).
+    or follow it (a lesion reaches only its own and later sheets). `intact`: the decoding of the
+    intact model with the same arguments, when the caller has it (it does not depend on the lesion).
     """
     from .identity import decode
 
@@ -159,7 +160,7 @@ def lesion_decoding(model, sheet, units, stimuli, read_out=None, n_random: int =
         responses = model.responses(stimuli.images, sheets=[read_out])[read_out]
         return decode(responses, stimuli.labels, folds=folds, seed=seed)
 
-    base = accuracy()
+    base = intact if intact is not None else accuracy()
     with model.lesion(sheet, idx):
         after = accuracy().accuracy
     random = []

@@ -101,7 +101,7 @@ def classifier_config(model, classes) -> dict:
         config["head"] = [dims[model.net.block_names[-1]][0], len(classes)]
     else:
         raise TopoviewerError(f"a {model.arch!r} model cannot be trained on images here; topoviewer trains the "
-                              "image classifiers tdann_small, toponet_small, lee2020 and resnet")
+                              f"image classifiers {', '.join(TRAINABLE[:-1])} and {TRAINABLE[-1]}")
     return config
 
 
