@@ -253,7 +253,8 @@ class LayerBook:
             self.viewer.layers.remove(lyr)
         self._refs.pop("layout/cells", None)
         layer = self.get("layout/cells")
-        if layer is None:
+        framed = layer is None  # the frames span the whole layout (a preview drew only the d′ column)
+        if framed:
             rects, kwargs, _ = frames
             with self._unselected():
                 self._refs["layout/cells"] = self.viewer.add_shapes(rects, **kwargs)
@@ -262,7 +263,7 @@ class LayerBook:
             layer.features = frames[1]["features"]
         else:
             self._retitle()
-        if not same:
+        if framed or not same:
             self._scale_bar()
             self.fit()
 
@@ -404,13 +405,29 @@ class LayerBook:
         if st.analysis is None:
             return
         for s in st.model.sheets:
-            if s.name not in st.analysis.sheets:
-                continue
-            dp = st.dprime(s.name)
-            px = s.default_pixel_mm()
-            self._image(f"{s.name}/dprime", s.name, "dprime", s.rasterise(dp, px), px,
-                        name=f"{s.name} · d′ {st.category}", cmap=CMAP["dprime"],
-                        limits=map_limits("dprime", dp, threshold=st.threshold))
+            if s.name in st.analysis.sheets:
+                self._dprime(s, st.dprime(s.name), st.category, st.threshold)
+
+    def _dprime(self, s, dp, category, threshold):
+        px = s.default_pixel_mm()
+        self._image(f"{s.name}/dprime", s.name, "dprime", s.rasterise(dp, px), px, name=f"{s.name} · d′ {category}",
+                    cmap=CMAP["dprime"], limits=map_limits("dprime", dp, threshold=threshold))
+
+    def preview(self, sheets, categories, dprime):
+        """The d′ maps of a cached analysis before its model is loaded (the first picture at start).
+
+        ``sheets`` from :func:`topoviewer.io.read_sheets`, ``categories`` and ``dprime``
+        (sheet → category → values) from :func:`topoviewer.cache.cached_preview`: no torch. Drawn as
+        the state's maps are (same keys, places, colormap and limits), so the model's arrival updates
+        these layers in place.
+        """
+        self.layout = SheetLayout(sheets)
+        cat = self.state.category if self.state.category in categories else categories[0]
+        for s in sheets:
+            if s.name in dprime:
+                self._dprime(s, dprime[s.name][cat], cat, self.state.threshold)
+        self._scale_bar()
+        self.fit()
 
     def _draw_units(self):
         st = self.state

@@ -270,7 +270,7 @@ class Controller:
                 yield ("load", 1, 1)
             else:
                 model = source.to(device)
-            warm_rasters(model)
+            warm_rasters(model.sheets)
             return model
 
         def done(model):
@@ -636,7 +636,7 @@ class Controller:
                     continue  # the final (or stopped) model is opened and fully analysed by done()
                 due = time.monotonic() + refresh_s  # the period runs from the snapshot, not from its maps
                 model = p.snapshot()
-                warm_rasters(model)
+                warm_rasters(model.sheets)
                 if probe is None:
                     probe = localizer(size=max(32, model.input_size), per_category=probe_per_category, seed=99)
                 analysis = yield from _silent(iter_analysis(model, probe, light=True))
@@ -843,9 +843,9 @@ def _next_turn(fn):
     QTimer.singleShot(0, fn)
 
 
-def warm_rasters(model):
+def warm_rasters(sheets):
     """Build each sheet's nearest-unit raster map off the GUI thread (the layer book then only indexes)."""
-    for s in model.sheets:
+    for s in sheets:
         s.rasterise(np.zeros(s.n_units, np.float32), s.default_pixel_mm())
 
 
