@@ -240,12 +240,17 @@ class LayerBook:
             for a, b in zip(self.layout.sheets, model.sheets, strict=False)
         )
         self.layout = new_layout
-        # layers of sheets that no longer exist, and everything derived from the previous model's activity
+        # layers of sheets that no longer exist, and everything derived from the previous model's activity;
+        # on the same layout (e.g. a training run's model at Stop) the stimulation layers are only hidden:
+        # prepare_stimulation would add them again at once, and napari removes and adds layers slowly
         stale = {"activation", "contrast", "stimulation", "propagated", "readout_patch"} | set(EARLY_LAYERS)
+        keep = {"stimulation", "propagated", "readout_patch", "sites"} if same else set()
         self._stim_roles = None
+        if keep:
+            self.clear_stimulation()
         self._revealed = set()
         self.remove(lambda key: key.split("/")[0] not in names + ["layout", "stimulation", "input"]
-                    or key.split("/")[-1] in stale or key in ("stimulation/sites",)
+                    or (key.split("/")[-1] in stale or key == "stimulation/sites") and key.split("/")[-1] not in keep
                     or (key.startswith("input/") and not first))
         frames = frame_layer_data(self.layout, self._titles())
         dupes = [lyr for lyr in self.viewer.layers if lyr.metadata.get(KEY) == "layout/cells"][:-1]
