@@ -95,7 +95,6 @@ class LayerBook:
         self.pending = 0
         self._hidden_units: dict = {}  # units layers hidden while their map changed: key → _units args
         self._units_hooked: set = set()  # ids of units layers whose visibility we follow
-        self._stale_thumbnails: set = set()  # keys of layers updated without their thumbnail
 
     def close(self):
         """Disconnect from the state and the viewer (the layers stay)."""
@@ -164,12 +163,8 @@ class LayerBook:
             if before is not None:
                 layers._activate_on_insert = before
 
-    def _image(self, key, sheet, column, raster, pixel, *, name, cmap, limits, visible=True, opacity=1.0,
-               thumbnail=True):
-        """Create or update an image layer showing a sheet raster in a cell.
-
-        ``thumbnail=False``: an update leaves the layer list's thumbnail for :meth:`refresh_thumbnails`.
-        """
+    def _image(self, key, sheet, column, raster, pixel, *, name, cmap, limits, visible=True, opacity=1.0):
+        """Create or update an image layer showing a sheet raster in a cell."""
         place = self.layout.placement(sheet, column, raster.shape, pixel)
         data = SheetLayout.display(raster)
         layer = self.get(key)
@@ -184,9 +179,7 @@ class LayerBook:
             return layer
         if tuple(layer.scale) != place.scale or tuple(layer.translate) != place.translate:
             layer.scale, layer.translate = place.scale, place.translate
-        _set_data(layer, data, thumbnail=thumbnail)
-        if not thumbnail:
-            self._stale_thumbnails.add(key)
+        _set_data(layer, data)
         if tuple(layer.contrast_limits) != tuple(limits):
             layer.contrast_limits = limits
         if layer.name != name:
@@ -604,10 +597,9 @@ class LayerBook:
         s, n = state.model.sheet(layer), state.model.sheet(nxt)
         px, npx = s.default_pixel_mm(), n.default_pixel_mm()
         act, prop = result.activity, result.propagated
-        # per click, the layer list's thumbnails (and the repaint of its rows) wait for refresh_thumbnails
-        self._image(f"{layer}/stimulation", layer, "stimulation", s.rasterise(act, px), px, thumbnail=False,
+        self._image(f"{layer}/stimulation", layer, "stimulation", s.rasterise(act, px), px,
                     name=f"{layer} · stimulation", cmap=CMAP["stimulation"], limits=map_limits("stimulation", act))
-        self._image(f"{nxt}/propagated", nxt, "stimulation", n.rasterise(prop, npx), npx, thumbnail=False,
+        self._image(f"{nxt}/propagated", nxt, "stimulation", n.rasterise(prop, npx), npx,
                     name=f"{nxt} · propagated", cmap=CMAP["propagated"], limits=map_limits("propagated", prop))
         if state.has_stimulator(layer):
             mask = state.stimulator(layer).patch_mask[nxt]
@@ -629,14 +621,6 @@ class LayerBook:
             self._stim_roles = (layer, nxt)
             self._raise_outlines()
             self._retitle()
-
-    def refresh_thumbnails(self):
-        """Bring the thumbnails of layers updated with ``thumbnail=False`` up to date (e.g. after a burst of clicks)."""
-        for key in sorted(self._stale_thumbnails):
-            layer = self.get(key)
-            if layer is not None:
-                layer.refresh(thumbnail=True, data_displayed=False, highlight=False, extent=False)
-        self._stale_thumbnails.clear()
 
     def _sites(self, world, size, visible=True):
         layer = self.get("stimulation/sites")
@@ -734,12 +718,12 @@ class LayerBook:
         return "  ·  ".join(parts)
 
 
-def _set_data(layer, data, thumbnail=True):
+def _set_data(layer, data):
     """Replace a layer's array: in place when the shape and dtype allow (no extent/dims recomputation)."""
     old = layer.data
     if isinstance(old, np.ndarray) and old.shape == data.shape and old.dtype == data.dtype and old.flags.writeable:
         old[...] = data
-        layer.refresh(extent=False, thumbnail=thumbnail)
+        layer.refresh(extent=False)
     else:
         layer.data = data
 

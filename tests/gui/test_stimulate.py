@@ -19,7 +19,7 @@ def _click(topo, fake_event, sheet, column, xy, process=True, **kw):
     return world
 
 
-def test_click_stimulates_and_updates_layers_in_place(topo, fake_event, qtbot):
+def test_click_stimulates_and_updates_layers_in_place(topo, fake_event):
     st, book, v = topo.state, topo.book, topo.viewer
     topo.docks["StimulateDock"].tool_button.click()
     dock = topo.docks["StimulateDock"]
@@ -51,13 +51,9 @@ def test_click_stimulates_and_updates_layers_in_place(topo, fake_event, qtbot):
     text = dock.readout.text()
     assert f"{r.next_patch_mean:.3f}" in text and f"{r.baseline:.3f}" in text and f"Δ {r.next_patch_delta:+.3f}" in text
     assert dock.table.rowCount() == 1 and dock.table.item(0, 2).text() == "fc6"
-    # a second click updates the same layers; the layer list's thumbnails follow once the clicks pause
-    before = np.array(stim_layer.thumbnail)
+    # a second click updates the same layers
     _click(topo, fake_event, "fc6", "voxel_t", (7.0, 2.0))
     assert book.get("fc6/stimulation") is stim_layer and book.get("fc7/propagated") is prop_layer
-    assert book._stale_thumbnails == {"fc6/stimulation", "fc7/propagated"}
-    qtbot.waitUntil(lambda: not book._stale_thumbnails, timeout=5000)
-    assert not np.array_equal(stim_layer.thumbnail, before)
     assert [k for k in book.keys() if k.endswith("/stimulation")] == ["fc6/stimulation"]
     np.testing.assert_allclose(st.stimulation.site_mm, (7.0, 2.0))
     assert len(st.log) == 2 and dock.table.rowCount() == 2

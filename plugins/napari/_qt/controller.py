@@ -24,8 +24,6 @@ from psygnal import SignalGroup
 from ..state import Activations, TopoState, signal
 from ..tools import StimulateTool
 
-#: Quiet time after a click before the layer list's thumbnails of the stimulation maps are redrawn.
-THUMBNAIL_DELAY_MS = 300
 #: Keyboard shortcuts (napari key names) → controller methods; napari binds neither by default.
 SHORTCUTS = {"Shift-S": "toggle_stimulate_tool", "Shift-X": "clear_stimulation"}
 
@@ -109,12 +107,6 @@ class Controller:
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
         self._queued_images = None
         self._pending_click = None  # (sheet, xy, click time): the latest click not computed yet
-        from qtpy.QtCore import QTimer
-
-        self._thumbnails = QTimer()  # the layer list's thumbnails follow the clicks once they pause
-        self._thumbnails.setSingleShot(True)
-        self._thumbnails.setInterval(THUMBNAIL_DELAY_MS)
-        self._thumbnails.timeout.connect(self.book.refresh_thumbnails)
         for key, action in SHORTCUTS.items():
             viewer.bind_key(key, getattr(self, action), overwrite=True)
         from .drop import install
@@ -135,7 +127,6 @@ class Controller:
         if self.closed:
             return
         self.closed = True
-        self._thumbnails.stop()
         for w in list(self.jobs.values()):
             w.quit()
         self.tool.enabled = False
@@ -560,7 +551,6 @@ class Controller:
         if pending is not None and not self.closed:
             sheet, xy, t_click = pending
             self.stimulate_at(sheet, xy, since=t_click)
-            self._thumbnails.start()  # (re)started: one thumbnail update when the clicks pause
 
     def stimulate_at(self, sheet: str, xy, site: str = "click", since: float | None = None):
         """Stimulate ``sheet`` at ``xy`` (sheet units); updates layers and the log. Returns the result or None.
