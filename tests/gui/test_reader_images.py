@@ -5,6 +5,12 @@ import pytest
 from PIL import Image
 
 
+@pytest.fixture
+def topo(shared_topo):
+    """One viewer for the module (opening the plugin costs seconds); each test works on whatever model is open."""
+    return shared_topo
+
+
 def test_drop_model_file_opens_it(topo, tmp_path, tiny_model_file):
     from topoviewer.io import load, save_model
 
