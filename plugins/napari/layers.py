@@ -637,23 +637,40 @@ class LayerBook:
                             border_width_is_relative=True, visible=visible)
 
     def prepare_stimulation(self, layer, nxt, patch_mask):
-        """Create the stimulation layers hidden, ahead of the first click (so that click stays fast)."""
+        """Create the stimulation layers ahead of the first click (so that click stays fast).
+
+        New layers are drawn once (zeros: black in the empty stimulation cell) and hidden two
+        event-loop turns later, so that their shaders are built now and not when the first
+        click shows them (the longest stall of a click burst, profiled).
+        """
         st = self.state
         s, n = st.model.sheet(layer), st.model.sheet(nxt)
+        new = []
         for sheet, key, name in ((s, f"{layer}/stimulation", f"{layer} · stimulation"),
                                  (n, f"{nxt}/propagated", f"{nxt} · propagated")):
             if self.get(key) is None:
                 px = sheet.default_pixel_mm()
                 zeros = sheet.rasterise(np.zeros(sheet.n_units, np.float32), px)
                 self._image(key, sheet.name, "stimulation", zeros, px, name=name, cmap=CMAP["stimulation"],
-                            limits=(0.0, 1.0), visible=False)
+                            limits=(0.0, 1.0))
+                new.append(key)
         if self.get(f"{nxt}/readout_patch") is None:
             self._labels(f"{nxt}/readout_patch", nxt, "stimulation", patch_mask, st.voxel_mm,
                          name=f"{nxt} · read-out patch", color=READOUT_COLOR).visible = False
         if self.get("stimulation/sites") is None:
             self._sites(np.empty((0, 2)), 2.0 * st.stim_radius_mm, visible=False)
         self._raise_outlines()
-        self._select_map()  # the hidden layers just added must not become the active layer
+        self._select_map()  # the layers just added must not become the active layer
+
+        def hide():  # unless a click showed them meanwhile
+            for key in new:
+                lyr = self.get(key)
+                if lyr is not None and key not in self._revealed:
+                    lyr.visible = False
+            self.pending -= 1
+
+        self.pending += 1
+        self.defer(lambda: self.defer(hide))
 
     def clear_stimulation(self):
         """Hide the stimulation layers and forget the last stimulation (the log is kept)."""

@@ -119,6 +119,8 @@ def _latency(topo, fake_event):
 
     topo.ctrl.prepare_stimulation()  # what the controller does after an analysis: hidden layers, experiment ready
     prepared = topo.book.get("fc6/stimulation")
+    assert prepared.visible  # drawn once (zeros), so that its shaders are built before the first click
+    topo.ctrl.wait(10)
     assert prepared is not None and not prepared.visible and topo.book.get("stimulation/sites").data.shape == (0, 2)
     topo.ctrl.tool.enabled = True
     t0 = time.perf_counter()
