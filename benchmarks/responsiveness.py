@@ -92,8 +92,11 @@ class _Watchdog:
         while True:
             time.sleep(self.stall_s / 2)
             n = len(self.ticks.gaps)
-            if not self.ticks.timer.isActive():
-                continue
+            try:
+                if not self.ticks.timer.isActive():
+                    continue
+            except RuntimeError:  # the timer's Qt object is gone: the benchmark is over
+                return
             if seen is not None and seen[0] == n and time.monotonic() - seen[1] > self.stall_s:
                 frame = sys._current_frames().get(self.main)
                 stack = [f"{f.filename.split('site-packages/')[-1]}:{f.lineno} {f.name}"
