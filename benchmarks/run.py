@@ -277,8 +277,11 @@ def _train_step_fn(model, loss_name, batch, lr=1e-3, weight=None, generator_seed
         task = F.cross_entropy(logits.float(), yb)
         spatial = torch.zeros((), device=xb.device)
         for k, loss in losses:
-            target = model.units(k, acts[k]).float() if loss.needs == "responses" else model.net.sheet_weight(k)
-            spatial = spatial + loss(target, generator=gen)
+            if loss.needs == "responses":
+                target, units = loss.select(model.units(k, acts[k]), generator=gen)
+                spatial = spatial + loss.evaluate(target.float(), units)
+            else:
+                spatial = spatial + loss(model.net.sheet_weight(k), generator=gen)
         if loss_name == "topoloss" and losses:
             spatial = spatial / len(losses)
         total = task + w * spatial

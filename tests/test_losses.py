@@ -232,6 +232,22 @@ def test_sampled_relative_loss_and_gradient_equal_an_independent_computation():
         assert (grad.abs().sum(0) > 0).sum() == 40  # only the neighbourhood's units get a gradient
 
 
+@pytest.mark.parametrize("name, units", [("absolute", 30), ("relative", 25)])
+def test_select_then_evaluate_over_concatenated_batches_is_the_call(name, units):
+    """What the data-parallel engine does: every process selects the step's units from its own images
+    (the same draw: the same generator state), the selections are concatenated, then evaluated."""
+    sheet = Sheet.uniform("s", 200, seed=4)
+    loss = spatial_loss(name, sheet, max_units=units, neighbourhood_units=units)
+    x = torch.randn(12, 200, dtype=torch.float64)
+    whole = loss(x, torch.Generator().manual_seed(7))
+    parts = [loss.select(part, torch.Generator().manual_seed(7)) for part in (x[:5], x[5:])]
+    assert torch.equal(parts[0][1], parts[1][1]) and parts[0][1].shape == (units,)
+    assert parts[0][0].shape == (5, units)
+    assert float(loss.evaluate(torch.cat([p[0] for p in parts]), parts[0][1])) == pytest.approx(float(whole), abs=1e-14)
+    half, idx = loss.select(x.to(torch.bfloat16), torch.Generator().manual_seed(7))
+    assert half.dtype == torch.float32 and half.shape == (12, units)  # upcast after the selection
+
+
 # ---------------------------------------------------------------------------- large sheets
 @pytest.mark.parametrize("name", ["absolute", "relative"])
 def test_large_sheet_never_builds_n_by_n(name, monkeypatch):

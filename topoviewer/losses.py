@@ -198,8 +198,9 @@ class SpatialLoss:
     name : str
         ``"absolute"``, ``"relative"`` or ``"topoloss"``.
     needs : str
-        ``"responses"`` — call with the sheet's (B, N) responses (any (B, ...) is flattened);
-        ``"weights"`` — call with the layer's weight tensor.
+        ``"responses"`` — call with the sheet's (B, N) responses (any (B, ...) is flattened),
+        or in two halves, :meth:`select` then :meth:`evaluate`; ``"weights"`` — call with the
+        layer's weight tensor.
     sheet : Sheet
         The sheet whose positions (or channel grid) the loss uses.
     last_units : int or None
@@ -217,21 +218,40 @@ class SpatialLoss:
         self._cache: dict[Any, Any] = {}
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        raise NotImplementedError  # pragma: no cover
+        """The loss of a batch of responses (or of a layer's weights, for ``needs == "weights"``)."""
+        return self.evaluate(*self.select(x, generator))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(sheet={self.sheet.name!r}, units={self.sheet.n_units})"
 
-    # helpers shared by the response losses
-    def _responses(self, x: torch.Tensor) -> torch.Tensor:
-        x = _as_batch(x)
+    # the two halves of a response loss's call, apart so that a training engine can all-gather only
+    # the units a step uses (topoviewer.training): loss(x, g) == loss.evaluate(*loss.select(x, g))
+    def select(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """The responses of the units this call uses, and their indices.
+
+        Draws the call's random units with ``generator`` (the absolute loss's sample, the relative
+        loss's neighbourhood). Returns ``(responses, units)``: the (B, M) responses of those units
+        (any (B, ...) is flattened; half precision is upcast after the selection) and their (M,)
+        indices on the responses' device — or the (B, N) responses and ``None`` when the call uses
+        every unit. The batches of several processes may be concatenated before :meth:`evaluate`.
+        """
+        x = _as_batch(x, upcast=False)
         if x.shape[1] != self.sheet.n_units:
             raise TopoviewerError(
                 f"{self.name} loss on sheet {self.sheet.name!r}: expected responses with "
                 f"{self.sheet.n_units} units per image, got {x.shape[1]}"
             )
-        return x
+        units = self._draw(generator, x.device)
+        return _as_batch(x if units is None else x.index_select(1, units)), units
 
+    def evaluate(self, x: torch.Tensor, units: torch.Tensor | None) -> torch.Tensor:
+        """The loss of the responses ``x`` (B, M) of ``units``, as :meth:`select` returned them."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _draw(self, generator, device) -> torch.Tensor | None:
+        raise NotImplementedError  # pragma: no cover
+
+    # helpers shared by the response losses
     def _positions_on(self, x: torch.Tensor) -> torch.Tensor:
         key = ("positions", x.device, x.dtype)
         if key not in self._cache:
@@ -252,20 +272,19 @@ class _AbsoluteLoss(SpatialLoss):
         self.max_units = int(max_units)
         self.dense = sheet.n_units <= self.max_units
 
-    def __call__(self, x, generator=None):
-        x = self._responses(x)
-        if self.dense:
+    def _draw(self, generator, device):
+        return None if self.dense else _sample_units(self.sheet.n_units, self.max_units, generator, device)
+
+    def evaluate(self, x, units):
+        self.last_units = x.shape[1]
+        if units is None:
             key = ("target", x.device, x.dtype)
             if key not in self._cache:  # the target never changes: once per device and dtype
                 pos = torch.as_tensor(self.sheet.positions, dtype=torch.float64)
-                target = _target_matrix(pos, self.correlation_length)
-                self._cache[key] = target.to(device=x.device, dtype=x.dtype)
-            self.last_units = x.shape[1]
+                self._cache[key] = _target_matrix(pos, self.correlation_length).to(device=x.device, dtype=x.dtype)
             return _absolute_from_target(x, self._cache[key])
-        idx = _sample_units(self.sheet.n_units, self.max_units, generator, x.device)
-        target = _target_matrix(self._positions_on(x).index_select(0, idx), self.correlation_length)
-        self.last_units = int(idx.numel())
-        return _absolute_from_target(x.index_select(1, idx), target)
+        target = _target_matrix(self._positions_on(x).index_select(0, units), self.correlation_length)
+        return _absolute_from_target(x, target)
 
 
 class _RelativeLoss(SpatialLoss):
@@ -336,25 +355,27 @@ class _RelativeLoss(SpatialLoss):
         _, idx = self._tree.query(self.sheet.positions[int(centre)], k=self.k)
         return np.asarray(idx, dtype=np.int64)
 
-    def __call__(self, x, generator=None):
-        x = self._responses(x)
+    def _draw(self, generator, device):
+        if self.whole:
+            return None
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        u = float(torch.rand((1,), generator=generator, device=gen_device).item())
+        self.centre_weights(device=device)
+        cdf = self._centre_cdf
+        centre = int(min(np.searchsorted(cdf, u * cdf[-1], side="right"), self.sheet.n_units - 1))
+        self.last_centre = centre
+        return torch.from_numpy(self.neighbourhood(centre)).to(device)
+
+    def evaluate(self, x, units):
         pairs = self._pairs(x.device)
         self.last_units = self.k
-        if self.whole:
+        if units is None:
             key = ("target", x.device, x.dtype)
             if key not in self._cache:
                 self._cache[key] = _relative_target(self._positions_on(x), self.correlation_length, pairs)
             return _relative_from_target(x, self._cache[key], pairs)
-        gen_device = generator.device if generator is not None else torch.device("cpu")
-        u = float(torch.rand((1,), generator=generator, device=gen_device).item())
-        self.centre_weights(device=x.device)
-        cdf = self._centre_cdf
-        centre = int(min(np.searchsorted(cdf, u * cdf[-1], side="right"), self.sheet.n_units - 1))
-        self.last_centre = centre
-        idx = torch.from_numpy(self.neighbourhood(centre)).to(x.device)
-        pos = self._positions_on(x).index_select(0, idx)
-        return _relative_from_target(x.index_select(1, idx), _relative_target(pos, self.correlation_length, pairs),
-                                     pairs)
+        pos = self._positions_on(x).index_select(0, units)
+        return _relative_from_target(x, _relative_target(pos, self.correlation_length, pairs), pairs)
 
     def _pairs(self, device):
         key = ("pairs", device)
@@ -450,8 +471,8 @@ def _factors(factor) -> tuple[float, float]:
     return fh, fw
 
 
-def _as_batch(responses: torch.Tensor) -> torch.Tensor:
-    """(B, ...) → (B, N), upcasting half precision to float32."""
+def _as_batch(responses: torch.Tensor, upcast: bool = True) -> torch.Tensor:
+    """(B, ...) → (B, N), upcasting half precision to float32 (and integers to the default dtype)."""
     if not isinstance(responses, torch.Tensor):
         responses = torch.as_tensor(responses)
     if responses.ndim < 2:
@@ -459,6 +480,8 @@ def _as_batch(responses: torch.Tensor) -> torch.Tensor:
             f"spatial losses need a batch of responses of shape (B, units...), got shape {tuple(responses.shape)}"
         )
     x = responses.reshape(responses.shape[0], -1)
+    if not upcast:
+        return x
     if x.dtype in _LOW_PRECISION:
         x = x.float()
     elif not x.is_floating_point():
@@ -522,9 +545,8 @@ def _lower(m: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
 
 
 def _relative_target(pos: torch.Tensor, correlation_length: float, pairs: torch.Tensor) -> torch.Tensor:
-    """The z-scored lower triangle of the target ``1/(d/λ + 1)`` for (k, 2) positions (exact distances)."""
-    d = torch.cdist(pos.unsqueeze(0), pos.unsqueeze(0), compute_mode="donot_use_mm_for_euclid_dist")[0]
-    return _zscore_vector(target_correlation(_lower(d, pairs), correlation_length))
+    """The z-scored lower triangle of the target ``1/(d/λ + 1)`` for (k, 2) positions."""
+    return _zscore_vector(_lower(_target_matrix(pos, correlation_length), pairs))
 
 
 def _relative_from_target(x, target_z, pairs) -> torch.Tensor:

@@ -566,12 +566,12 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None, s
         spatial = torch.zeros((), device=device)
         with torch.set_grad_enabled(weight != 0):  # a control (weight 0) only logs its spatial loss
             for k, loss in losses:
-                if loss.needs == "responses":
-                    target = model.units(k, acts[k]).to(dtype)
-                    target = gather(target) if gathered else target
+                if loss.needs == "responses":  # the step's units first: only they are converted and gathered
+                    target, units = loss.select(model.units(k, acts[k]), generator=gen)
+                    target = target.to(dtype)
+                    spatial = spatial + loss.evaluate(gather(target) if gathered else target, units)
                 else:
-                    target = model.net.sheet_weight(k)
-                spatial = spatial + loss(target, generator=gen)
+                    spatial = spatial + loss(model.net.sheet_weight(k), generator=gen)
         if cfg.loss == "topoloss" and losses:
             spatial = spatial / len(losses)  # TopoLoss is averaged over layers (as the topoloss package)
         total = task + weight * spatial
