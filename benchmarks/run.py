@@ -249,9 +249,10 @@ def bench_voxelise(model, repeats, n_images=1000):
 
 
 # ---------------------------------------------------------------------- 4. training step
-def _train_step_fn(model, loss_name, batch, lr=1e-3, weight=None, generator_seed=0, bf16=False):
+def _train_step_fn(model, loss_name, batch, lr=1e-3, weight=None, generator_seed=0, bf16=False, losses=None):
     """One step of topoviewer.training.train's inner loop (same calls, same order); ``bf16``: the forward
-    pass in CUDA bf16 autocast, losses in float32 (what ``precision="auto"`` does on a GPU)."""
+    pass in CUDA bf16 autocast, losses in float32 (what ``precision="auto"`` does on a GPU). ``losses``:
+    ``[(k, SpatialLoss)]`` already built (and set up) for these sheets, shared between variants."""
     import contextlib
 
     import torch
@@ -261,7 +262,8 @@ def _train_step_fn(model, loss_name, batch, lr=1e-3, weight=None, generator_seed
     from topoviewer.training import DEFAULT_WEIGHT
 
     xb, yb = batch
-    losses = [] if loss_name == "none" else [(k, spatial_loss(loss_name, s)) for k, s in enumerate(model.sheets)]
+    if losses is None:
+        losses = [] if loss_name == "none" else [(k, spatial_loss(loss_name, s)) for k, s in enumerate(model.sheets)]
     w = DEFAULT_WEIGHT[loss_name] if weight is None else weight
     opt = torch.optim.AdamW(model.net.parameters(), lr=lr, weight_decay=1e-4)
     gen = torch.Generator(device="cpu")
@@ -275,8 +277,11 @@ def _train_step_fn(model, loss_name, batch, lr=1e-3, weight=None, generator_seed
         task = F.cross_entropy(logits.float(), yb)
         spatial = torch.zeros((), device=xb.device)
         for k, loss in losses:
-            target = model.units(k, acts[k]).float() if loss.needs == "responses" else model.net.sheet_weight(k)
-            spatial = spatial + loss(target, generator=gen)
+            if loss.needs == "responses":
+                target, units = loss.select(model.units(k, acts[k]), generator=gen)
+                spatial = spatial + loss.evaluate(target.float(), units)
+            else:
+                spatial = spatial + loss(model.net.sheet_weight(k), generator=gen)
         if loss_name == "topoloss" and losses:
             spatial = spatial / len(losses)
         total = task + w * spatial
@@ -322,8 +327,9 @@ def bench_training(repeats, batch_size, profile):
     return res
 
 
-def _loss_alone(model, name, xb):
-    """The spatial loss's own forward+backward per training step (all sheets), as callables and ms."""
+def _loss_alone(model, name, xb, losses=None):
+    """The spatial loss's own forward+backward per training step (all sheets), as callables and ms;
+    ``losses``: ``[(k, SpatialLoss)]`` already built for the sheets."""
     import torch
 
     from topoviewer.losses import spatial_loss
@@ -332,8 +338,9 @@ def _loss_alone(model, name, xb):
     model.net.train()
     _, acts = model.net(xb)
     parts, fns = {}, []
+    built = dict(losses or [])
     for k, s in enumerate(model.sheets):
-        loss = spatial_loss(name, s)
+        loss = built.get(k) or spatial_loss(name, s)
         gen = torch.Generator().manual_seed(0)
         if loss.needs == "responses":
             target = model.units(k, acts[k]).detach().requires_grad_(True)

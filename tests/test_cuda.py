@@ -76,3 +76,15 @@ def test_torchrun_over_nccl(tmp_path):
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert load(out).meta["training"]["steps"] == 4
+
+
+def test_centre_weights_on_the_gpu_equal_the_cpu():
+    """The relative loss's centre weights, iterated on the GPU (gather/scatter), are the CPU's (sparse matrix)."""
+    from topoviewer.losses import spatial_loss
+    from topoviewer.positions import retinotopic_positions
+    from topoviewer.sheet import Sheet
+
+    sheet = Sheet("conv", retinotopic_positions((16, 12, 12), 10.0), (10.0, 10.0))
+    cpu = spatial_loss("relative", sheet, neighbourhood_units=100).centre_weights()
+    gpu = spatial_loss("relative", sheet, neighbourhood_units=100).centre_weights(device="cuda")
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-12, atol=0)

@@ -169,22 +169,53 @@ def test_the_diet_at_full_resolution_is_refused_before_it_is_drawn(tmp_path, cap
     assert not (tmp_path / "x.safetensors").exists()
 
 
-def test_two_gloo_processes_train_like_one(folder, tmp_path):
+@pytest.fixture(scope="module")
+def one_process(folder, tmp_path_factory):
+    """The reference of the data-parallel tests: 1 process, global batch 8, 20 steps, float64 (float32
+    rounding differences grow chaotically through the correlations of near-silent units), the
+    learning rate warming up over the first 10 steps. Returns the run's arguments and its file."""
+    tmp = tmp_path_factory.mktemp("one_process")
+    args = ["train", "--data", str(folder), "--recipe", _recipe(tmp, optimizer="sgd", lr=0.05, precision="float64"),
+            "--loss", "absolute", "--weight", "1", "--batch-size", "8", "--checkpoint-every", "20", "--workers", "0",
+            "--quiet"]
+    out = tmp / "one.safetensors"
+    assert main(args + ["--steps", "20", "--warmup", "0.5", "--out", str(out)]) == 0
+    return args, load_tensors(out, "net.")
+
+
+def _max_difference(one, other):
+    assert one.keys() == other.keys()
+    return max(float((one[k].double() - other[k].double()).abs().max()) for k in one)
+
+
+def test_two_gloo_processes_train_like_one(one_process, tmp_path):
     """torchrun with 2 processes and global batch 8 gives the weights of 1 process with batch 8 after
-    20 steps: gradients averaged, batch norm and the spatial loss over the global batch (float64:
-    float32 rounding differences grow chaotically through the correlations of near-silent units)."""
-    args = ["train", "--data", str(folder), "--recipe", _recipe(tmp_path, optimizer="sgd", lr=0.05, precision="float64"),
-            "--loss", "absolute", "--weight", "1", "--steps", "20", "--batch-size", "8", "--checkpoint-every", "20",
-            "--workers", "0", "--quiet"]
-    assert main(args + ["--out", str(tmp_path / "one.safetensors")]) == 0
-    assert main(args + ["--nproc", "2", "--out", str(tmp_path / "two.safetensors")]) == 0
-    one, two = load_tensors(tmp_path / "one.safetensors", "net."), load_tensors(tmp_path / "two.safetensors", "net.")
-    assert one.keys() == two.keys()
+    20 steps: gradients averaged, batch norm and the spatial loss over the global batch."""
+    args, one = one_process
+    assert main(args + ["--steps", "20", "--warmup", "0.5", "--nproc", "2", "--out", str(tmp_path / "two.safetensors")]) == 0
+    two = load_tensors(tmp_path / "two.safetensors", "net.")
     from topoviewer.families import build
 
     torch.manual_seed(0)  # the runs' initial weights (seed 0)
     start = build("tdann_small", {"input_size": 16, "widths": [4, 8], "fc_units": [32, 32], "n_classes": 3}).net
-    worst = max(float((one[k].double() - two[k].double()).abs().max()) for k in one)
+    worst = _max_difference(one, two)
     moved = max(float((one[k].double() - v.double()).abs().max()) for k, v in start.state_dict().items()
                 if v.is_floating_point())
     assert worst <= 1e-5 < 1e-2 < moved, (worst, moved)
+
+
+def test_a_run_of_two_processes_continues_in_one(one_process, tmp_path, capsys):
+    """10 steps on 2 gloo processes, then --resume in 1 process to step 20, give the weights of the
+    uninterrupted 1-process run (float64, ≤ 1e-5 as above): every step's global batch, seeds and
+    learning rate are the same on any number of processes. The resumed run says the world size
+    changed. (The first part runs 10 steps with the whole run's schedule: warm-up over all its 10
+    steps, i.e. the reference's warm-up over 10 of 20; the resume sets --warmup 0.5 back.)"""
+    args, one = one_process
+    out = tmp_path / "part.safetensors"
+    assert main(args + ["--steps", "10", "--warmup", "1", "--nproc", "2", "--out", str(out)]) == 0
+    assert read_header(out)["training"]["world_size"] == 2 and read_header(out)["training"]["step"] == 10
+    capsys.readouterr()
+    assert main(["train", "--resume", "--steps", "20", "--warmup", "0.5", "--quiet", "--out", str(out)]) == 0
+    assert "with changed settings: steps 10 → 20; warmup 1.0 → 0.5; world size 2 → 1" in capsys.readouterr().err
+    assert read_header(out)["training"]["world_size"] == 1
+    assert _max_difference(one, load_tensors(out, "net.")) <= 1e-5

@@ -684,7 +684,8 @@ def test_resume_continues_the_runs_own_steps(checkpoint, capsys):
     (lambda t: t.pop("optimizer"), "the optimizer state is missing"),
     (lambda t: t.update(step="three"), "training 'step' must be a non-negative integer"),
     (lambda t: t["config"].update(steps="many"), "the stored training config is damaged"),
-], ids=["unknown-key", "no-optimizer", "step-string", "steps-string"])
+    (lambda t: t.update(world_size=0), "training 'world_size' must be a positive integer, found 0"),
+], ids=["unknown-key", "no-optimizer", "step-string", "steps-string", "world-size-zero"])
 def test_tampered_resume_state(edit, expected, checkpoint, tmp_path, capsys):
     from safetensors import safe_open
     from safetensors.torch import save_file

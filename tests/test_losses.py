@@ -206,6 +206,48 @@ def test_relative_neighbourhood_is_nearest_units_of_a_centre():
         assert min(abs(value - c) for c in candidates) < 1e-12
 
 
+def test_sampled_relative_loss_and_gradient_equal_an_independent_computation():
+    """A conv sheet's loss (TDANN retinotopic layout, 40-unit neighbourhoods): each call's value is the
+    relative loss of the k units nearest its centre (NumPy corrcoef + scipy pearsonr on the lower
+    triangles), and its gradient that of the same loss written with the triangles gathered by (row, col)."""
+    from topoviewer.positions import retinotopic_positions
+
+    pos = retinotopic_positions((8, 6, 6), 10.0, seed=3)
+    loss = spatial_loss("relative", Sheet("conv", pos, (10.0, 10.0)), correlation_length=2.0, neighbourhood_units=40)
+    x = torch.from_numpy(_rng(13).normal(size=(10, len(pos)))).requires_grad_(True)
+    g = torch.Generator().manual_seed(5)
+    for _ in range(3):
+        value = loss(x, g)
+        (grad,) = torch.autograd.grad(value, x)
+        nb = np.argsort(np.linalg.norm(pos - pos[loss.last_centre], axis=1), kind="stable")[:40]
+        assert float(value) == pytest.approx(_hand_relative(x.detach().numpy()[:, nb], pos[nb], 2.0), abs=1e-12)
+        xs = x[:, torch.from_numpy(nb)]
+        rows, cols = np.tril_indices(40, k=-1)
+        c = torch.corrcoef(xs.T)[rows, cols]
+        d = torch.from_numpy(np.linalg.norm(pos[nb][rows] - pos[nb][cols], axis=1))
+        t = 1.0 / (d / 2.0 + 1.0)
+        r = ((c - c.mean()) * (t - t.mean())).sum() / ((c - c.mean()).norm() * (t - t.mean()).norm())
+        (expected,) = torch.autograd.grad((1.0 - r) / 2.0, x)
+        torch.testing.assert_close(grad, expected, rtol=0, atol=1e-12)
+        assert (grad.abs().sum(0) > 0).sum() == 40  # only the neighbourhood's units get a gradient
+
+
+@pytest.mark.parametrize("name, units", [("absolute", 30), ("relative", 25)])
+def test_select_then_evaluate_over_concatenated_batches_is_the_call(name, units):
+    """What the data-parallel engine does: every process selects the step's units from its own images
+    (the same draw: the same generator state), the selections are concatenated, then evaluated."""
+    sheet = Sheet.uniform("s", 200, seed=4)
+    loss = spatial_loss(name, sheet, max_units=units, neighbourhood_units=units)
+    x = torch.randn(12, 200, dtype=torch.float64)
+    whole = loss(x, torch.Generator().manual_seed(7))
+    parts = [loss.select(part, torch.Generator().manual_seed(7)) for part in (x[:5], x[5:])]
+    assert torch.equal(parts[0][1], parts[1][1]) and parts[0][1].shape == (units,)
+    assert parts[0][0].shape == (5, units)
+    assert float(loss.evaluate(torch.cat([p[0] for p in parts]), parts[0][1])) == pytest.approx(float(whole), abs=1e-14)
+    half, idx = loss.select(x.to(torch.bfloat16), torch.Generator().manual_seed(7))
+    assert half.dtype == torch.float32 and half.shape == (12, units)  # upcast after the selection
+
+
 # ---------------------------------------------------------------------------- large sheets
 @pytest.mark.parametrize("name", ["absolute", "relative"])
 def test_large_sheet_never_builds_n_by_n(name, monkeypatch):

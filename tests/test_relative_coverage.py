@@ -36,3 +36,17 @@ def test_sampled_centres_follow_the_weights():
     border = np.minimum(sheet.positions, 10 - sheet.positions).min(axis=1) < 1.0
     expected = loss.centre_weights()[border].sum()
     assert abs(np.mean(border[seen]) - expected) < 0.12  # 3 binomial σ
+
+
+def test_centre_weights_equal_the_dense_iteration():
+    """The sparse-matrix iteration gives the weights of the plain one: coverage by np.bincount over the
+    (N, k) neighbour table, the mean coverage of each neighbourhood by fancy indexing."""
+    sheet = Sheet.uniform("s", 700, (10.0, 10.0), seed=2)
+    loss = spatial_loss("relative", sheet, neighbourhood_units=90)
+    _, nbrs = loss._tree.query(sheet.positions, k=90)
+    p = np.full(700, 1.0 / 700)
+    for _ in range(50):
+        coverage = np.bincount(nbrs.ravel(), weights=np.repeat(p, 90), minlength=700)
+        p = p / coverage[nbrs].mean(axis=1)
+        p /= p.sum()
+    np.testing.assert_allclose(loss.centre_weights(), p, rtol=1e-12, atol=0)

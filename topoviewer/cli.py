@@ -322,7 +322,7 @@ TRAIN_OPTIONS = {
     "arch": "arch", "loss": "loss", "weight": "weight", "steps": "steps", "batch_size": "batch_size", "lr": "lr",
     "optimizer": "optimizer", "device": "device", "seed": "seed", "checkpoint_every": "checkpoint_every",
     "correlation_length": "correlation_length_mm", "per_category": "per_category", "data": "data", "init": "init",
-    "workers": "workers", "val_per_category": "val_per_category",
+    "workers": "workers", "val_per_category": "val_per_category", "warmup": "warmup",
 }
 
 
@@ -361,7 +361,10 @@ def cmd_train(args):
             raise TopoviewerError(f"--resume: no checkpoint at {args.out}; start a run with --out {args.out} first")
         out = validate.input_file(args.out, "training checkpoint (--resume continues --out)")
         cfg = resume_config(out, given)
-        changed = resume_changes(resume_config(out), cfg)
+        from .io import read_header
+
+        world_sizes = (read_header(out)["training"].get("world_size", 1), int(os.environ.get("WORLD_SIZE", "1")))
+        changed = resume_changes(resume_config(out), cfg, world_sizes)
         if changed and main_process:
             print(f"topoviewer: resuming {out} with changed settings: {'; '.join(changed)}", file=sys.stderr)
     else:
@@ -680,6 +683,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt("--steps", type=_count("--steps", 1, 10**9), help="training steps; with --resume: the interrupted run's own")
     opt("--batch-size", type=_count("--batch-size", 1, 65536), help="images per step")
     opt("--lr", type=_positive("--lr", 100.0), help="peak learning rate")
+    opt("--warmup", type=_finite("--warmup", 0.0, 1.0),
+        help="fraction of the steps over which the learning rate rises linearly to --lr (then a cosine decay)")
     opt("--optimizer", choices=["adam", "sgd"], help="optimizer")
     opt("--device", type=DEVICE, help="auto (CUDA when present), cpu, cuda or cuda:N")
     opt("--seed", type=SEED, help="seed of weights, batches and augmentation")

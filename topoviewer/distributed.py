@@ -7,13 +7,15 @@ CUDA (one GPU per process, ``cuda:LOCAL_RANK``). Only process 0 writes checkpoin
 under the output lock) and evaluates the validation split.
 
 **Decision: the spatial loss and batch norm see the global batch.** Response correlations need
-many images, so each sheet's responses are all-gathered (:func:`gather`, gradients flowing back
-to each process's own images) and every process computes the loss of the whole batch; batch-norm
-layers use the statistics of the whole batch (:func:`global_batch_norm`). A run on N processes
-with global batch B therefore computes what one process with batch B computes (tests/test_data.py
-checks it after 20 steps). The price is communication: ``B × units`` floats per sheet per step,
-small for FC sheets, large for full ResNet conv sheets — ``spatial_batch="local"`` makes the
-spatial loss use each process's own images instead (as independent replicas would).
+many images, so the responses of the units a step's loss uses (every process draws the same ones:
+``SpatialLoss.select`` with the same seeded generator) are all-gathered (:func:`gather`, gradients
+flowing back to each process's own images) and every process computes the loss of the whole batch;
+batch-norm layers use the statistics of the whole batch (:func:`global_batch_norm`). A run on N
+processes with global batch B therefore computes what one process with batch B computes
+(tests/test_data.py checks it after 20 steps), and a checkpoint continues on any number of processes.
+The price is communication: ``B × min(units, 500)`` floats per sheet and step for the relative loss
+(``B × min(units, 4096)`` for the absolute one) — ``spatial_batch="local"`` makes the spatial loss
+use each process's own images instead (as independent replicas would).
 """
 
 from __future__ import annotations

@@ -130,9 +130,9 @@ def relative_loss(
     """
     x = _as_batch(responses)
     n = x.shape[1]
-    rows, cols = _tril_indices(n, x.device)
-    target = _target_matrix(_positions_tensor(positions, n, x), correlation_length)
-    return _relative_from_target(x, _zscore_vector(target[rows, cols]), rows, cols)
+    pairs = _tril_pairs(n, x.device)
+    return _relative_from_target(x, _relative_target(_positions_tensor(positions, n, x), correlation_length, pairs),
+                                 pairs)
 
 
 def topoloss(weight: torch.Tensor, grid_shape, factor=defaults.TOPOLOSS_FACTOR) -> torch.Tensor:
@@ -198,8 +198,9 @@ class SpatialLoss:
     name : str
         ``"absolute"``, ``"relative"`` or ``"topoloss"``.
     needs : str
-        ``"responses"`` — call with the sheet's (B, N) responses (any (B, ...) is flattened);
-        ``"weights"`` — call with the layer's weight tensor.
+        ``"responses"`` — call with the sheet's (B, N) responses (any (B, ...) is flattened),
+        or in two halves, :meth:`select` then :meth:`evaluate`; ``"weights"`` — call with the
+        layer's weight tensor.
     sheet : Sheet
         The sheet whose positions (or channel grid) the loss uses.
     last_units : int or None
@@ -217,21 +218,40 @@ class SpatialLoss:
         self._cache: dict[Any, Any] = {}
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        raise NotImplementedError  # pragma: no cover
+        """The loss of a batch of responses (or of a layer's weights, for ``needs == "weights"``)."""
+        return self.evaluate(*self.select(x, generator))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(sheet={self.sheet.name!r}, units={self.sheet.n_units})"
 
-    # helpers shared by the response losses
-    def _responses(self, x: torch.Tensor) -> torch.Tensor:
-        x = _as_batch(x)
+    # the two halves of a response loss's call, apart so that a training engine can all-gather only
+    # the units a step uses (topoviewer.training): loss(x, g) == loss.evaluate(*loss.select(x, g))
+    def select(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """The responses of the units this call uses, and their indices.
+
+        Draws the call's random units with ``generator`` (the absolute loss's sample, the relative
+        loss's neighbourhood). Returns ``(responses, units)``: the (B, M) responses of those units
+        (any (B, ...) is flattened; half precision is upcast after the selection) and their (M,)
+        indices on the responses' device — or the (B, N) responses and ``None`` when the call uses
+        every unit. The batches of several processes may be concatenated before :meth:`evaluate`.
+        """
+        x = _as_batch(x, upcast=False)
         if x.shape[1] != self.sheet.n_units:
             raise TopoviewerError(
                 f"{self.name} loss on sheet {self.sheet.name!r}: expected responses with "
                 f"{self.sheet.n_units} units per image, got {x.shape[1]}"
             )
-        return x
+        units = self._draw(generator, x.device)
+        return _as_batch(x if units is None else x.index_select(1, units)), units
 
+    def evaluate(self, x: torch.Tensor, units: torch.Tensor | None) -> torch.Tensor:
+        """The loss of the responses ``x`` (B, M) of ``units``, as :meth:`select` returned them."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _draw(self, generator, device) -> torch.Tensor | None:
+        raise NotImplementedError  # pragma: no cover
+
+    # helpers shared by the response losses
     def _positions_on(self, x: torch.Tensor) -> torch.Tensor:
         key = ("positions", x.device, x.dtype)
         if key not in self._cache:
@@ -252,20 +272,19 @@ class _AbsoluteLoss(SpatialLoss):
         self.max_units = int(max_units)
         self.dense = sheet.n_units <= self.max_units
 
-    def __call__(self, x, generator=None):
-        x = self._responses(x)
-        if self.dense:
+    def _draw(self, generator, device):
+        return None if self.dense else _sample_units(self.sheet.n_units, self.max_units, generator, device)
+
+    def evaluate(self, x, units):
+        self.last_units = x.shape[1]
+        if units is None:
             key = ("target", x.device, x.dtype)
             if key not in self._cache:  # the target never changes: once per device and dtype
                 pos = torch.as_tensor(self.sheet.positions, dtype=torch.float64)
-                target = _target_matrix(pos, self.correlation_length)
-                self._cache[key] = target.to(device=x.device, dtype=x.dtype)
-            self.last_units = x.shape[1]
+                self._cache[key] = _target_matrix(pos, self.correlation_length).to(device=x.device, dtype=x.dtype)
             return _absolute_from_target(x, self._cache[key])
-        idx = _sample_units(self.sheet.n_units, self.max_units, generator, x.device)
-        target = _target_matrix(self._positions_on(x).index_select(0, idx), self.correlation_length)
-        self.last_units = int(idx.numel())
-        return _absolute_from_target(x.index_select(1, idx), target)
+        target = _target_matrix(self._positions_on(x).index_select(0, units), self.correlation_length)
+        return _absolute_from_target(x, target)
 
 
 class _RelativeLoss(SpatialLoss):
@@ -288,7 +307,7 @@ class _RelativeLoss(SpatialLoss):
 
             self._tree = cKDTree(sheet.positions)
 
-    def centre_weights(self, iterations: int = 50) -> np.ndarray:
+    def centre_weights(self, iterations: int = 50, device=None) -> np.ndarray:
         """Sampling probability of each centre unit such that every unit lies in a sampled
         neighbourhood equally often.
 
@@ -297,16 +316,36 @@ class _RelativeLoss(SpatialLoss):
         free to become the most selective. Multiplicative (Lee–Seung) updates towards uniform
         coverage raise the border units' coverage from ≈ 0.6 to ≈ 0.83 of the inner units'
         (2,048 units on 10 × 10 mm, 500-unit neighbourhoods).
+
+        Computed once per loss, in float64: the neighbourhoods of all N units (k-d tree, on all
+        cores), then ``iterations`` times ``coverage = Aᵀ p`` and ``p ← p / (A coverage / k)``,
+        normalised, with ``A`` the N × N neighbourhood membership (``A[i, j] = 1`` when unit j is
+        in unit i's neighbourhood) — a sparse matrix on the CPU, a gather and a scatter on a CUDA
+        ``device`` (the same numbers to float64 rounding; an N = 200,704 sheet of a ResNet-18 at
+        224 px has N·k = 10⁸ memberships).
         """
         if self._centre_p is None:
-            n = self.sheet.n_units
-            _, nbrs = self._tree.query(self.sheet.positions, k=self.k)
-            p = np.full(n, 1.0 / n)
-            for _ in range(iterations):
-                coverage = np.bincount(nbrs.ravel(), weights=np.repeat(p, self.k), minlength=n)
-                p = p / coverage[nbrs].mean(axis=1)
-                p /= p.sum()
+            n, k = self.sheet.n_units, self.k
+            _, nbrs = self._tree.query(self.sheet.positions, k=k, workers=-1)
+            if device is not None and torch.device(device).type == "cuda":
+                nb = torch.from_numpy(nbrs).to(device)
+                p = torch.full((n,), 1.0 / n, dtype=torch.float64, device=device)
+                for _ in range(iterations):
+                    coverage = torch.zeros_like(p).index_add_(0, nb.reshape(-1), p.repeat_interleave(k))
+                    p = p / (coverage[nb].sum(dim=1) / k)
+                    p /= p.sum()
+                p = p.cpu().numpy()
+            else:
+                from scipy.sparse import csr_matrix
+
+                member = csr_matrix((np.ones(n * k), nbrs.reshape(-1), np.arange(0, n * k + 1, k)), shape=(n, n))
+                p = np.full(n, 1.0 / n)
+                for _ in range(iterations):
+                    coverage = member.T @ p
+                    p = p / ((member @ coverage) / k)
+                    p /= p.sum()
             self._centre_p = p
+            self._centre_cdf = np.cumsum(p)
         return self._centre_p
 
     def neighbourhood(self, centre: int) -> np.ndarray:
@@ -316,30 +355,32 @@ class _RelativeLoss(SpatialLoss):
         _, idx = self._tree.query(self.sheet.positions[int(centre)], k=self.k)
         return np.asarray(idx, dtype=np.int64)
 
-    def __call__(self, x, generator=None):
-        x = self._responses(x)
-        rows, cols = self._tril(x.device)
-        self.last_units = self.k
+    def _draw(self, generator, device):
         if self.whole:
-            key = ("target", x.device, x.dtype)
-            if key not in self._cache:
-                pos = self._positions_on(x)
-                self._cache[key] = _zscore_vector(_target_matrix(pos, self.correlation_length)[rows, cols])
-            return _relative_from_target(x, self._cache[key], rows, cols)
+            return None
         gen_device = generator.device if generator is not None else torch.device("cpu")
         u = float(torch.rand((1,), generator=generator, device=gen_device).item())
-        cdf = np.cumsum(self.centre_weights())
+        self.centre_weights(device=device)
+        cdf = self._centre_cdf
         centre = int(min(np.searchsorted(cdf, u * cdf[-1], side="right"), self.sheet.n_units - 1))
         self.last_centre = centre
-        idx = torch.from_numpy(self.neighbourhood(centre)).to(x.device)
-        pos = self._positions_on(x).index_select(0, idx)
-        t = _zscore_vector(_target_matrix(pos, self.correlation_length)[rows, cols])
-        return _relative_from_target(x.index_select(1, idx), t, rows, cols)
+        return torch.from_numpy(self.neighbourhood(centre)).to(device)
 
-    def _tril(self, device):
-        key = ("tril", device)
+    def evaluate(self, x, units):
+        pairs = self._pairs(x.device)
+        self.last_units = self.k
+        if units is None:
+            key = ("target", x.device, x.dtype)
+            if key not in self._cache:
+                self._cache[key] = _relative_target(self._positions_on(x), self.correlation_length, pairs)
+            return _relative_from_target(x, self._cache[key], pairs)
+        pos = self._positions_on(x).index_select(0, units)
+        return _relative_from_target(x, _relative_target(pos, self.correlation_length, pairs), pairs)
+
+    def _pairs(self, device):
+        key = ("pairs", device)
         if key not in self._cache:
-            self._cache[key] = _tril_indices(self.k, device)
+            self._cache[key] = _tril_pairs(self.k, device)
         return self._cache[key]
 
 
@@ -430,8 +471,8 @@ def _factors(factor) -> tuple[float, float]:
     return fh, fw
 
 
-def _as_batch(responses: torch.Tensor) -> torch.Tensor:
-    """(B, ...) → (B, N), upcasting half precision to float32."""
+def _as_batch(responses: torch.Tensor, upcast: bool = True) -> torch.Tensor:
+    """(B, ...) → (B, N), upcasting half precision to float32 (and integers to the default dtype)."""
     if not isinstance(responses, torch.Tensor):
         responses = torch.as_tensor(responses)
     if responses.ndim < 2:
@@ -439,6 +480,8 @@ def _as_batch(responses: torch.Tensor) -> torch.Tensor:
             f"spatial losses need a batch of responses of shape (B, units...), got shape {tuple(responses.shape)}"
         )
     x = responses.reshape(responses.shape[0], -1)
+    if not upcast:
+        return x
     if x.dtype in _LOW_PRECISION:
         x = x.float()
     elif not x.is_floating_point():
@@ -490,17 +533,27 @@ def _absolute_from_target(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return (diff.sum() - diff.diagonal().sum()) / (n * (n - 1))
 
 
-def _tril_indices(n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _tril_pairs(n: int, device) -> torch.Tensor:
+    """Flat indices ``i·n + j`` of the strict lower triangle (``i > j``) of an n × n matrix, row by row."""
     rows, cols = torch.tril_indices(n, n, offset=-1, device=device)
-    return rows, cols
+    return rows * n + cols
 
 
-def _relative_from_target(x, target_z, rows, cols) -> torch.Tensor:
-    """``(1 − r)/2`` with r = Pearson(C[rows, cols], target); ``target_z`` from :func:`_zscore_vector`."""
-    if rows.numel() == 0:
+def _lower(m: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+    """The strict lower triangle of a square matrix as a vector (``pairs`` from :func:`_tril_pairs`)."""
+    return m.reshape(-1).index_select(0, pairs)
+
+
+def _relative_target(pos: torch.Tensor, correlation_length: float, pairs: torch.Tensor) -> torch.Tensor:
+    """The z-scored lower triangle of the target ``1/(d/λ + 1)`` for (k, 2) positions."""
+    return _zscore_vector(_lower(_target_matrix(pos, correlation_length), pairs))
+
+
+def _relative_from_target(x, target_z, pairs) -> torch.Tensor:
+    """``(1 − r)/2`` with r = Pearson(C[pairs], target); ``target_z`` from :func:`_relative_target`."""
+    if pairs.numel() == 0:
         return x.sum() * 0.0 + 0.5
-    c = pearson_matrix(x)[rows, cols]
-    r = torch.dot(_zscore_vector(c), target_z)
+    r = torch.dot(_zscore_vector(_lower(pearson_matrix(x), pairs)), target_z)
     return (1.0 - r) / 2.0
 
 

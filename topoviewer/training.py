@@ -339,19 +339,24 @@ FIXED_ON_RESUME = ("arch", "arch_config", "optimizer")
 RUNTIME_ONLY = ("device", "workers", "init")
 
 
-def resume_changes(saved: TrainConfig, config: TrainConfig) -> list[str]:
+def resume_changes(saved: TrainConfig, config: TrainConfig, world_sizes: tuple[int, int] = (1, 1)) -> list[str]:
     """What ``config`` changes in the run that ``saved`` describes, as ``"lr 0.003 → 0.01"`` lines.
 
     Changes of :data:`FIXED_ON_RESUME` are refused (TopoviewerError naming them); settings in
-    :data:`RUNTIME_ONLY` are not reported.
+    :data:`RUNTIME_ONLY` are not reported. ``world_sizes``: the numbers of processes that wrote the
+    checkpoint and that continue it; a change is reported (``"world size 2 → 1"``) but changes no
+    result, since every step's global batch is the same on any number of processes.
     """
     old, new = asdict(saved), asdict(config)
     fixed = [f"{k} (the run's {old[k]!r}, given {new[k]!r})" for k in FIXED_ON_RESUME if old[k] != new[k]]
     if fixed:
         raise TopoviewerError(f"--resume cannot change {', '.join(fixed)}: the checkpoint's model and optimizer "
                               "state depend on it; start a new run (--init MODEL starts from its weights)")
-    return [f"{k} {old[k]!r} → {new[k]!r}" for k in old
-            if k not in FIXED_ON_RESUME + RUNTIME_ONLY and old[k] != new[k]]
+    changed = [f"{k} {old[k]!r} → {new[k]!r}" for k in old
+               if k not in FIXED_ON_RESUME + RUNTIME_ONLY and old[k] != new[k]]
+    if world_sizes[0] != world_sizes[1]:
+        changed.append(f"world size {world_sizes[0]} → {world_sizes[1]}")
+    return changed
 
 
 def resume_config(out, changes: dict | None = None) -> TrainConfig:
@@ -529,7 +534,8 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None, s
             "version": __version__,
         }
         tensors, info = _optimizer_tensors(opt)
-        save_model(model, out, extra_tensors=tensors, training={"step": step, "config": asdict(cfg), "optimizer": info})
+        save_model(model, out, extra_tensors=tensors, training={"step": step, "config": asdict(cfg), "optimizer": info,
+                                                                "world_size": world.size})
         return str(out)
 
     from .io import save_model
@@ -560,12 +566,12 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None, s
         spatial = torch.zeros((), device=device)
         with torch.set_grad_enabled(weight != 0):  # a control (weight 0) only logs its spatial loss
             for k, loss in losses:
-                if loss.needs == "responses":
-                    target = model.units(k, acts[k]).to(dtype)
-                    target = gather(target) if gathered else target
+                if loss.needs == "responses":  # the step's units first: only they are converted and gathered
+                    target, units = loss.select(model.units(k, acts[k]), generator=gen)
+                    target = target.to(dtype)
+                    spatial = spatial + loss.evaluate(gather(target) if gathered else target, units)
                 else:
-                    target = model.net.sheet_weight(k)
-                spatial = spatial + loss(target, generator=gen)
+                    spatial = spatial + loss(model.net.sheet_weight(k), generator=gen)
         if cfg.loss == "topoloss" and losses:
             spatial = spatial / len(losses)  # TopoLoss is averaged over layers (as the topoloss package)
         total = task + weight * spatial

@@ -398,7 +398,7 @@ def model_header(header, path) -> dict:
 
 
 def resume_state(header, path, fields) -> dict:
-    """The ``training`` entry of a resumable checkpoint (step, config, optimizer)."""
+    """The ``training`` entry of a resumable checkpoint (step, config, optimizer, world size)."""
     training = header.get("training")
     if not training:
         raise TopoviewerError(f"--resume: {path} is a finished model without training state")
@@ -412,6 +412,9 @@ def resume_state(header, path, fields) -> dict:
     if unknown:
         raise TopoviewerError(f"--resume: {path}: unknown training config key(s) {', '.join(unknown)}; "
                               f"expected: {', '.join(fields)}")
+    size = training.get("world_size", 1)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise TopoviewerError(f"--resume: {path}: training 'world_size' must be a positive integer, found {size!r}")
     opt = training.get("optimizer")
     if not isinstance(opt, dict) or not isinstance(opt.get("param_groups"), list) or not opt["param_groups"]:
         raise TopoviewerError(f"--resume: {path}: the optimizer state is missing (no param_groups); "
