@@ -84,7 +84,7 @@ class Preload:
 
         try:
             from topoviewer.cache import cached_analysis
-            from topoviewer.io import load, sample_path
+            from topoviewer.io import is_sample, load, sample_path
             from topoviewer.pipeline import default_stimuli
 
             from ._qt.controller import warm_rasters
@@ -92,7 +92,7 @@ class Preload:
 
             model = load(self.source, device=self.device)
             warm_rasters(model)
-            path = sample_path() if str(self.source) == "sample" else self.source
+            path = sample_path(self.source) if is_sample(self.source) else self.source
             analysis, stimuli = cached_analysis(model, path, f"default_stimuli(input_size={model.input_size})",
                                                 lambda: default_stimuli(model))
             # the maps' patches and rings only: the stimulation experiment is prepared after the first picture
@@ -185,7 +185,8 @@ def build_parser():
         description="Open napari with topoviewer's docks and a topographic model.",
     )
     p.add_argument("model", nargs="?", default="sample",
-                   help="'sample' (the embedded default model, the default) or a model file")
+                   help="'sample' (the embedded default model, the default), 'sample-v1' (the embedded model "
+                   "with a V1-like sheet) or a model file")
     p.add_argument("--device", default="cpu", help="auto, cpu or cuda (default: cpu)")
     p.add_argument("--figures", default="topoviewer-figures",
                    help="where the figures go when there is no display (default: %(default)s)")
