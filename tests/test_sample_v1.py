@@ -67,13 +67,13 @@ def test_early_sheet_has_an_orientation_map_with_pinwheels(v1, early):
     assert block["orientation_map"]["pinwheels"] >= 4 and np.isfinite(block["orientation_map"]["pinwheel_density"])
 
 
-def test_early_section_of_the_report(v1, tmp_path):
+def test_early_section_of_the_report(v1, early, tmp_path):
     """report.measure_early → early_summary → write_early_section: mean ± SEM rows, replaced in place."""
     import copy
 
     from topoviewer.report import EARLY_MARKERS, early_summary, measure_early, write_early_section
 
-    m = measure_early(v1, shuffles=5)
+    m = measure_early(v1, shuffles=5, analysis=early)
     conv2 = m["sheets"]["conv2"]["orientation"]
     assert abs(conv2["shuffled_agreement"]) < 0.1 < conv2["neighbour_agreement"]
     flat = copy.deepcopy(m)  # a stand-in control whose neighbours agree 0.1 less

@@ -8,6 +8,7 @@ and the raw numbers (``docs/hallmarks.json``).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import warnings
@@ -543,18 +544,19 @@ EARLY_MARKERS = ("<!-- early visual sheet -->", "<!-- /early visual sheet -->")
 EARLY_SHUFFLES = 20
 
 
-def measure_early(model, shuffles: int = EARLY_SHUFFLES, seed: int = 0) -> dict:
+def measure_early(model, shuffles: int = EARLY_SHUFFLES, seed: int = 0, analysis=None) -> dict:
     """The early visual maps of every sheet on gratings (what ``topoviewer analyze MODEL --stimuli gratings``
     writes: neighbour agreement, |Δθ| by distance, pinwheels, column spacing, pinwheel density, cardinal bias)
-    plus the neighbour agreement of the same preferences over ``shuffles`` random permutations of the units."""
+    plus the neighbour agreement of the same preferences over ``shuffles`` random permutations of the units.
+    ``analysis``: that analysis when it is already at hand (computed otherwise)."""
     from .analysis.tuning import orientation_agreement
     from .pipeline import analyze, model_gratings
 
-    analysis = analyze(model, model_gratings(model), seed=seed)
+    analysis = analyze(model, model_gratings(model), seed=seed) if analysis is None else analysis
     rng = np.random.default_rng(seed)
     out = {"val_accuracy": (model.meta.get("training") or {}).get("val_accuracy"), "sheets": {}}
     for name, maps in analysis.sheets.items():
-        block = maps.summary["gratings"]
+        block = copy.deepcopy(maps.summary["gratings"])
         theta = maps.early.tuning.orientation_deg
         sheet = model.sheet(name)
         block["orientation"]["shuffled_agreement"] = float(np.mean(
