@@ -8,7 +8,7 @@ import pytest
 
 from topoviewer.hallmarks import measure
 from topoviewer.io import load
-from topoviewer.report import MAIN_PROTOCOL, summarise, write_report
+from topoviewer.report import EARLY_MARKERS, MAIN_PROTOCOL, summarise, write_report
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,12 @@ def test_summary_and_markdown(measured, tmp_path):
     t = diff.mean() / (diff.std(ddof=1) / math.sqrt(len(diff)))  # own paired t
     assert st["t"] == pytest.approx(t) and st["df"] == 2
     assert s["face_patch_null95_runs"] == 3 * bool(measured["patch_null95"]["faces"])
+    # the early visual sheet section is written on its own (report.write_early_section): the report keeps it
+    start, end = EARLY_MARKERS
+    (tmp_path / "hallmarks.md").write_text(f"stale\n{start}\nearly rows\n{end}\n<!-- discussion -->\nnotes\n")
     md = write_report(results, tmp_path).read_text()
+    assert "stale" not in md and md.count(start) == 1 and f"{start}\nearly rows\n{end}" in md
+    assert md.index(end) < md.index("<!-- discussion -->\nnotes\n")
     assert "| face patch, null95 rule" in md and "**Spatial null** (10 position shuffles" in md
     assert f"| {MAIN_PROTOCOL} | topographic |" in md and f"t(2) = {t:.2f}" in md
     assert (tmp_path / "images" / "hallmarks_curves.png").stat().st_size > 10_000

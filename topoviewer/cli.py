@@ -20,7 +20,7 @@ from . import validate
 from .errors import TopoviewerError
 from .suites import SUITES
 
-MODEL_HELP = "'sample' (the embedded default model) or a path to a model file"
+MODEL_HELP = "'sample' (the embedded default model), 'sample-v1' (the embedded model with a V1-like sheet) or a path to a model file"
 
 
 def _load(args):
@@ -31,8 +31,8 @@ def _load(args):
 
 
 def _stimuli(args, model, default="localizer"):
-    from .pipeline import default_stimuli
-    from .stimuli import GRATING_HUES, face_identities, face_views, gratings, lfw, load_folder, transform
+    from .pipeline import default_stimuli, model_gratings
+    from .stimuli import face_identities, face_views, lfw, load_folder, transform
 
     name, size = args.stimuli or default, max(32, model.input_size)
     if name == "localizer":
@@ -40,8 +40,7 @@ def _stimuli(args, model, default="localizer"):
     elif name == "lfw":
         stimuli = lfw(size=size)
     elif name == "gratings":
-        hues = tuple(GRATING_HUES) if model.in_channels == 3 else ()  # grey models see hue only as luminance
-        stimuli = gratings(size=size, hues=hues, fov_deg=getattr(args, "fov_deg", None))
+        stimuli = model_gratings(model, fov_deg=getattr(args, "fov_deg", None))
     elif name == "face-views":
         stimuli = face_views(size=size, seed=args.stimuli_seed)
     elif name == "face-identities":
@@ -342,6 +341,7 @@ def cmd_train(args):
     import dataclasses
     import os
 
+    from .io import is_sample
     from .training import TrainConfig, resume_changes, resume_config, train
 
     if args.nproc:
@@ -351,7 +351,7 @@ def cmd_train(args):
     main_process = os.environ.get("RANK", "0") == "0"
     for option in ("data", "init"):  # stored in the model file: absolute, so --resume works from anywhere
         value = getattr(args, option)
-        if value is not None and value != "sample":
+        if value is not None and not is_sample(value):
             setattr(args, option, str(Path(value).expanduser().resolve()))
     given = {field: getattr(args, dest) for dest, field in TRAIN_OPTIONS.items() if getattr(args, dest) is not None}
     if args.recipe:
@@ -529,12 +529,24 @@ def cmd_calibrate(args):
 def cmd_hallmarks(args):
     import dataclasses
 
+    from .io import is_sample
     from .report import MAIN_PROTOCOL, run_hallmarks, summarise
     from .training import TrainConfig
 
     recipe = TrainConfig.from_json(args.recipe)
     if args.steps:
         recipe = dataclasses.replace(recipe, steps=args.steps)
+    if args.early:
+        from .report import early_summary, run_early
+
+        name = args.recipe if is_sample(args.recipe) else Path(args.recipe).stem
+        s = early_summary(run_early(recipe, seeds=args.seeds, controls=args.controls, out=args.out,
+                                    models_dir=args.models, jobs=args.jobs, name=name))
+        print(json.dumps({g: {sheet: {k: d[k] for k in ("agreement", "shuffled_agreement", "periodic_runs", "spacing",
+                                                        "density")} for sheet, d in v["sheets"].items()}
+                          for g, v in s.items()}))
+        print(f"wrote the early visual sheet section of {Path(args.out) / 'hallmarks.md'}")
+        return 0
     results = run_hallmarks(recipe, seeds=args.seeds, controls=args.controls, out=args.out,
                             models_dir=args.models, jobs=args.jobs)
     s = summarise(results)
@@ -695,12 +707,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="validation images per category (image data: held out, at most 1/5 of a class)")
     opt("--data", help="train on image files: a folder DIR/<class>/<image> or a text list of PATH[<TAB>CLASS] "
         "lines, instead of the procedural diet")
-    opt("--init", help="start from this model's weights and sheets (any model topoviewer opens, or 'sample'); "
+    opt("--init", help="start from this model's weights and sheets (any model topoviewer opens, or 'sample'/'sample-v1'); "
         "its head is rebuilt for the data's classes")
     opt("--workers", type=_count("--workers", 0, 256), help="loader processes decoding --data images")
     sp.add_argument("--nproc", type=_count("--nproc", 1, 1024), default=None,
                     help="train data-parallel in N processes on this machine (torchrun; gloo on CPU, NCCL on GPUs)")
-    sp.add_argument("--recipe", help="a recipe JSON of training settings, or 'sample' (the default model's); "
+    sp.add_argument("--recipe", help="a recipe JSON of training settings, or 'sample' / 'sample-v1' (the embedded "
+                    "models' recipes); "
                     "options given on the command line override it")
     sp.add_argument("--resume", action="store_true",
                     help="continue the run in --out (interrupted, or finished: give a larger --steps); "
@@ -723,7 +736,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_calibrate)
 
     sp = sub.add_parser("hallmarks", help="train seeds and controls with a recipe and write the hallmark report")
-    sp.add_argument("--recipe", default="sample", help="a recipe JSON, or 'sample' (the default model's; default)")
+    sp.add_argument("--recipe", default="sample", help="a recipe JSON, or 'sample' (the default model's; default) "
+                    "or 'sample-v1'")
     sp.add_argument("--seeds", type=_count("--seeds", 0, 1000), default=5, help="topographic seeds")
     sp.add_argument("--controls", type=_count("--controls", 0, 1000), default=3,
                     help="non-topographic controls (spatial weight 0)")
@@ -731,6 +745,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--jobs", type=_count("--jobs", 1, 256), default=2,
                     help="models trained in parallel (one thread each)")
     sp.add_argument("--models", default=None, help="folder for the trained models (reused if present)")
+    sp.add_argument("--early", action="store_true",
+                    help="measure the orientation maps of an early sheet on gratings (e.g. --recipe sample-v1) and "
+                    "write only the report's early visual sheet section")
     sp.add_argument("--out", default="docs")
     sp.set_defaults(func=cmd_hallmarks)
 

@@ -24,24 +24,39 @@ from .errors import TopoviewerError
 from .sheet import Sheet
 from .validate import input_file, model_header, parameter_count, tmp_prefix, write_error
 
-__all__ = ["save_model", "load_model", "load", "safe_torch_load", "read_header", "read_sheets", "atomic_write", "sample_path",
-           "file_sha256"]
+__all__ = ["save_model", "load_model", "load", "safe_torch_load", "read_header", "read_sheets", "atomic_write",
+           "sample_path", "SAMPLES", "is_sample", "sample_data_file", "file_sha256"]
 
 FORMAT = "topoviewer-model"
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".torch", ".bin", ".pkl")
 
 
-def sample_path() -> Path:
-    """Path of the embedded default model (``MODEL=sample``)."""
+#: The embedded models: name → (model file, training recipe) in ``sample_data``. ``"sample"`` is the
+#: default (a TDANN with two IT-like sheets); ``"sample-v1"`` adds an early, V1-like conv sheet.
+SAMPLES = {"sample": ("default.safetensors", "recipe.json"), "sample-v1": ("sample-v1.safetensors", "recipe-v1.json")}
+
+
+def is_sample(source) -> bool:
+    """Whether ``source`` names an embedded model (a key of :data:`SAMPLES`) rather than a file."""
+    return isinstance(source, str) and source in SAMPLES
+
+
+def sample_data_file(filename: str) -> Path:
+    """A file shipped in ``sample_data`` (installed package, or the source tree when not installed)."""
     from importlib import resources
 
     try:
-        path = Path(str(resources.files("topoviewer.sample_data") / "default.safetensors"))
+        return Path(str(resources.files("topoviewer.sample_data") / filename))
     except ModuleNotFoundError:  # running from a source tree without installation
-        path = Path(__file__).resolve().parent.parent / "sample_data" / "default.safetensors"
+        return Path(__file__).resolve().parent.parent / "sample_data" / filename
+
+
+def sample_path(name: str = "sample") -> Path:
+    """Path of an embedded model (:data:`SAMPLES`; ``MODEL=sample`` is the default)."""
+    path = sample_data_file(SAMPLES[name][0])
     if not path.exists():
-        raise TopoviewerError(f"the embedded default model is missing ({path}); reinstall topoviewer")
+        raise TopoviewerError(f"the embedded model {name!r} is missing ({path}); reinstall topoviewer")
     return path
 
 
@@ -264,13 +279,14 @@ def safe_torch_load(path, safe_globals=()):
 
 
 def load(source, device: str = "cpu", **options):
-    """Open a model: ``"sample"`` (the embedded default) or a path to a model file.
+    """Open a model: an embedded one (``"sample"``, the default, or ``"sample-v1"``; :data:`SAMPLES`) or a
+    path to a model file.
 
     This is the one entry point the CLI and the GUI use. Format detection: an own-format
     ``.safetensors`` file, or a foreign checkpoint handled by a registered family.
     """
-    if str(source) == "sample":
-        return load_model(sample_path(), device=device, dry_build=False)  # shipped and tested with the package
+    if is_sample(source):
+        return load_model(sample_path(source), device=device, dry_build=False)  # shipped and tested with the package
     path = input_file(source, "model file (.safetensors, .pt, .pth, .ckpt, .torch)")
     with open(path, "rb") as fh:
         head = fh.read(16)

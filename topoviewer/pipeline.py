@@ -59,6 +59,15 @@ def default_stimuli(model, seed: int = 1234):
     return localizer(size=max(32, model.input_size), seed=seed)
 
 
+def model_gratings(model, fov_deg: float | None = None):
+    """The grating set at the model's input size; grey (1-channel) models get the achromatic set only, as
+    they see hue only as luminance."""
+    from .stimuli import GRATING_HUES, gratings
+
+    hues = tuple(GRATING_HUES) if model.in_channels == 3 else ()
+    return gratings(size=max(32, model.input_size), hues=hues, fov_deg=fov_deg)
+
+
 @dataclass
 class SheetMaps:
     """Every map of one sheet, computed once; the CLI, the GUI, figures and the report read it.

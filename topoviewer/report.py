@@ -8,6 +8,7 @@ and the raw numbers (``docs/hallmarks.json``).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import warnings
@@ -18,7 +19,7 @@ import numpy as np
 
 from .io import atomic_write
 
-__all__ = ["run_hallmarks", "write_report"]
+__all__ = ["run_early", "run_hallmarks", "train_models", "write_early_section", "write_report"]
 
 
 def run_config(recipe, seed, control=False, device="cpu"):
@@ -40,16 +41,11 @@ def _train_one(args):
     return path
 
 
-def run_hallmarks(recipe, seeds=5, controls=3, out="docs", models_dir=None, jobs=2, first_seed=0):
-    """Train (or reuse) the models, measure them, write the report; returns the results dict.
-
-    ``recipe`` is a :class:`~topoviewer.training.TrainConfig` (e.g. ``TrainConfig.from_json("sample")``).
-    """
-    from .hallmarks import measure
-    from .io import load
-
-    out = Path(out)
-    models_dir = Path(models_dir or out / "hallmark_models")
+def train_models(recipe, seeds, controls, models_dir, jobs=2, first_seed=0) -> list:
+    """Train (or reuse, when the file exists) ``seeds`` topographic runs of ``recipe`` (seeds ``first_seed`` …)
+    and ``controls`` α = 0 runs (seeds ``first_seed + 100`` …) into ``models_dir``, ``jobs`` at a time;
+    returns the plan, ``[(recipe, seed, control, path), …]``."""
+    models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     plan = [(recipe, first_seed + i, False, str(models_dir / f"topo_seed{first_seed + i}.safetensors"))
             for i in range(seeds)]
@@ -61,6 +57,19 @@ def run_hallmarks(recipe, seeds=5, controls=3, out="docs", models_dir=None, jobs
     else:
         for item in plan:
             _train_one(item)
+    return plan
+
+
+def run_hallmarks(recipe, seeds=5, controls=3, out="docs", models_dir=None, jobs=2, first_seed=0):
+    """Train (or reuse) the models, measure them, write the report; returns the results dict.
+
+    ``recipe`` is a :class:`~topoviewer.training.TrainConfig` (e.g. ``TrainConfig.from_json("sample")``).
+    """
+    from .hallmarks import measure
+    from .io import load
+
+    out = Path(out)
+    plan = train_models(recipe, seeds, controls, models_dir or out / "hallmark_models", jobs, first_seed)
     results = {"recipe": recipe.to_json(), "topographic": [], "control": []}
     for _, seed, control, path in plan:
         model = load(path)
@@ -520,7 +529,203 @@ def write_report(results, out) -> Path:
     existing = md.read_text() if md.exists() else ""
     marker = "<!-- discussion -->"
     tail = existing[existing.index(marker):] if marker in existing else f"{marker}\n"
-    text = "\n".join(lines) + "\n" + tail
+    start, end = EARLY_MARKERS  # the early-sheet section is written on its own (write_early_section): kept
+    early = existing[existing.index(start):existing.index(end) + len(end)] + "\n\n" if start in existing else ""
+    text = "\n".join(lines) + "\n" + early + tail
     atomic_write(md, lambda tmp: Path(tmp).write_text(text))
     return md
 
+
+
+# ---------------------------------------------------------------------------- the early visual sheet
+#: The generated "Early visual sheet" section of hallmarks.md lies between these markers.
+EARLY_MARKERS = ("<!-- early visual sheet -->", "<!-- /early visual sheet -->")
+#: Position shuffles of the orientation preferences per model (the agreement a salt-and-pepper layout gives).
+EARLY_SHUFFLES = 20
+
+
+def measure_early(model, shuffles: int = EARLY_SHUFFLES, seed: int = 0, analysis=None) -> dict:
+    """The early visual maps of every sheet on gratings (what ``topoviewer analyze MODEL --stimuli gratings``
+    writes: neighbour agreement, |Δθ| by distance, pinwheels, column spacing, pinwheel density, cardinal bias)
+    plus the neighbour agreement of the same preferences over ``shuffles`` random permutations of the units.
+    ``analysis``: that analysis when it is already at hand (computed otherwise)."""
+    from .analysis.tuning import orientation_agreement
+    from .pipeline import analyze, model_gratings
+
+    analysis = analyze(model, model_gratings(model), seed=seed) if analysis is None else analysis
+    rng = np.random.default_rng(seed)
+    out = {"val_accuracy": (model.meta.get("training") or {}).get("val_accuracy"), "sheets": {}}
+    for name, maps in analysis.sheets.items():
+        block = copy.deepcopy(maps.summary["gratings"])
+        theta = maps.early.tuning.orientation_deg
+        sheet = model.sheet(name)
+        block["orientation"]["shuffled_agreement"] = float(np.mean(
+            [orientation_agreement(sheet, rng.permutation(theta)) for _ in range(shuffles)]))
+        block["orientation_map"].pop("pinwheels_mm", None)
+        out["sheets"][name] = {"units": sheet.n_units, "pixel_mm": maps.early.orientation.grid.pixel_mm, **block}
+    return out
+
+
+def run_early(recipe, seeds=3, controls=2, out="docs", models_dir=None, jobs=2, first_seed=0, name="sample-v1"):
+    """Train (or reuse) topographic seeds and α = 0 controls of ``recipe`` (a model with an early sheet), measure
+    their orientation maps (:func:`measure_early`), write ``hallmarks_early.json`` and the "Early visual sheet"
+    section of ``hallmarks.md`` (:func:`write_early_section`); returns the results dict."""
+    from .io import load
+
+    out = Path(out)
+    plan = train_models(recipe, seeds, controls, models_dir or out / "hallmark_models" / name, jobs, first_seed)
+    results = {"recipe": recipe.to_json(), "name": name, "topographic": [], "control": []}
+    for _, seed, control, path in plan:
+        m = measure_early(load(path))
+        m["seed"] = seed
+        results["control" if control else "topographic"].append(m)
+    text = json.dumps(results, indent=1)
+    atomic_write(out / "hallmarks_early.json", lambda tmp: Path(tmp).write_text(text))
+    write_early_section(results, out)
+    return results
+
+
+def _early_value(run, sheet, *keys):
+    v = run["sheets"][sheet]
+    for k in keys:
+        v = v.get(k) if isinstance(v, dict) else None
+    return v
+
+
+def _difference_at(run, sheet, distance):
+    """Mean |Δθ| in the distance bin centred at ``distance`` (sheet units; None beyond the curve)."""
+    curve = run["sheets"][sheet]["orientation"]["difference_by_distance"]
+    d = np.asarray(curve["distance_mm"], float)
+    i = int(np.argmin(np.abs(d - distance))) if len(d) else -1
+    return curve["mean_difference_deg"][i] if i >= 0 and abs(d[i] - distance) < 1e-6 * max(1.0, distance) else None
+
+
+def early_summary(results) -> dict:
+    """Per group and sheet, mean ± SEM of the early-sheet measures and the per-seed values."""
+    out = {}
+    for group in ("topographic", "control"):
+        runs = results[group]
+        if not runs:
+            continue
+        g = {"n": len(runs), "val_accuracy": _mean_sem([r["val_accuracy"] for r in runs]), "sheets": {}}
+        for sheet in runs[0]["sheets"]:
+            pixel = runs[0]["sheets"][sheet]["pixel_mm"]
+            get = lambda *k: [_early_value(r, sheet, *k) for r in runs]  # noqa: E731
+            spacing = get("orientation_map", "column_spacing_mm")
+            g["sheets"][sheet] = {
+                "units": runs[0]["sheets"][sheet]["units"],
+                "pixel_mm": pixel,
+                "responsive_units": _mean_sem(get("responsive_units")),
+                "mean_osi": _mean_sem(get("orientation", "mean_osi")),
+                "agreement": _mean_sem(get("orientation", "neighbour_agreement")),
+                "agreement_runs": get("orientation", "neighbour_agreement"),
+                "shuffled_agreement": _mean_sem(get("orientation", "shuffled_agreement")),
+                "difference": {k: _mean_sem([_difference_at(r, sheet, (k + 0.5) * pixel) for r in runs])
+                               for k in (1, 2, 4, 8)},
+                "periodic_runs": sum(v is not None for v in spacing),
+                "spacing": _mean_sem(spacing),
+                "spacing_runs": spacing,
+                "pinwheels": _mean_sem(get("orientation_map", "pinwheels")),
+                "density": _mean_sem(get("orientation_map", "pinwheel_density")),
+                "density_runs": get("orientation_map", "pinwheel_density"),
+                "cardinal_bias": _mean_sem(get("orientation", "cardinal_bias", "bias")),
+            }
+        out[group] = g
+    return out
+
+
+def _early_figure(results, out: Path, models_dir: Path | None = None):
+    """|Δθ| vs distance on the early sheet, every run (topographic red, control grey)."""
+    from matplotlib.figure import Figure
+
+    sheet = next(iter(results["topographic"][0]["sheets"]))
+    fig = Figure(figsize=(4.5, 3.2), layout="constrained")
+    ax = fig.subplots()
+    for group, colour in (("topographic", "tab:red"), ("control", "tab:grey")):
+        for i, run in enumerate(results[group]):
+            curve = run["sheets"][sheet]["orientation"]["difference_by_distance"]
+            y = [np.nan if v is None else v for v in curve["mean_difference_deg"]]
+            ax.plot(curve["distance_mm"], y, color=colour, lw=1, marker="o", ms=2,
+                    label=f"{group} (n={len(results[group])})" if i == 0 else None)
+    ax.axhline(45.0, color="k", ls="--", lw=0.8, label="unrelated preferences (45°)")
+    ax.set(xlabel=f"distance on the {sheet} sheet (cells)", ylabel="mean |Δθ| of unit pairs (°)", ylim=(0, 60),
+           title=f"Orientation preference vs distance ({sheet})")
+    ax.legend(fontsize=7)
+    path = out / "images" / "hallmarks_early.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, format="png"))
+    return path
+
+
+def write_early_section(results, out) -> Path:
+    """Write (or replace) the "Early visual sheet" section of ``out/hallmarks.md``, before its discussion."""
+    out = Path(out)
+    s = early_summary(results)
+    topo, ctrl = s.get("topographic", {}), s.get("control", {})
+    fig = _early_figure(results, out)
+    name, rec = results.get("name", "sample-v1"), results["recipe"]
+    lines = [
+        EARLY_MARKERS[0],
+        f"## Early visual sheet (`{name}`)",
+        "",
+        f"Recipe (`topoviewer train --recipe {name}`): `{json.dumps(rec)}`. "
+        f"Topographic seeds: {topo.get('n', 0)} (seed 0 is the shipped model); α = 0 controls (same recipe): "
+        f"{ctrl.get('n', 0)}. Measured on the achromatic gratings (`topoviewer analyze MODEL --stimuli "
+        "gratings`); distances in grid cells (one channel per cell). Agreement: mean cos 2Δθ of units less than "
+        "1.5 cells apart (1: same preference, 0: unrelated); shuffled: the same preferences with the units "
+        f"permuted ({EARLY_SHUFFLES} permutations). Kaschube et al. 2010 find ≈ π pinwheels per Λ² in animals.",
+        f"Regenerate this section alone with: `topoviewer hallmarks --early --recipe {name} --seeds "
+        f"{topo.get('n', 0)} --controls {ctrl.get('n', 0)} --out docs`.",
+        "",
+        f"![orientation difference vs distance](images/{fig.name})",
+        "",
+        "| sheet · measure (mean ± SEM) | topographic | control |",
+        "|---|---|---|",
+        f"| validation accuracy | {_fmt(topo['val_accuracy'], pct=True)} | "
+        f"{_fmt(ctrl['val_accuracy'], pct=True) if ctrl else '—'} |",
+    ]
+
+    def fmt_runs(values, f="{:.2f}"):
+        return ", ".join("—" if v is None else f.format(v) for v in values) or "—"
+
+    def fmt(g, key, sub=None):
+        v = g.get(key) if sub is None else g.get(key, {}).get(sub)
+        if v is None or not np.isfinite(v[0]):
+            return "—"
+        return f"{v[0]:.0f} ± {v[1]:.2g}" if key in ("responsive_units", "pinwheels") else _fmt(v)
+
+    for sheet, tp in topo["sheets"].items():
+        cp = ctrl.get("sheets", {}).get(sheet, {})
+        label = f"{sheet} ({tp['units']} units)"
+        rows = [("orientation-responsive units", "responsive_units"), ("mean OSI", "mean_osi"),
+                ("neighbour agreement", "agreement"), ("neighbour agreement, units shuffled", "shuffled_agreement")]
+        for title, key in rows:
+            lines.append(f"| {label} · {title} | {fmt(tp, key)} | {fmt(cp, key)} |")
+        for k in (k for k in (1, 2, 4, 8) if np.isfinite(tp["difference"][k][0])):  # bins the sheet has
+            lines.append(f"| {label} · mean \\|Δθ\\| of pairs {k}–{k + 1} cells apart (°) | {fmt(tp, 'difference', k)} | "
+                         f"{fmt(cp, 'difference', k)} |")
+        lines.append(f"| {label} · periodic maps (a column spacing Λ) | {tp['periodic_runs']}/{topo['n']} runs | "
+                     f"{cp.get('periodic_runs', 0)}/{ctrl.get('n', 0)} runs |")
+        for title, key in (("column spacing Λ (cells)", "spacing"), ("pinwheels", "pinwheels"),
+                           ("pinwheel density (per Λ²)", "density"), ("cardinal bias", "cardinal_bias")):
+            lines.append(f"| {label} · {title} | {fmt(tp, key)} | {fmt(cp, key)} |")
+        for title, key in (("neighbour agreement", "agreement_runs"), ("Λ (cells)", "spacing_runs"),
+                           ("pinwheel density", "density_runs")):
+            lines.append(f"| {label} · per seed: {title} | {fmt_runs(tp[key])} | {fmt_runs(cp.get(key, []))} |")
+    lines += ["", EARLY_MARKERS[1], ""]
+    md = out / "hallmarks.md"
+    existing = md.read_text() if md.exists() else ""
+    text = _with_early_section(existing, "\n".join(lines))
+    atomic_write(md, lambda tmp: Path(tmp).write_text(text))
+    return md
+
+
+def _with_early_section(text: str, section: str) -> str:
+    """``text`` with its early-sheet section replaced by ``section`` (inserted before the discussion if absent)."""
+    start, end = EARLY_MARKERS
+    if start in text and end in text:
+        a, b = text.index(start), text.index(end) + len(end)
+        return text[:a] + section.rstrip("\n") + text[b:]
+    marker = "<!-- discussion -->"
+    at = text.index(marker) if marker in text else len(text)
+    return text[:at] + section + "\n" + text[at:]

@@ -54,6 +54,9 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 250
     correlation_length_mm: float = defaults.CORRELATION_LENGTH_MM
+    #: Units in one sampled neighbourhood of the relative loss: the scale over which it asks correlations to
+    #: fall with distance (a small neighbourhood on a large sheet lets the map repeat: sample-v1's early sheet).
+    neighbourhood_units: int = defaults.NEIGHBOURHOOD_UNITS
     per_category: int = 500
     val_per_category: int = 50
     arch_config: dict = field(default_factory=dict)
@@ -80,8 +83,8 @@ class TrainConfig:
     def from_json(cls, source) -> "TrainConfig":
         """A config from a recipe: a JSON object of TrainConfig fields.
 
-        ``source`` is a dict, a path to a JSON file, or ``"sample"`` for the recipe of the
-        embedded default model (shipped inside the package). Fields a recipe leaves out
+        ``source`` is a dict, a path to a JSON file, or the name of an embedded model (``"sample"``,
+        ``"sample-v1"``) for the recipe that trained it (shipped inside the package). Fields a recipe leaves out
         keep their defaults; unknown fields are refused with their names.
         """
         import json
@@ -89,7 +92,9 @@ class TrainConfig:
         if isinstance(source, dict):
             data, where = dict(source), "recipe"
         else:
-            path = recipe_path() if str(source) == "sample" else source
+            from .io import is_sample
+
+            path = recipe_path(source) if is_sample(source) else source
             where = str(path)
             try:
                 data = json.loads(path.read_text() if hasattr(path, "read_text") else Path(path).read_text())
@@ -116,7 +121,7 @@ class TrainConfig:
             raise TopoviewerError(f"unknown loss {self.loss!r}; expected one of: {', '.join(DEFAULT_WEIGHT)}")
         if self.optimizer not in ("adam", "sgd"):
             raise TopoviewerError(f"unknown optimizer {self.optimizer!r}; expected adam or sgd")
-        for name in ("steps", "batch_size", "checkpoint_every", "per_category"):
+        for name in ("steps", "batch_size", "checkpoint_every", "per_category", "neighbourhood_units"):
             if getattr(self, name) < 1:
                 raise TopoviewerError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0:
@@ -135,11 +140,11 @@ class TrainConfig:
         return self
 
 
-def recipe_path():
-    """The recipe of the embedded default model, inside the installed package."""
-    from importlib import resources
+def recipe_path(name: str = "sample"):
+    """The recipe of an embedded model (:data:`topoviewer.io.SAMPLES`), inside the installed package."""
+    from .io import SAMPLES, sample_data_file
 
-    return resources.files("topoviewer.sample_data") / "recipe.json"
+    return sample_data_file(SAMPLES[name][1])
 
 
 @dataclass
@@ -500,7 +505,8 @@ def _train(config: TrainConfig, out: Path, *, resume: bool, steps: int | None, s
     losses = []
     if cfg.loss != "none":
         losses = [
-            (k, spatial_loss(cfg.loss, s, correlation_length=cfg.correlation_length_mm))
+            (k, spatial_loss(cfg.loss, s, correlation_length=cfg.correlation_length_mm,
+                             neighbourhood_units=cfg.neighbourhood_units))
             for k, s in enumerate(model.sheets)
         ]
     net = model.net

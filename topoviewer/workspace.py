@@ -65,14 +65,14 @@ class Workspace:
 
 
 def model_path(source: str) -> Path:
-    """The file behind a model source (``"sample"`` → the embedded default)."""
-    from .io import sample_path
+    """The file behind a model source (``"sample"``, ``"sample-v1"`` → the embedded model's file)."""
+    from .io import is_sample, sample_path
 
-    return sample_path() if source == "sample" else Path(source).expanduser()
+    return sample_path(source) if is_sample(source) else Path(source).expanduser()
 
 
 def model_hash(source: str) -> str:
-    """SHA-256 (hex) of a model file; ``source`` may be ``"sample"``."""
+    """SHA-256 (hex) of a model file; ``source`` may name an embedded model (``"sample"``)."""
     path = model_path(source)
     if not path.is_file():
         raise TopoviewerError(f"model file {path} not found; a workspace needs the model it was made with")

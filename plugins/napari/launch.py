@@ -90,9 +90,9 @@ class Preload:
         self.thread.start()
 
     def _path(self):
-        from topoviewer.io import sample_path
+        from topoviewer.io import is_sample, sample_path
 
-        return sample_path() if str(self.source) == "sample" else Path(self.source)
+        return sample_path(self.source) if is_sample(self.source) else Path(self.source)
 
     def _preview(self):
         from topoviewer.cache import cached_preview
@@ -266,7 +266,8 @@ def build_parser():
         description="Open napari with topoviewer's docks and a topographic model.",
     )
     p.add_argument("model", nargs="?", default="sample",
-                   help="'sample' (the embedded default model, the default) or a model file")
+                   help="'sample' (the embedded default model, the default), 'sample-v1' (the embedded model "
+                   "with a V1-like sheet) or a model file")
     p.add_argument("--device", default="cpu", help="auto, cpu or cuda (default: cpu)")
     p.add_argument("--figures", default="topoviewer-figures",
                    help="where the figures go when there is no display (default: %(default)s)")

@@ -77,7 +77,7 @@ def test_start_opens_docks_and_maps(make_napari_viewer, tiny_model_file, tiny_an
 def test_sample_menu_opens_the_default_model(make_napari_viewer, monkeypatch, tiny_model_file, qtbot):
     import topoviewer.io
 
-    monkeypatch.setattr(topoviewer.io, "sample_path", lambda: Path(tiny_model_file))
+    monkeypatch.setattr(topoviewer.io, "sample_path", lambda name="sample": Path(tiny_model_file))
     from topoviewer_napari._qt.controller import controller_for
 
     viewer = make_napari_viewer(show=True)

@@ -345,8 +345,7 @@ class Controller:
     def analyse_gratings(self, fov_deg=None):
         """Early visual maps of the current model on sine gratings (orientation, OSI, SF, colour,
         pinwheels), in a worker; the category analysis stays."""
-        from topoviewer.pipeline import iter_analysis
-        from topoviewer.stimuli import GRATING_HUES, gratings
+        from topoviewer.pipeline import iter_analysis, model_gratings
 
         model = self.state.model
         if model is None:
@@ -355,9 +354,7 @@ class Controller:
 
         def job():
             yield ("gratings", 0, 1)
-            hues = tuple(GRATING_HUES) if model.in_channels == 3 else ()  # grey models see hue only as luminance
-            stim = gratings(size=max(32, model.input_size), hues=hues, fov_deg=fov_deg)
-            return (yield from iter_analysis(model, stim))
+            return (yield from iter_analysis(model, model_gratings(model, fov_deg=fov_deg)))
 
         def done(analysis):
             if self.state.model is model:

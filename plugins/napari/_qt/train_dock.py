@@ -13,6 +13,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy
 
 from topoviewer.errors import TopoviewerError
 from topoviewer.families import TRAINABLE
+from topoviewer.io import is_sample
 from topoviewer.training import DEFAULT_WEIGHT, TrainConfig
 from topoviewer.validate import DEVICES
 
@@ -65,9 +66,10 @@ def config_form() -> Container:
 
 
 def _path_setting(path) -> str | None:
-    """A path field as a TrainConfig path: None when empty, ``"sample"`` kept, else absolute."""
+    """A path field as a TrainConfig path: None when empty, an embedded model's name (``"sample"``) kept, else
+    absolute."""
     text = "" if path is None else str(path).strip()
-    return str(Path(text).expanduser().resolve()) if text not in ("", "sample") else (text or None)
+    return str(Path(text).expanduser().resolve()) if text and not is_sample(text) else (text or None)
 
 
 def default_out(arch: str, loss: str) -> Path:
