@@ -63,13 +63,32 @@ def open_topo(viewer, tiny_model_file, tiny_analysed):
 @pytest.fixture(scope="module")
 def shared_topo(qapp, tiny_model_file, tiny_analysed):
     """Like ``topo``, but one viewer for a whole test module (tests that leave the settings as they found them):
-    opening the plugin costs seconds per test."""
-    import napari
+    opening the plugin costs seconds per test.
 
-    topo = open_topo(napari.Viewer(show=True), tiny_model_file, tiny_analysed)
-    yield topo
-    topo.ctrl.close()
-    topo.viewer.close()
+    The viewer gets an app model of its own, as napari's ``make_napari_viewer`` gives each test one
+    (``mock_app_model``): registered into napari's global app, a second module's viewer would register
+    the plugins' commands again ("already registered").
+    """
+    from unittest.mock import patch
+
+    import napari
+    from app_model import Application
+    from napari._app_model._app import NapariApplication, _napari_names
+    from napari._qt._qapp_model.qactions import init_qactions
+    from napari.plugins import _initialize_plugins
+
+    app = NapariApplication("topoviewer_shared_viewer")
+    app.injection_store.namespace = _napari_names
+    _initialize_plugins.cache_clear()
+    init_qactions.cache_clear()
+    with patch.object(NapariApplication, "get_app_model", return_value=app):
+        topo = open_topo(napari.Viewer(show=True), tiny_model_file, tiny_analysed)
+        yield topo
+        topo.ctrl.close()
+        topo.viewer.close()
+    Application.destroy("topoviewer_shared_viewer")
+    _initialize_plugins.cache_clear()
+    init_qactions.cache_clear()
 
 
 class FakeMouseEvent:
