@@ -123,6 +123,17 @@ class SheetLayout:
         ])
         return world[0] if single else world
 
+    def to_sheet(self, sheet_name: str, column: str, world) -> np.ndarray:
+        """World points (Y, X) in a cell → sheet (x, y): the inverse of :meth:`to_world`. Same rank as ``world``."""
+        s = self.sheet(sheet_name)
+        w = np.asarray(world, dtype=float)
+        single = w.ndim == 1
+        w = w.reshape(-1, 2)
+        x0, y0 = s.origin_mm
+        xy = np.column_stack([x0 + (w[:, 1] - self.left(column)),
+                              y0 + s.extent_mm[1] - (w[:, 0] - self.top(sheet_name, column))])
+        return xy[0] if single else xy
+
     def locate(self, world_position) -> Location | None:
         """A world point (…, Y, X) → the sheet and column under it, with sheet coordinates; None if between cells."""
         Y, X = float(world_position[-2]), float(world_position[-1])
@@ -132,8 +143,7 @@ class SheetLayout:
                 top, left = self.top(name, column), self.left(column)
                 dy, dx = Y - top, X - left
                 if 0.0 <= dy <= s.extent_mm[1] and 0.0 <= dx <= s.extent_mm[0]:
-                    x0, y0 = s.origin_mm
-                    return Location(name, column, (x0 + dx, y0 + s.extent_mm[1] - dy))
+                    return Location(name, column, tuple(self.to_sheet(name, column, (Y, X)).tolist()))
         return None
 
     # ------------------------------------------------------------------ rasters
