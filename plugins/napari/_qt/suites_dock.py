@@ -2,8 +2,6 @@
 current model, in a worker: a suite's numbers in a table and along the hierarchy, a drawn region
 lesioned, matched neurons as points on the sheets with their tuning curves."""
 
-from __future__ import annotations
-
 import html
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -41,11 +40,17 @@ def _page(tabs, title):
     return lay
 
 
+def _fill(widget):
+    """Take the room the dock has (at least the widget's minimum height) rather than ask for more."""
+    widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+
+
 def _plot(left, bottom):
     import pyqtgraph as pg
 
     plot = pg.PlotWidget()
     plot.setMinimumHeight(150)
+    _fill(plot)
     plot.showGrid(x=True, y=True, alpha=0.25)
     plot.setLabel("left", left)
     plot.setLabel("bottom", bottom)
@@ -136,7 +141,8 @@ class SuitesDock(Dock):
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setMinimumHeight(110)
+        self.table.setMinimumHeight(150)
+        _fill(self.table)
         page.addWidget(self.table)
         page = _page(self.outputs, "Per sheet")
         self.curves_plot = _plot("value", "sheet (network order)")
