@@ -253,15 +253,21 @@ def _two_class_model():
     return TopoModel(Net(), [Sheet.uniform("s", 64)], "toy", {}, 8, mean=(0.0,), std=(1.0,), classes=["A", "B"])
 
 
+def _two_class_stimuli():
+    """20 images for :func:`_two_class_model`: 10 of class A (left half bright), 10 of class B."""
+    from topoviewer.stimuli import StimulusSet
+
+    images = np.random.default_rng(0).uniform(0, 0.1, (20, 8, 8)).astype(np.float32)
+    images[:10, :, :4] += 0.8
+    images[10:, :, 4:] += 0.8
+    return StimulusSet(images, np.repeat([0, 1], 10), ["A", "B"], "toy")
+
+
 def test_lesion_removes_the_class_its_units_carry():
     from topoviewer.stimuli import StimulusSet
 
-    model = _two_class_model()
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0, 0.1, (20, 8, 8)).astype(np.float32)
-    images[:10, :, :4] += 0.8
-    images[10:, :, 4:] += 0.8
-    stimuli = StimulusSet(images, np.repeat([0, 1], 10), ["A", "B"], "toy")
+    model, stimuli = _two_class_model(), _two_class_stimuli()
+    images = stimuli.images
     effect = lesion_effect(model, "s", np.arange(8), stimuli, n_random=20, seed=0)
     assert list(effect.before) == [1.0, 1.0]
     assert list(effect.after) == [0.0, 1.0]
@@ -304,15 +310,9 @@ def test_region_units_by_hand():
 
 def test_lesion_suite_of_given_units_is_lesion_effect():
     """``run_suite("lesion", units=…)``: the given units instead of face patches, the numbers of lesion_effect."""
-    from topoviewer.stimuli import StimulusSet
     from topoviewer.suites import run_suite, suite_curves, suite_table
 
-    model = _two_class_model()
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0, 0.1, (20, 8, 8)).astype(np.float32)
-    images[:10, :, :4] += 0.8
-    images[10:, :, 4:] += 0.8
-    stimuli = StimulusSet(images, np.repeat([0, 1], 10), ["A", "B"], "toy")
+    model, stimuli = _two_class_model(), _two_class_stimuli()
     mask = np.zeros(64, bool)
     mask[:8] = True
     out = run_suite("lesion", model, stimuli, units={"s": mask}, n_random=4, seed=2, control="units")
