@@ -489,8 +489,8 @@ class LayerBook:
         layer = self.get(REGIONS_KEY)
         if layer is None:
             layer = self.viewer.add_shapes(name="lesion regions", units=self._unit(), edge_color=REGION_COLOR,
-                                           face_color="transparent", edge_width=0.02 * self.layout.gap,
-                                           metadata={KEY: REGIONS_KEY})
+                                           face_color="transparent", edge_width=0.08 * self.layout.gap,
+                                           metadata={KEY: REGIONS_KEY}, blending="translucent_no_depth")
             self._refs[REGIONS_KEY] = layer
         self.viewer.layers.selection.active = layer
         layer.mode = "add_polygon"
@@ -581,11 +581,12 @@ class LayerBook:
                 layer.visible = not layer.visible
 
     def _raise_outlines(self):
-        """Keep the patch outlines of the activity cells above those cells' maps (added later)."""
+        """Keep the patch outlines of the activity cells, and the drawn lesion regions, above those cells'
+        maps (added later)."""
         layers = self.viewer.layers
         outline = [i for i, lyr in enumerate(layers)
                    if str(lyr.metadata.get(KEY, "")).endswith(("/readout_patch",) + tuple(
-                       f"/patch_{c}" for c in ACTIVITY_COLUMNS))]
+                       f"/patch_{c}" for c in ACTIVITY_COLUMNS)) or lyr.metadata.get(KEY) == REGIONS_KEY]
         maps = [i for i, lyr in enumerate(layers)
                 if str(lyr.metadata.get(KEY, "")).endswith(("/activation", "/contrast", "/stimulation", "/propagated"))]
         if outline and maps and max(maps) > min(outline):

@@ -118,6 +118,8 @@ def _lesion_a_drawn_region(topo, dock, notes):
              _fmt(v["p"])] for c, v in want["categories"].items()]
     assert _cells(dock.table) == rows and want["units"] == inside.sum() > 0
     assert "Lesioned" in dock.lesion_note.text() and dock.restore_button.isEnabled()
+    layers = topo.viewer.layers  # the drawn region stays visible above the activation maps drawn again
+    assert layers.index(regions) > max(layers.index(topo.book.get(f"{n}/activation")) for n in model.sheet_names)
     np.testing.assert_array_equal(ctrl.lesion[sheet.name], inside)
     layer = topo.book.get(f"{sheet.name}/units")
     assert layer.visible and "lesioned region" in layer.name

@@ -54,6 +54,7 @@ def _plot(left, bottom):
     plot.showGrid(x=True, y=True, alpha=0.25)
     plot.setLabel("left", left)
     plot.setLabel("bottom", bottom)
+    plot.getAxis("left").enableAutoSIPrefix(False)
     plot.addLegend(offset=(-10, 10))
     return plot
 
@@ -143,16 +144,16 @@ class SuitesDock(Dock):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.setMinimumHeight(150)
         _fill(self.table)
-        page.addWidget(self.table)
+        page.addWidget(self.table, 1)
         page = _page(self.outputs, "Per sheet")
         self.curves_plot = _plot("value", "sheet (network order)")
-        page.addWidget(self.curves_plot)
+        page.addWidget(self.curves_plot, 1)
         self.curves: dict = {}  # label → PlotDataItem
         page = _page(self.outputs, "Tuning")
         self.tuning_note = rich_label("Match neurons, then select a point on a sheet.")
         page.addWidget(self.tuning_note)
         self.tuning_plot = _plot("response (z-scored)", "stimulus (sorted file order)")
-        page.addWidget(self.tuning_plot)
+        page.addWidget(self.tuning_plot, 1)
         self.tuning: dict = {}  # "neuron" / "unit" → PlotDataItem
         self.result = None
         self.matched = None  # (result, responses, neural, stimuli) of the last match
@@ -273,10 +274,10 @@ class SuitesDock(Dock):
         for layer in layers.values():
             layer.selected_data.events.items_changed.connect(
                 lambda *_, layer=layer: self._point_selected(layer))
-        rs = [n["r"] for n in result["neurons"] if n["r"] is not None]
+        best = max((n for n in result["neurons"] if n["r"] is not None), key=lambda n: n["r"], default=None)
         self.outputs.setCurrentIndex(2)
-        if rs:
-            self.show_tuning(int(np.nanargmax([-np.inf if n["r"] is None else n["r"] for n in result["neurons"]])))
+        if best is not None:
+            self.show_tuning(best["neuron"])
         else:
             self.tuning_note.setText("no neuron has a matched unit (constant responses)")
 
