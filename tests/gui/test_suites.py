@@ -100,6 +100,10 @@ def _lesion_a_drawn_region(topo, dock, notes):
     corners = np.array([lo, [hi[0], lo[1]], hi, [lo[0], hi[1]]])
     regions.add_rectangles(topo.book.layout.to_world(sheet.name, "activation", corners))
     inside = np.all((sheet.positions > lo) & (sheet.positions < hi), axis=1)  # by hand: inside the rectangle
+    dock.lesion_form.call_button.native.click()  # the tiny model's classes have no names: nothing lesioned
+    ctrl.wait(60, names=["suite"])
+    assert notes()[-1].startswith("the model's classifier has no class faces")
+    assert ctrl.lesion is None and dock.lesion_note.text() == "Intact model."
 
     with model.lesion(sheet.name, inside):
         lesioned = model.responses(picture[None])

@@ -158,6 +158,7 @@ class SuitesDock(Dock):
         self.result = None
         self.matched = None  # (result, responses, neural, stimuli) of the last match
         self.listen(self.state.events.model_changed, self._model_changed)
+        self.listen(self.ctrl.events.job_done, self._job_done)
 
     # ------------------------------------------------------------------ suites
     def _suite_chosen(self, suite):
@@ -204,10 +205,12 @@ class SuitesDock(Dock):
         self.curves = {}
         x = np.arange(len(sheets), dtype=float)
         self.curves_plot.getAxis("bottom").setTicks([list(zip(x, sheets, strict=True))])
-        for k, (label, values) in enumerate(curves.items()):
+        patch = ", face patch"  # a face patch's curve: dashed, in the colour of its all-units curve
+        bases = list(dict.fromkeys(label.removesuffix(patch) for label in curves))
+        for label, values in curves.items():
             y = np.array([np.nan if v is None else v for v in values], dtype=float)
-            style = Qt.PenStyle.DashLine if label.endswith("face patch") else Qt.PenStyle.SolidLine
-            colour = SHEET_COLORS[(k // 2 if len(curves) == 6 else k) % len(SHEET_COLORS)]
+            style = Qt.PenStyle.DashLine if label.endswith(patch) else Qt.PenStyle.SolidLine
+            colour = SHEET_COLORS[bases.index(label.removesuffix(patch)) % len(SHEET_COLORS)]
             self.curves[label] = self.curves_plot.plot(x, y, pen=pg.mkPen(colour, width=2, style=style), symbol="o",
                                                        symbolSize=6, symbolBrush=colour, name=label,
                                                        connect="finite")
@@ -309,6 +312,10 @@ class SuitesDock(Dock):
         self.tuning_note.setText(f"<b>neuron {neuron}</b> ↔ {html.escape(row['sheet'])} unit {row['unit']}: "
                                  f"r = {row['r']:.3f}{extra} ({len(stimuli)} images of "
                                  f"{html.escape(stimuli.name)})")
+
+    def _job_done(self, name, ok):
+        if name == "suite" and not ok and self.ctrl.lesion is None:  # a region's suite failed: nothing lesioned
+            self.lesion_note.setText("Intact model.")
 
     def _model_changed(self, state):
         self.matched = None
