@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import TopoviewerError
 
-__all__ = ["cache_dir", "cached_analysis", "analysis_key"]
+__all__ = ["cache_dir", "cached_analysis", "cached_preview", "analysis_key"]
 
 #: Modules whose source decides an analysis's numbers (their bytes are part of every key).
 _CODE = ("analysis", "stimuli", "pipeline.py", "sheet.py", "model.py", "families", "defaults.py")
@@ -77,8 +77,8 @@ def cached_analysis(model, model_path, stimuli_desc: str, make_stimuli, **option
     """
     from .pipeline import analyze
 
-    path = cache_dir() / f"analysis-{analysis_key(model_path, stimuli_desc, options)}.npz"
-    hit = _read(path, model)
+    path = _entry(model_path, stimuli_desc, options)
+    hit = _read(path, model.sheets)
     if hit is not None:
         return hit
     stimuli = make_stimuli()
@@ -88,6 +88,40 @@ def cached_analysis(model, model_path, stimuli_desc: str, make_stimuli, **option
     except (OSError, TopoviewerError):  # a cache that cannot be written only costs time
         pass
     return analysis, stimuli
+
+
+def cached_preview(model_path, sheets, stimuli_desc: str, **options):
+    """The d′ maps of the cached analysis of the model in ``model_path``, or None if there is none.
+
+    Needs only the model's sheets (:func:`topoviewer.io.read_sheets`), not the model, and imports
+    neither torch nor the analysis code: a viewer shows these maps while the model is still loading.
+    The entry's stored display rasters (:meth:`Sheet.nearest_map`) are handed to ``sheets``, so that
+    drawing them needs no KD-tree. Same key as :func:`cached_analysis` with the same arguments.
+
+    Returns
+    -------
+    (categories, dprime) or None
+        ``dprime[sheet][category]``: one value per unit.
+    """
+    path = _entry(model_path, stimuli_desc, options)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+            cats = meta["categories"]
+            dprime = {name: {c: z[f"dprime/{name}/{c}"] for c in cats} for name in meta["sheets"]}
+            for s in sheets:
+                if f"nearest/{s.name}" in z.files:
+                    mask = z[f"nearest_mask/{s.name}"] if f"nearest_mask/{s.name}" in z.files else None
+                    s.set_nearest_map(s.default_pixel_mm(), z[f"nearest/{s.name}"], mask)
+    except Exception:  # noqa: BLE001 - damaged or foreign: no preview (the model's own load recomputes it)
+        return None
+    return cats, dprime
+
+
+def _entry(model_path, stimuli_desc, options) -> Path:
+    return cache_dir() / f"analysis-{analysis_key(model_path, stimuli_desc, options)}.npz"
 
 
 def _write(path, analysis, stimuli):
@@ -101,6 +135,10 @@ def _write(path, analysis, stimuli):
             arrays[f"dprime/{name}/{c}"] = m.dprime[c]
             arrays[f"voxel_t/{name}/{c}"] = m.voxel_t[c]
         sheets[name] = {"summary": m.summary, "thresholds": m.thresholds}
+        index, mask = m.sheet.nearest_map(m.sheet.default_pixel_mm())  # the display raster (cached_preview)
+        arrays[f"nearest/{name}"] = index.astype(np.int32)
+        if mask is not None:
+            arrays[f"nearest_mask/{name}"] = mask
     meta = {"model_name": analysis.model_name, "stimuli_name": analysis.stimuli_name,
             "categories": list(analysis.categories), "stimuli": {"name": stimuli.name,
                                                                  "categories": list(stimuli.categories)},
@@ -114,13 +152,14 @@ def _write(path, analysis, stimuli):
     atomic_write(path, write)
 
 
-def _read(path, model):
-    """The cached ``(analysis, stimuli)``, or None when absent or unreadable."""
+def _read(path, sheets):
+    """The cached ``(analysis, stimuli)`` of a model with these sheets, or None when absent or unreadable."""
     from .pipeline import Analysis, SheetMaps
     from .stimuli import StimulusSet
 
     if not path.exists():
         return None
+    by_name = {s.name: s for s in sheets}
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(bytes(z["meta"]).decode())
@@ -131,7 +170,7 @@ def _read(path, model):
             for name, info in meta["sheets"].items():
                 analysis.responses[name] = z[f"responses/{name}"]
                 analysis.sheets[name] = SheetMaps(
-                    model.sheet(name), {c: z[f"dprime/{name}/{c}"] for c in cats},
+                    by_name[name], {c: z[f"dprime/{name}/{c}"] for c in cats},
                     {c: z[f"voxel_t/{name}/{c}"] for c in cats}, info["summary"], info["thresholds"])
     except Exception:  # noqa: BLE001 - damaged or foreign: recomputed and replaced
         return None

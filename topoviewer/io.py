@@ -24,7 +24,7 @@ from .errors import TopoviewerError
 from .sheet import Sheet
 from .validate import input_file, model_header, parameter_count, tmp_prefix, write_error
 
-__all__ = ["save_model", "load_model", "load", "safe_torch_load", "read_header", "atomic_write", "sample_path",
+__all__ = ["save_model", "load_model", "load", "safe_torch_load", "read_header", "read_sheets", "atomic_write", "sample_path",
            "file_sha256"]
 
 FORMAT = "topoviewer-model"
@@ -112,7 +112,7 @@ def read_header(path) -> dict:
 
     path = _existing(path)
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="numpy") as f:
             meta = f.metadata() or {}
     except Exception as exc:  # safetensors raises its own types for truncated/garbage files
         raise TopoviewerError(f"{path} is not a readable safetensors file ({exc})") from None
@@ -128,13 +128,16 @@ def read_header(path) -> dict:
     return model_header(header, path)
 
 
-def load_tensors(path, prefix: str = "") -> dict:
-    """All tensors of a safetensors file whose key starts with ``prefix`` (prefix stripped)."""
+def load_tensors(path, prefix: str = "", framework: str = "pt") -> dict:
+    """All tensors of a safetensors file whose key starts with ``prefix`` (prefix stripped).
+
+    ``framework="numpy"`` gives numpy arrays and needs no torch.
+    """
     from safetensors import safe_open
 
     out = {}
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework=framework) as f:
             for key in f.keys():
                 if key.startswith(prefix):
                     out[key[len(prefix):]] = f.get_tensor(key)
@@ -143,6 +146,28 @@ def load_tensors(path, prefix: str = "") -> dict:
     except Exception as exc:
         raise TopoviewerError(f"{path}: could not read tensors ({exc}); the file may be truncated") from None
     return out
+
+
+def read_sheets(path) -> tuple[dict, list]:
+    """The header and the sheets of an own-format model file, without building the network.
+
+    Reads only the JSON header and the positions (numpy; no torch import): enough to place and
+    draw a model's maps before the model itself is loaded (the viewer's first picture).
+    """
+    header = read_header(path)
+    positions = load_tensors(path, "positions.", framework="numpy")
+    sheets = []
+    for spec in header["sheets"]:
+        if spec["name"] not in positions:
+            raise TopoviewerError(f"{path}: positions of sheet {spec['name']!r} are missing")
+        sheets.append(
+            Sheet(
+                spec["name"], positions[spec["name"]], tuple(spec["extent_mm"]), tuple(spec["origin_mm"]),
+                unit=spec.get("unit", "mm"), grid_shape=tuple(spec["grid_shape"]) if spec.get("grid_shape") else None,
+                label=spec.get("label", ""),
+            )
+        )
+    return header, sheets
 
 
 def load_model(path, device: str = "cpu", *, dry_build: bool = True):
@@ -154,19 +179,7 @@ def load_model(path, device: str = "cpu", *, dry_build: bool = True):
     """
     from .families import build, check_finite
 
-    header = read_header(path)
-    positions = load_tensors(path, "positions.")
-    sheets = []
-    for spec in header["sheets"]:
-        if spec["name"] not in positions:
-            raise TopoviewerError(f"{path}: positions of sheet {spec['name']!r} are missing")
-        sheets.append(
-            Sheet(
-                spec["name"], positions[spec["name"]].numpy(), tuple(spec["extent_mm"]), tuple(spec["origin_mm"]),
-                unit=spec.get("unit", "mm"), grid_shape=tuple(spec["grid_shape"]) if spec.get("grid_shape") else None,
-                label=spec.get("label", ""),
-            )
-        )
+    header, sheets = read_sheets(path)
     if dry_build:
         _dry_build(header, sheets, path)
     model = build(header["arch"], header["config"], sheets=sheets)

@@ -47,7 +47,6 @@ from .analysis import (
 )
 from .analysis.stimulation import OUTSIDE_RULES
 from .errors import TopoviewerError
-from .model import drain
 
 __all__ = ["Analysis", "EarlyMaps", "SheetMaps", "StimulationResult", "Stimulator", "analyze", "default_stimuli",
            "early_sheet_maps", "iter_analysis"]
@@ -394,6 +393,8 @@ def iter_analysis(model, stimuli=None, *, sheets=None, batch_size=256, **options
 
 def analyze(model, stimuli=None, **options) -> Analysis:
     """Plain-call form of :func:`iter_analysis`."""
+    from .model import drain  # torch: this module stays importable without it (cached maps)
+
     return drain(iter_analysis(model, stimuli, **options))
 
 

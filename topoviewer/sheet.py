@@ -181,7 +181,7 @@ class Sheet:
         values = self._check_values(values)
         if pixel_mm is None:
             pixel_mm = self.default_pixel_mm()
-        index, mask = self._nearest_map(float(pixel_mm))
+        index, mask = self.nearest_map(pixel_mm)
         img = values[..., index].astype(np.float32, copy=False)
         if mask is not None:
             img = img.copy()
@@ -239,7 +239,10 @@ class Sheet:
             self._cache["tree"] = cKDTree(self.positions)
         return self._cache["tree"]
 
-    def _nearest_map(self, pixel_mm: float):
+    def nearest_map(self, pixel_mm: float):
+        """``(index, mask)`` behind :meth:`rasterise`: each pixel's nearest unit, and the pixels too far from
+        every unit (None when there are none). Cached per pixel size."""
+        pixel_mm = float(pixel_mm)
         key = ("nearest", pixel_mm)
         if key not in self._cache:
             grid = self.grid(pixel_mm)
@@ -252,6 +255,21 @@ class Sheet:
                 mask = far if far.any() else None
             self._cache[key] = (index, mask)
         return self._cache[key]
+
+    def set_nearest_map(self, pixel_mm: float, index, mask=None):
+        """Adopt a stored :meth:`nearest_map` (e.g. from the analysis cache: no KD-tree, no scipy import).
+
+        Checked against this sheet: the pixel grid's shape and the unit indices.
+        """
+        shape = self.grid(float(pixel_mm)).shape
+        index = np.asarray(index)
+        if index.shape != shape or not np.issubdtype(index.dtype, np.integer) or index.size == 0 \
+                or index.min() < 0 or index.max() >= self.n_units:
+            raise TopoviewerError(f"a nearest-unit map of sheet {self.name!r} must be {shape} unit indices "
+                                  f"< {self.n_units}")
+        if mask is not None and np.shape(mask) != shape:
+            raise TopoviewerError(f"the mask of sheet {self.name!r}'s nearest-unit map must have shape {shape}")
+        self._cache[("nearest", float(pixel_mm))] = (index, None if mask is None else np.asarray(mask, bool))
 
     def _check_values(self, values) -> np.ndarray:
         values = np.asarray(values)

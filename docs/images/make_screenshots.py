@@ -16,6 +16,10 @@ grabs only the Suites dock's pictures: ``suites.png`` (the lesion suite, the les
 ``suites-curves.png`` (the invariance suite per sheet), ``suites-region.png`` (a drawn region lesioned,
 a face's activation through the lesioned model) and ``suites-neurons.png`` (synthetic neurons, made of
 known units plus noise, matched and shown as points, one neuron's tuning curves).
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/images/make_screenshots.py train [MODEL]
+
+grabs only ``train.png``: a short training run with its maps refreshed live.
 """
 
 from __future__ import annotations
@@ -61,7 +65,8 @@ def show_dock(ctrl, name):
     pump(0.2)
 
 
-def main(model="sample", skip_train=False):
+def _open(model):
+    """The plugin on ``model`` in a 1600 × 1000 window, the dock stack 450 px wide."""
     from topoviewer_napari.launch import open_viewer
 
     viewer, ctrl = open_viewer(model)
@@ -77,6 +82,37 @@ def main(model="sample", skip_train=False):
     win.resizeDocks([model_dock], [450], Qt.Orientation.Horizontal)  # the one tab stack of docks
     pump(1.0)
     ctrl.book.fit()
+    return viewer, ctrl
+
+
+def train(model="sample", tmp=None):
+    """train.png: a short run of the default recipe's architecture, maps refreshed live."""
+    import tempfile
+
+    viewer, ctrl = _open(model)
+    tmp = Path(tmp or tempfile.mkdtemp(prefix="topoviewer-shots-"))
+    show_dock(ctrl, "TrainDock")
+    tdock = ctrl.docks["TrainDock"]
+    form = tdock.form
+    form.out.value = tmp / "run.safetensors"
+    form.steps.value = 120
+    form.batch_size.value = 32
+    form.per_category.value = 20
+    form.device.value = "cpu"
+    form.refresh.value = 3.0
+    tdock.start()
+    t0 = time.monotonic()
+    while tdock.finish_reason is None and len(tdock.history["step"]) < 80 and time.monotonic() - t0 < 400:
+        pump(0.2)
+    grab(viewer, "train.png")
+    while tdock.finish_reason is None and time.monotonic() - t0 < 600:
+        pump(0.2)
+    ctrl.wait(120)
+    viewer.close()
+
+
+def main(model="sample", skip_train=False):
+    viewer, ctrl = _open(model)
     st, book = ctrl.state, ctrl.book
     grab(viewer, "start.png")  # the first run as it opens: Model & maps in front
     show_dock(ctrl, "PurityDock")
@@ -146,29 +182,9 @@ def main(model="sample", skip_train=False):
     grab(viewer, "export.png")
     lesion_suite(viewer, ctrl)
 
-    if skip_train:
-        viewer.close()
-        return
-    # training on the fly
-    show_dock(ctrl, "TrainDock")
-    tdock = ctrl.docks["TrainDock"]
-    form = tdock.form
-    form.out.value = tmp / "run.safetensors"
-    form.steps.value = 120
-    form.batch_size.value = 32
-    form.per_category.value = 20
-    form.device.value = "cpu"
-    form.refresh.value = 3.0
-    tdock.start()
-    t0 = time.monotonic()
-    while tdock.finish_reason is None and len(tdock.history["step"]) < 80 and time.monotonic() - t0 < 400:
-        pump(0.2)
-    grab(viewer, "train.png")
-    while tdock.finish_reason is None and time.monotonic() - t0 < 600:
-        pump(0.2)
-    ctrl.wait(120)
-
     viewer.close()
+    if not skip_train:
+        train(model, tmp)
 
 
 def early(model):
@@ -283,6 +299,8 @@ if __name__ == "__main__":
         early(sys.argv[2])
     elif sys.argv[1:2] == ["suites"]:
         suites(*sys.argv[2:3])
+    elif sys.argv[1:2] == ["train"]:
+        train(*sys.argv[2:3])
     else:
         args = [a for a in sys.argv[1:] if a != "--skip-train"]
         main(*(args[:1] or ["sample"]), skip_train="--skip-train" in sys.argv)

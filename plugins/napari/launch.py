@@ -59,42 +59,74 @@ def write_default_figures(model_source="sample", out="topoviewer-figures", devic
     return written
 
 
+#: The stimulus set of the start's analysis (the file's hash in the cache key fixes the model, hence its input size).
+START_STIMULI = "default_stimuli(model)"
+
+
 class Preload:
     """Load and analyse a model in a plain thread while napari starts (time to first picture).
 
-    The analysis comes from the user cache (:mod:`topoviewer.cache`) when this model file was
-    analysed before: the second start shows the maps as soon as the window is up.
-
-    ``result`` becomes ``(model, stimuli, analysis, prepared)`` (``prepared``: the patches and purity
-    rings, :func:`~topoviewer_napari.state.prepare_maps`) or ``error`` a message; ``done`` is set last.
+    Two steps. First, without torch: the file's sheets (:func:`topoviewer.io.read_sheets`) and,
+    when this file was analysed before, its d′ maps from the user cache
+    (:func:`topoviewer.cache.cached_preview`): ``preview`` becomes ``(sheets, categories, dprime)``. Then, once
+    :meth:`hand_over` has drawn that preview (or found none), the model itself is loaded (torch's
+    import would otherwise compete with napari's start for the interpreter) and analysed, from the
+    cache again when it can: ``result`` becomes ``(model, stimuli, analysis, prepared)``
+    (``prepared``: the patches and purity rings, :func:`~topoviewer_napari.state.prepare_maps`)
+    or ``error`` a message; ``done`` is set last.
     """
 
     def __init__(self, source, device="cpu"):
         import threading
 
         self.source, self.device = source, device
+        self.preview = None
         self.result = None
         self.error = None
+        self.previewed = threading.Event()  # the preview step is over (with or without a preview)
+        self.go = threading.Event()  # the model may be loaded now
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, name="topoviewer-preload", daemon=True)
         self.thread.start()
+
+    def _path(self):
+        from topoviewer.io import sample_path
+
+        return sample_path() if str(self.source) == "sample" else Path(self.source)
+
+    def _preview(self):
+        from topoviewer.cache import cached_preview
+        from topoviewer.errors import TopoviewerError
+        from topoviewer.io import read_sheets
+
+        try:
+            _, sheets = read_sheets(self._path())
+        except (TopoviewerError, OSError):  # not an own-format file (a checkpoint…): no preview; the load says more
+            return
+        hit = cached_preview(self._path(), sheets, START_STIMULI)
+        if hit is not None:
+            _warm_image_layers()
+            self.preview = (sheets, *hit)
 
     def _run(self):
         from topoviewer.errors import TopoviewerError
 
         try:
+            self._preview()
+        finally:
+            self.previewed.set()
+        self.go.wait()
+        try:
             from topoviewer.cache import cached_analysis
-            from topoviewer.io import load, sample_path
+            from topoviewer.io import load
             from topoviewer.pipeline import default_stimuli
 
             from ._qt.controller import warm_rasters
             from .state import prepare_maps
 
             model = load(self.source, device=self.device)
-            warm_rasters(model)
-            path = sample_path() if str(self.source) == "sample" else self.source
-            analysis, stimuli = cached_analysis(model, path, f"default_stimuli(input_size={model.input_size})",
-                                                lambda: default_stimuli(model))
+            warm_rasters(model.sheets)
+            analysis, stimuli = cached_analysis(model, self._path(), START_STIMULI, lambda: default_stimuli(model))
             # the maps' patches and rings only: the stimulation experiment is prepared after the first picture
             self.result = (model, stimuli, analysis, prepare_maps(model, analysis))
         except TopoviewerError as exc:
@@ -104,27 +136,67 @@ class Preload:
         finally:
             self.done.set()
 
-    def hand_over(self, ctrl, then=None):
-        """Poll from the GUI thread; when done, give the result to the controller's state."""
+    def hand_over(self, ctrl, *, then=None, on_picture=None):
+        """Poll from the GUI thread: draw the preview when there is one, then give the model to the
+        controller's state when it is loaded.
+
+        ``then()`` runs once the first picture is on screen, or at once when there is no preview
+        (the docks are added there, after the maps). ``on_picture()`` runs on the GUI thread when the
+        first d′ maps have been handed to their layers (the preview's or the state's).
+        """
         from qtpy.QtCore import QTimer
 
         from ._qt.controller import notify_error
 
-        def poll():
+        def picture():
+            ctrl.first_picture_at = time.time()
+            if on_picture is not None:
+                on_picture()
+
+        def after_picture():
+            self.go.set()
+            if then is not None:
+                then()
+
+        def on_analysis(state):
+            state.events.analysis_changed.disconnect(on_analysis)
+            picture()
+
+        def poll_preview():
+            if not self.previewed.is_set():
+                QTimer.singleShot(20, poll_preview)
+                return
+            if self.preview is not None:
+                ctrl.book.preview(*self.preview)
+                picture()
+                QTimer.singleShot(0, after_picture)  # the next event-loop turn: the maps are painted
+            else:
+                # before the layer book's slot, so that the picture is reported ahead of the secondary maps
+                ctrl.state.events.analysis_changed.connect(on_analysis, priority=1)
+                after_picture()
+            QTimer.singleShot(20, poll_model)
+
+        def poll_model():
             if not self.done.is_set():
-                QTimer.singleShot(20, poll)
+                QTimer.singleShot(20, poll_model)
                 return
             if self.error:
                 notify_error(self.error)
             else:
                 model, stimuli, analysis, prepared = self.result
                 ctrl.state.set_model(model, str(self.source), stimuli=stimuli, analysis=analysis, prepared=prepared)
-                ctrl.first_picture_at = time.time()
                 QTimer.singleShot(0, ctrl.prepare_stimulation)
-            if then is not None:
-                then()
 
-        QTimer.singleShot(0, poll)
+        QTimer.singleShot(0, poll_preview)
+
+
+def _warm_image_layers():
+    """Build here, off the GUI thread, what napari's first image layer in mm builds on it: pint's unit
+    registry (≈ 1 s under load, on the first layer with units) and scipy.ndimage (its thumbnail)."""
+    import pint
+    from scipy import ndimage  # noqa: F401
+
+    pint.get_application_registry().Unit("mm")
 
 
 #: Tab titles that differ from the dock's name ("&" would be read as a keyboard mnemonic).
@@ -160,8 +232,12 @@ def add_docks(viewer, names):
     return docks
 
 
-def open_viewer(model="sample", device="cpu", docks=None, show=True, viewer=None, preload=None):
-    """A napari viewer with the plugin's docks and ``model`` loading. Returns (viewer, controller)."""
+def open_viewer(model="sample", device="cpu", docks=None, show=True, viewer=None, preload=None, on_picture=None):
+    """A napari viewer with the plugin's docks and ``model`` loading. Returns (viewer, controller).
+
+    With a :class:`Preload` the maps come first and the docks after them (``on_picture``: see
+    :meth:`Preload.hand_over`).
+    """
     import napari
 
     from . import DOCKS
@@ -171,11 +247,16 @@ def open_viewer(model="sample", device="cpu", docks=None, show=True, viewer=None
         viewer = napari.Viewer(title="topoviewer", show=show)
     ctrl = controller_for(viewer)
     ctrl.device = device
-    add_docks(viewer, list(DOCKS) if docks is None else docks)
+    names = list(DOCKS) if docks is None else docks
     if preload is not None:
-        preload.hand_over(ctrl)
-    elif model:
-        ctrl.open_model(model)
+        def docks_after_picture():
+            add_docks(viewer, names)
+            ctrl.book.fit()  # the docks took part of the canvas
+        preload.hand_over(ctrl, then=docks_after_picture, on_picture=on_picture)
+    else:
+        add_docks(viewer, names)
+        if model:
+            ctrl.open_model(model)
     return viewer, ctrl
 
 
@@ -190,8 +271,9 @@ def build_parser():
     p.add_argument("--figures", default="topoviewer-figures",
                    help="where the figures go when there is no display (default: %(default)s)")
     p.add_argument("--report-startup", action="store_true",
-                   help="print the seconds from process start to the first sheet maps on screen")
-    p.add_argument("--quit-after-first-picture", action="store_true", help=argparse.SUPPRESS)
+                   help="print the seconds from process start to the first sheet maps on screen, and until "
+                        "the model is loaded and every map drawn")
+    p.add_argument("--quit-when-ready", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
@@ -212,23 +294,33 @@ def main(argv=None) -> int:
     t0 = _process_start()
     preload = Preload(args.model, args.device)  # model + analysis in parallel with napari's start
     import napari
+    from qtpy.QtCore import QTimer
 
-    viewer, ctrl = open_viewer(args.model, args.device, preload=preload)
-    if args.report_startup or args.quit_after_first_picture:
-        from qtpy.QtCore import QTimer
+    report = args.report_startup or args.quit_when_ready
 
-        def first_picture(state):
-            def painted():
+    def on_picture():
+        def painted():
+            if report:
                 print(f"topoviewer-napari: first picture after {time.time() - t0:.2f} s", flush=True)
-                if args.quit_after_first_picture:
-                    ctrl.close()  # nothing queued (e.g. the stimulation's preparation) runs on a closed viewer
-                    viewer.close()
-            QTimer.singleShot(0, painted)
-            state.events.analysis_changed.disconnect(first_picture)
+        QTimer.singleShot(0, painted)
 
-        # before the layer book's slot: "painted" is then queued ahead of the secondary maps, which
-        # follow one kind per event-loop turn; the first picture is the d′ maps of every sheet
-        ctrl.state.events.analysis_changed.connect(first_picture, priority=1)
+    viewer, ctrl = open_viewer(args.model, args.device, preload=preload, on_picture=on_picture)
+    if report:
+        def ready(state):  # the model is in and every map is drawn
+            if ctrl.book.pending:
+                QTimer.singleShot(20, lambda: ready(state))
+                return
+            print(f"topoviewer-napari: ready after {time.time() - t0:.2f} s (model loaded, every map drawn)",
+                  flush=True)
+            if args.quit_when_ready:
+                ctrl.close()  # nothing queued (e.g. the stimulation's preparation) runs on a closed viewer
+                viewer.close()
+
+        def on_model(state):
+            state.events.analysis_changed.disconnect(on_model)
+            QTimer.singleShot(0, lambda: ready(state))
+
+        ctrl.state.events.analysis_changed.connect(on_model)
     napari.run()
     return 0
 

@@ -245,12 +245,17 @@ class LayerBook:
             for a, b in zip(self.layout.sheets, model.sheets, strict=False)
         )
         self.layout = new_layout
-        # layers of sheets that no longer exist, and everything derived from the previous model's activity
+        # layers of sheets that no longer exist, and everything derived from the previous model's activity;
+        # on the same layout (e.g. a training run's model at Stop) the stimulation layers are only hidden:
+        # prepare_stimulation would add them again at once, and napari removes and adds layers slowly
         stale = {"activation", "contrast", "stimulation", "propagated", "readout_patch", "matched"} | set(EARLY_LAYERS)
+        keep = {"stimulation", "propagated", "readout_patch", "sites"} if same else set()
         self._stim_roles = None
+        if keep:
+            self.clear_stimulation()
         self._revealed = set()
         self.remove(lambda key: key.split("/")[0] not in names + ["layout", "stimulation", "input", "lesion"]
-                    or key.split("/")[-1] in stale or key in ("stimulation/sites",)
+                    or (key.split("/")[-1] in stale or key == "stimulation/sites") and key.split("/")[-1] not in keep
                     or (key.startswith("input/") and not first))
         frames = frame_layer_data(self.layout, self._titles())
         dupes = [lyr for lyr in self.viewer.layers if lyr.metadata.get(KEY) == "layout/cells"][:-1]
@@ -258,7 +263,8 @@ class LayerBook:
             self.viewer.layers.remove(lyr)
         self._refs.pop("layout/cells", None)
         layer = self.get("layout/cells")
-        if layer is None:
+        framed = layer is None  # the frames span the whole layout (a preview drew only the d′ column)
+        if framed:
             rects, kwargs, _ = frames
             with self._unselected():
                 self._refs["layout/cells"] = self.viewer.add_shapes(rects, **kwargs)
@@ -267,7 +273,7 @@ class LayerBook:
             layer.features = frames[1]["features"]
         else:
             self._retitle()
-        if not same:
+        if framed or not same:
             self._scale_bar()
             self.fit()
 
@@ -312,7 +318,7 @@ class LayerBook:
                     t[(s.name, "purity")] += " / SF"
         if st.training_step is not None:
             for s in self.state.model.sheets:
-                t[(s.name, "dprime")] = f"d′ {cat} · step {st.training_step}"
+                t[(s.name, "dprime")] = f"{s.title} · d′ {cat} · step {st.training_step}"
         return t
 
     def _retitle(self):
@@ -409,13 +415,29 @@ class LayerBook:
         if st.analysis is None:
             return
         for s in st.model.sheets:
-            if s.name not in st.analysis.sheets:
-                continue
-            dp = st.dprime(s.name)
-            px = s.default_pixel_mm()
-            self._image(f"{s.name}/dprime", s.name, "dprime", s.rasterise(dp, px), px,
-                        name=f"{s.name} · d′ {st.category}", cmap=CMAP["dprime"],
-                        limits=map_limits("dprime", dp, threshold=st.threshold))
+            if s.name in st.analysis.sheets:
+                self._dprime(s, st.dprime(s.name), st.category, st.threshold)
+
+    def _dprime(self, s, dp, category, threshold):
+        px = s.default_pixel_mm()
+        self._image(f"{s.name}/dprime", s.name, "dprime", s.rasterise(dp, px), px, name=f"{s.name} · d′ {category}",
+                    cmap=CMAP["dprime"], limits=map_limits("dprime", dp, threshold=threshold))
+
+    def preview(self, sheets, categories, dprime):
+        """The d′ maps of a cached analysis before its model is loaded (the first picture at start).
+
+        ``sheets`` from :func:`topoviewer.io.read_sheets`, ``categories`` and ``dprime``
+        (sheet → category → values) from :func:`topoviewer.cache.cached_preview`: no torch. Drawn as
+        the state's maps are (same keys, places, colormap and limits), so the model's arrival updates
+        these layers in place.
+        """
+        self.layout = SheetLayout(sheets)
+        cat = self.state.category if self.state.category in categories else categories[0]
+        for s in sheets:
+            if s.name in dprime:
+                self._dprime(s, dprime[s.name][cat], cat, self.state.threshold)
+        self._scale_bar()
+        self.fit()
 
     def _draw_units(self):
         st = self.state

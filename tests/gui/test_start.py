@@ -6,16 +6,44 @@ from pathlib import Path
 from topoviewer_napari import DOCKS
 
 
-def test_start_opens_docks_and_maps(make_napari_viewer, tiny_model_file):
+def test_start_opens_docks_and_maps(make_napari_viewer, tiny_model_file, tiny_analysed, tmp_path, monkeypatch, qtbot):
     from types import SimpleNamespace
 
-    from topoviewer_napari.launch import open_viewer
+    import numpy as np
 
+    from topoviewer.cache import cached_analysis
+    from topoviewer_napari.launch import START_STIMULI, Preload, open_viewer
+    from topoviewer_napari.layout import SheetLayout
+
+    # the start command's path with a file analysed before: the cached d′ maps are the first picture, drawn
+    # before the model is loaded (no torch on that path); the docks come after them
+    monkeypatch.setenv("TOPOVIEWER_CACHE_DIR", str(tmp_path))
+    model, stimuli, analysis = tiny_analysed
+    cached_analysis(model, tiny_model_file, START_STIMULI, lambda: stimuli)
     viewer = make_napari_viewer(show=True)
     activations = []
     viewer.layers.selection.events.active.connect(lambda e: activations.append(e.value))
-    viewer, ctrl = open_viewer(str(tiny_model_file), viewer=viewer)  # the start command's path
+    first = {}
+
+    def on_picture():
+        first.update(model=ctrl.state.model, docks=dict(ctrl.docks), keys=sorted(ctrl.book.keys()),
+                     layers={k: ctrl.book.get(k) for k in ctrl.book.keys()})
+        first["data"] = {k: np.array(layer.data) for k, layer in first["layers"].items()}
+
+    preload = Preload(str(tiny_model_file))
+    viewer, ctrl = open_viewer(str(tiny_model_file), viewer=viewer, preload=preload, on_picture=on_picture)
+    qtbot.waitUntil(lambda: ctrl.state.analysis is not None, timeout=120_000)
     ctrl.wait(120)
+    assert first["model"] is None and first["docks"] == {}
+    assert first["keys"] == ["fc6/dprime", "fc7/dprime"]
+    for key, data in first["data"].items():
+        name = key.split("/")[0]
+        expected = SheetLayout.display(model.sheet(name).rasterise(analysis.sheets[name].dprime["faces"]))
+        np.testing.assert_array_equal(data, expected)
+        # the model's arrival updated the preview's layers in place: the same layer objects, the same maps
+        assert ctrl.book.get(key) is first["layers"][key]
+        np.testing.assert_array_equal(ctrl.book.get(key).data, data)
+    assert ctrl.first_picture_at is not None
     # the book's ~20 layers arrive unselected (each change of the active layer rebuilds the canvas
     # overlays); the first d′ map is made active once, at the end
     assert activations == [ctrl.book.get("fc6/dprime")], [getattr(a, "name", a) for a in activations]
@@ -38,7 +66,12 @@ def test_start_opens_docks_and_maps(make_napari_viewer, tiny_model_file):
     # the picture is on screen: the canvas is not blank
     shot = v.screenshot(canvas_only=True)
     assert shot[..., :3].std() > 5
+    # the heap alive once the maps are in is kept out of full collections (they stalled the event loop)
+    import gc
+
+    assert gc.get_freeze_count() > 10_000
     ctrl.close()
+    assert gc.get_freeze_count() == 0
 
 
 def test_sample_menu_opens_the_default_model(make_napari_viewer, monkeypatch, tiny_model_file, qtbot):

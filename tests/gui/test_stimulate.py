@@ -19,11 +19,27 @@ def _click(topo, fake_event, sheet, column, xy, process=True, **kw):
     return world
 
 
-def test_click_stimulates_and_updates_layers_in_place(topo, fake_event):
+def test_stimulate_tool_story(topo, fake_event, notes, tmp_path):
+    """One viewer for the whole story (opening the plugin costs seconds): the first click on prepared layers
+    and the click latency, the shortcuts, clicks the tool ignores, a click against the core's experiment,
+    inside vs outside and the CSV log."""
+    _latency(topo, fake_event)
+    topo.ctrl.tool.enabled = False
+    _shortcuts(topo, fake_event)
+    topo.ctrl.clear_stimulation()
+    _toggles_and_ignored_clicks(topo, fake_event, notes)
+    topo.ctrl.tool.enabled = False
+    _click_against_the_core(topo, fake_event)
+    _inside_vs_outside_and_csv(topo, tmp_path)
+
+
+def _click_against_the_core(topo, fake_event):
     st, book, v = topo.state, topo.book, topo.viewer
     topo.docks["StimulateDock"].tool_button.click()
+    assert topo.ctrl.tool.enabled
     dock = topo.docks["StimulateDock"]
     dock.radius.value = 1.5
+    n_log, n_rows = len(st.log), dock.table.rowCount()
     xy = (4.0, 6.0)
     world = book.layout.to_world("fc6", "dprime", xy)
     # through napari's own dispatch of viewer callbacks, as a real click
@@ -50,17 +66,18 @@ def test_click_stimulates_and_updates_layers_in_place(topo, fake_event):
     # read-out and log
     text = dock.readout.text()
     assert f"{r.next_patch_mean:.3f}" in text and f"{r.baseline:.3f}" in text and f"Δ {r.next_patch_delta:+.3f}" in text
-    assert dock.table.rowCount() == 1 and dock.table.item(0, 2).text() == "fc6"
+    assert dock.table.rowCount() == n_rows + 1 and dock.table.item(n_rows, 2).text() == "fc6"
     # a second click updates the same layers
     _click(topo, fake_event, "fc6", "voxel_t", (7.0, 2.0))
     assert book.get("fc6/stimulation") is stim_layer and book.get("fc7/propagated") is prop_layer
     assert [k for k in book.keys() if k.endswith("/stimulation")] == ["fc6/stimulation"]
     np.testing.assert_allclose(st.stimulation.site_mm, (7.0, 2.0))
-    assert len(st.log) == 2 and dock.table.rowCount() == 2
+    assert len(st.log) == n_log + 2 and dock.table.rowCount() == n_rows + 2
 
 
-def test_tool_toggles_its_callback_and_ignores_other_clicks(topo, fake_event, notes):
+def _toggles_and_ignored_clicks(topo, fake_event, notes):
     st, tool, v, dock = topo.state, topo.ctrl.tool, topo.viewer, topo.docks["StimulateDock"]
+    assert st.stimulation is None and not tool.enabled
     n = len(v.mouse_drag_callbacks)
     dock.tool_button.click()
     assert tool.enabled and len(v.mouse_drag_callbacks) == n + 1
@@ -80,23 +97,23 @@ def test_tool_toggles_its_callback_and_ignores_other_clicks(topo, fake_event, no
     assert st.stimulation is not None
 
 
-def test_inside_vs_outside_and_csv(topo, tmp_path):
+def _inside_vs_outside_and_csv(topo, tmp_path):
     st, dock = topo.state, topo.docks["StimulateDock"]
     assert dock.sheet_combo.value == "fc6"
     dock.io_button.click()
-    assert [row["site"] for row in st.log] == ["inside", "outside"]
+    assert [row["site"] for row in st.log[-2:]] == ["inside", "outside"]
     stim = st.stimulator("fc6")
-    np.testing.assert_allclose((st.log[0]["x_mm"], st.log[0]["y_mm"]), stim.site("inside"), atol=1e-4)
+    np.testing.assert_allclose((st.log[-2]["x_mm"], st.log[-2]["y_mm"]), stim.site("inside"), atol=1e-4)
     text = dock.readout.text()
-    assert f"Δ inside {st.log[0]['next_patch_delta']:+.3f} vs Δ outside {st.log[1]['next_patch_delta']:+.3f}" in text
+    assert f"Δ inside {st.log[-2]['next_patch_delta']:+.3f} vs Δ outside {st.log[-1]['next_patch_delta']:+.3f}" in text
     path = tmp_path / "log.csv"
     assert dock.save_csv(path) == path
     rows = list(csv.DictReader(path.open()))
-    assert len(rows) == 2 and rows[0]["site"] == "inside" and float(rows[0]["next_patch_mean"]) >= 0
+    assert len(rows) == len(st.log) and rows[-2]["site"] == "inside" and float(rows[-2]["next_patch_mean"]) >= 0
     assert set(rows[0]) >= {"layer", "x_mm", "y_mm", "radius_mm", "next_patch_mean", "baseline", "next_patch_delta"}
 
 
-def test_click_to_updated_layer_latency(topo, fake_event):
+def _latency(topo, fake_event):
     """Click → stimulation → layers updated; the first click also prepares the experiment."""
     from qtpy.QtWidgets import QApplication
 
@@ -132,7 +149,7 @@ def test_click_to_updated_layer_latency(topo, fake_event):
     assert any(np.allclose(p, topo.book.layout.to_world("fc6", "dprime", (6, 3))) for p in sites.data + sites.translate)
 
 
-def test_shortcuts_toggle_the_tool_and_clear_the_stimulation(topo, fake_event):
+def _shortcuts(topo, fake_event):
     from napari.utils.key_bindings import KeyBinding
 
     v, st, book = topo.viewer, topo.state, topo.book
