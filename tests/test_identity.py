@@ -16,7 +16,7 @@ from topoviewer.analysis.identity import (
     population_indices,
 )
 from topoviewer.analysis.lesion import lesion_effect, random_lesions
-from topoviewer.analysis.matching import match_neurons, noise_ceiling, transfer_decode
+from topoviewer.analysis.matching import match_neurons, neuron_means, noise_ceiling, transfer_decode
 from topoviewer.errors import TopoviewerError
 from topoviewer.stimuli import face_identities, face_views, transform
 from topoviewer.stimuli.faces import FACE_VIEW_YAWS, mirror_views, view_index
@@ -253,15 +253,21 @@ def _two_class_model():
     return TopoModel(Net(), [Sheet.uniform("s", 64)], "toy", {}, 8, mean=(0.0,), std=(1.0,), classes=["A", "B"])
 
 
+def _two_class_stimuli():
+    """20 images for :func:`_two_class_model`: 10 of class A (left half bright), 10 of class B."""
+    from topoviewer.stimuli import StimulusSet
+
+    images = np.random.default_rng(0).uniform(0, 0.1, (20, 8, 8)).astype(np.float32)
+    images[:10, :, :4] += 0.8
+    images[10:, :, 4:] += 0.8
+    return StimulusSet(images, np.repeat([0, 1], 10), ["A", "B"], "toy")
+
+
 def test_lesion_removes_the_class_its_units_carry():
     from topoviewer.stimuli import StimulusSet
 
-    model = _two_class_model()
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0, 0.1, (20, 8, 8)).astype(np.float32)
-    images[:10, :, :4] += 0.8
-    images[10:, :, 4:] += 0.8
-    stimuli = StimulusSet(images, np.repeat([0, 1], 10), ["A", "B"], "toy")
+    model, stimuli = _two_class_model(), _two_class_stimuli()
+    images = stimuli.images
     effect = lesion_effect(model, "s", np.arange(8), stimuli, n_random=20, seed=0)
     assert list(effect.before) == [1.0, 1.0]
     assert list(effect.after) == [0.0, 1.0]
@@ -277,6 +283,45 @@ def test_lesion_removes_the_class_its_units_carry():
     bad = StimulusSet(images, np.repeat([0, 1], 10), ["A", "C"], "toy")
     with pytest.raises(TopoviewerError, match="the model's classifier has no class C"):
         lesion_effect(model, "s", [0], bad)
+
+
+def test_region_units_by_hand():
+    """Units inside drawn polygons: a triangle and a rectangle on a 10 × 10 grid, checked by inequalities."""
+    from topoviewer.analysis.lesion import region_units
+    from topoviewer.sheet import Sheet
+
+    x, y = np.meshgrid(np.arange(10) + 0.5, np.arange(10) + 0.5)
+    sheet = Sheet("s", np.column_stack([x.ravel(), y.ravel()]), (10.0, 10.0))
+    triangle = [(0, 0), (6.2, 0), (0, 6.2)]
+    rect = [(2.1, 2.1), (4.9, 2.1), (4.9, 7.9), (2.1, 7.9)]
+    px, py = sheet.positions.T
+    in_triangle = (px > 0) & (py > 0) & (px + py < 6.2)
+    in_rect = (px > 2.1) & (px < 4.9) & (py > 2.1) & (py < 7.9)
+    np.testing.assert_array_equal(region_units(sheet, [triangle]), in_triangle)
+    np.testing.assert_array_equal(region_units(sheet, [rect[::-1]]), in_rect)      # either winding
+    both = region_units(sheet, [triangle, rect])
+    np.testing.assert_array_equal(both, in_triangle | in_rect)                   # a unit in both counts once
+    assert in_triangle.sum() == 21 and in_rect.sum() == 18 and both.sum() == 21 + 18 - 3
+    assert not region_units(sheet, []).any()
+    with pytest.raises(TopoviewerError, match=r"region 1 must be a polygon of ≥ 3 finite \(x, y\) vertices, "
+                                              r"got shape \(2, 2\)"):
+        region_units(sheet, [triangle, [(0, 0), (1, 1)]])
+
+
+def test_lesion_suite_of_given_units_is_lesion_effect():
+    """``run_suite("lesion", units=…)``: the given units instead of face patches, the numbers of lesion_effect."""
+    from topoviewer.suites import run_suite, suite_curves, suite_table
+
+    model, stimuli = _two_class_model(), _two_class_stimuli()
+    mask = np.zeros(64, bool)
+    mask[:8] = True
+    out = run_suite("lesion", model, stimuli, units={"s": mask}, n_random=4, seed=2, control="units")
+    want = lesion_effect(model, "s", np.arange(8), stimuli, n_random=4, seed=2, control="units").summary()
+    assert out["sheets"] == {"s": want} and out["category"] == "drawn region"
+    assert want["categories"]["A"]["after"] == 0.0
+    assert suite_table(out)[1][0] == ["s", "A", 8, 1.0, 0.0, want["categories"]["A"]["random_mean"],
+                                      want["categories"]["A"]["p"]]
+    assert suite_curves(out) == (["s"], {})  # no identity decoding: nothing to draw along the hierarchy
 
 
 def test_lesion_decoding_against_decode_by_hand(tiny_model):
@@ -367,6 +412,7 @@ def test_match_recovers_synthetic_neurons():
     j = 0
     assert match.r[j] == pytest.approx(np.corrcoef(units[:, match.unit[j]], neural[:, j].mean(axis=1))[0, 1])
     pure_noise = match_neurons(units, rng.normal(size=(n_stim, 5)), n_permutations=50, seed=0)
+    np.testing.assert_array_equal(neuron_means(neural), neural.mean(axis=2))
     assert np.median(pure_noise.p) > 0.1
     labels = (latent[:, 0] > 0).astype(int)
     assert transfer_decode(units, neural, labels, match) > 0.7
@@ -374,6 +420,29 @@ def test_match_recovers_synthetic_neurons():
         match_neurons(units, neural[:-1])
     with pytest.raises(TopoviewerError, match="matching 200,000,000 units to 1 neurons needs 6.4 GB"):
         match_neurons(np.broadcast_to(np.float32(0), (3, 200_000_000)), np.zeros((3, 1)))
+
+
+def test_match_suite_tuning_curves(tiny_model):
+    """The tuning curves of a matched neuron and its unit: both z-scored over the stimuli, r their mean product."""
+    from topoviewer.suites import match_curves, match_suite
+
+    stimuli = face_identities(size=32, identities=3, per_identity=4, seed=1)
+    resp = tiny_model.responses(stimuli.images)
+    last = tiny_model.sheet_names[-1]
+    rng = np.random.default_rng(3)
+    truth = resp[last][:, [5, 40]]
+    neural = truth[:, :, None] + 0.05 * truth.std(0)[None, :, None] * rng.normal(size=(12, 2, 3))
+    neural = np.concatenate([neural, np.ones((12, 1, 3))], axis=1)  # a constant neuron: no match
+    out = match_suite(tiny_model, stimuli, neural, n_permutations=0, responses=resp)
+    assert out == match_suite(tiny_model, stimuli, neural, n_permutations=0)  # the same as computing them
+    n = out["neurons"][1]
+    unit, neuron = match_curves(out, resp, neural, 1)
+    u, y = resp[n["sheet"]][:, n["unit"]].astype(np.float64), neural[:, 1].mean(axis=1)
+    np.testing.assert_allclose(unit, (u - u.mean()) / u.std())
+    np.testing.assert_allclose(neuron, (y - y.mean()) / y.std())
+    assert np.mean(unit * neuron) == pytest.approx(n["r"])
+    with pytest.raises(TopoviewerError, match=r"neuron 2 has no matched unit \(constant responses\)"):
+        match_curves(out, resp, neural, 2)
 
 
 # ------------------------------------------------------------------ CLI
@@ -421,6 +490,7 @@ def test_cli_analyze_suites(tiny_model_file, tmp_path, capsys):
     from topoviewer.cli import main
     from topoviewer.io import load, save_model
     from topoviewer.stimuli import DIET_CATEGORIES
+    from topoviewer.suites import suite_curves
 
     folder = tmp_path / "analysis"
     assert main(["analyze", str(tiny_model_file), "--suite", "invariance", "--json", "--out", str(folder)]) == 0
@@ -433,6 +503,12 @@ def test_cli_analyze_suites(tiny_model_file, tmp_path, capsys):
     sheet = next(iter(out["sheets"].values()))
     assert set(sheet["population"]) == {"identity", "view", "mirror"}
     assert 0 < sheet["face_patch"]["units"] < sheet["units"]
+    names, curves = suite_curves(out)  # the GUI's per-sheet curves: the result's numbers in sheet order
+    assert names == list(out["sheets"]) and len(curves) == 6
+    for key in ("identity", "view", "mirror"):
+        assert curves[f"{key} index"] == [s["population"][key] for s in out["sheets"].values()]
+        assert curves[f"{key} index, face patch"] == [s["face_patch"]["population"][key]
+                                                      for s in out["sheets"].values()]
     model = load(tiny_model_file)
     model.classes = list(DIET_CATEGORIES[:20])                   # the tiny model's 20 outputs, named
     save_model(model, tmp_path / "named.safetensors")
@@ -447,10 +523,13 @@ def test_cli_analyze_suites(tiny_model_file, tmp_path, capsys):
     for sheet in out["sheets"].values():
         d = sheet["decoding"]
         assert d["chance"] == pytest.approx(1 / 3) and len(d["random"]) == 3 and 0 <= d["after"] <= 1
+    assert suite_curves(out)[1] == {"identity decoding, intact": [s["decoding"]["before"] for s in out["sheets"].values()],
+                                    "identity decoding, lesioned": [s["decoding"]["after"]
+                                                                    for s in out["sheets"].values()]}
 
 
 def test_identity_suite_small(tiny_model):
-    from topoviewer.suites import identity_suite, suite_table
+    from topoviewer.suites import identity_suite, suite_curves, suite_table
 
     stimuli = face_identities(size=32, identities=4, per_identity=6, seed=0)
     out = identity_suite(tiny_model, stimuli, transforms=("invert",), folds=3)
@@ -464,6 +543,12 @@ def test_identity_suite_small(tiny_model):
     dec = sheet["decoding"]["original"]
     assert rows[0][1:] == [sheet["units"], sheet["selective"], sheet["single_identity"], sheet["multiple_identity"],
                            dec["all"]["accuracy"], dec["selective"]["accuracy"], dec["non_selective"]["accuracy"]]
+    names, curves = suite_curves(out)
+    assert names == list(out["sheets"]) and list(curves) == ["selective share", "decoding all", "decoding selective",
+                                                             "decoding non-selective"]
+    assert curves["decoding non-selective"] == [s["decoding"]["original"]["non_selective"]["accuracy"]
+                                                for s in out["sheets"].values()]
+    assert curves["selective share"] == [s["selective"] for s in out["sheets"].values()]
 
 
 def test_run_suite_builds_the_suites_stimuli(tiny_model):

@@ -20,7 +20,7 @@ from . import defaults
 from .errors import TopoviewerError
 
 __all__ = ["SUITES", "SUITE_STIMULI", "face_patch", "identity_suite", "invariance_suite", "lesion_suite",
-           "load_neural", "match_suite", "run_suite", "suite_table"]
+           "load_neural", "match_curves", "match_suite", "run_suite", "suite_curves", "suite_table"]
 
 SUITES = ("invariance", "identity", "lesion")
 #: The stimulus set each suite runs on unless it is given one (built-in names of ``--stimuli``).
@@ -28,7 +28,7 @@ SUITE_STIMULI = {"invariance": "face-views", "identity": "face-identities", "les
 
 
 def run_suite(suite: str, model, stimuli=None, *, stimuli_seed: int = 1234, folds: int = 5, seed: int = 0,
-              n_random: int = 10, control: str = "region", decode_identities: int = 0) -> dict:
+              n_random: int = 10, control: str = "region", decode_identities: int = 0, units=None) -> dict:
     """Run the suite named `suite` (one of :data:`SUITES`) with its options; the CLI and the GUI call this.
 
     Parameters
@@ -48,6 +48,9 @@ def run_suite(suite: str, model, stimuli=None, *, stimuli_seed: int = 1234, fold
     decode_identities : int
         Lesion: also decode this many ``face-identities`` (``max(10, folds)`` images each) from the
         last sheet with each patch silenced (0: off).
+    units : dict, optional
+        Lesion: the units to silence, ``{sheet: indices or mask}`` (e.g. a drawn region,
+        :func:`topoviewer.analysis.lesion.region_units`), instead of each sheet's face patch.
     """
     from .pipeline import default_stimuli
     from .stimuli.faces import face_identities, face_views
@@ -68,7 +71,7 @@ def run_suite(suite: str, model, stimuli=None, *, stimuli_seed: int = 1234, fold
         identities = face_identities(size=model.input_size, identities=decode_identities,
                                      per_identity=max(10, folds), seed=stimuli_seed)
     return lesion_suite(model, stimuli, n_random=n_random, seed=seed, control=control, identities=identities,
-                        folds=folds)
+                        folds=folds, units=units)
 
 
 def face_patch(model, sheet, responses, stimuli, category: str = "faces"):
@@ -133,9 +136,13 @@ def identity_suite(model, stimuli, transforms=("mooney", "invert"), folds: int =
 
 
 def lesion_suite(model, stimuli, category: str = "faces", n_random: int = 10, seed: int = 0,
-                 control: str = "region", identities=None, folds: int = 5, n_random_decoding: int = 3) -> dict:
+                 control: str = "region", identities=None, folds: int = 5, n_random_decoding: int = 3,
+                 units=None) -> dict:
     """Silence each sheet's `category` patch (units within 3 mm of the d′ peak); per-class accuracy
     against `n_random` size-matched random lesions (`control`: random regions or random units).
+
+    With `units` (``{sheet: unit indices or mask}``), those units of those sheets are silenced
+    instead of the face patches (one sheet at a time), and the result's sheets are those.
 
     With `identities` (a labelled set, e.g. ``face-identities``), also the cross-validated decoding of
     its labels from the last sheet with each patch silenced, against `n_random_decoding` random
@@ -144,7 +151,8 @@ def lesion_suite(model, stimuli, category: str = "faces", n_random: int = 10, se
     from .analysis.lesion import class_indices, lesion_decoding, lesion_effect
 
     class_indices(model, stimuli.categories)
-    resp = model.responses(stimuli.images)
+    regions = None if units is None else {model.sheet(k).name: v for k, v in units.items()}
+    resp = model.responses(stimuli.images) if regions is None else {n: None for n in model.sheet_names}
     intact = None  # the intact model's identity decoding: the same for every lesioned sheet
     if identities is not None:
         from .analysis.identity import decode
@@ -154,15 +162,21 @@ def lesion_suite(model, stimuli, category: str = "faces", n_random: int = 10, se
                         seed=seed)
     sheets = {}
     for name, r in resp.items():
-        units, peak = face_patch(model, name, r, stimuli, category)
-        effect = lesion_effect(model, name, units, stimuli, n_random=n_random, seed=seed, control=control)
-        sheets[name] = {"patch_centre_mm": [float(v) for v in peak], "radius_mm": defaults.PATCH_RADIUS_MM,
-                        **effect.summary()}
+        if regions is None:
+            lesioned, peak = face_patch(model, name, r, stimuli, category)
+            sheets[name] = {"patch_centre_mm": [float(v) for v in peak], "radius_mm": defaults.PATCH_RADIUS_MM}
+        elif name in regions:
+            lesioned, sheets[name] = regions[name], {}
+        else:
+            continue
+        effect = lesion_effect(model, name, lesioned, stimuli, n_random=n_random, seed=seed, control=control)
+        sheets[name].update(effect.summary())
         if identities is not None:
-            sheets[name]["decoding"] = lesion_decoding(model, name, units, identities, n_random=n_random_decoding,
+            sheets[name]["decoding"] = lesion_decoding(model, name, lesioned, identities, n_random=n_random_decoding,
                                                        seed=seed, control=control, folds=folds,
                                                        intact=intact).summary()
-    return {"suite": "lesion", "model": model.name, "stimuli": stimuli.name, "category": category, "sheets": sheets,
+    return {"suite": "lesion", "model": model.name, "stimuli": stimuli.name,
+            "category": category if units is None else "drawn region", "sheets": sheets,
             **({"identities": identities.name} if identities is not None else {})}
 
 
@@ -197,11 +211,44 @@ def suite_table(result: dict) -> tuple:
     return columns, rows
 
 
-def match_suite(model, stimuli, neural, sheets=None, n_permutations: int = 1000, seed: int = 0) -> dict:
-    """Best model unit (over `sheets`, default all) for every neuron of `neural` (rows = the stimuli in order)."""
+def suite_curves(result: dict) -> tuple:
+    """Per-sheet numbers of a suite's `result` along the hierarchy: ``(sheets, {label: values})``.
+
+    `values` has one float (or None: not computable) per sheet, in network order.
+    invariance: the population identity, view and mirror indices over all units and over each
+    sheet's face patch; identity: the share of identity-selective units and the identity
+    decoding accuracy from all / selective / non-selective units (untransformed images); lesion:
+    the identity decoding from the read-out sheet with each sheet's patch silenced, when the
+    suite decoded identities (else no curves).
+    """
+    sheets = list(result["sheets"])
+    rows = [result["sheets"][n] for n in sheets]
+    suite, curves = result["suite"], {}
+    if suite == "invariance":
+        for key in ("identity", "view", "mirror"):
+            curves[f"{key} index"] = [s["population"][key] for s in rows]
+            if all("face_patch" in s for s in rows):
+                curves[f"{key} index, face patch"] = [s["face_patch"]["population"][key] for s in rows]
+    elif suite == "identity":
+        curves["selective share"] = [s["selective"] for s in rows]
+        for key in ("all", "selective", "non_selective"):
+            curves[f"decoding {key.replace('_', '-')}"] = [s["decoding"]["original"][key]["accuracy"] for s in rows]
+    elif all("decoding" in s for s in rows):
+        curves["identity decoding, intact"] = [s["decoding"]["before"] for s in rows]
+        curves["identity decoding, lesioned"] = [s["decoding"]["after"] for s in rows]
+    return sheets, curves
+
+
+def match_suite(model, stimuli, neural, sheets=None, n_permutations: int = 1000, seed: int = 0,
+                responses=None) -> dict:
+    """Best model unit (over `sheets`, default all) for every neuron of `neural` (rows = the stimuli in order).
+
+    `responses`: the model's responses to `stimuli` (``{sheet: (n_stimuli, n_units)}``, the
+    candidate sheets only), when the caller has them.
+    """
     from .analysis.matching import match_neurons
 
-    resp = model.responses(stimuli.images, sheets)
+    resp = model.responses(stimuli.images, sheets) if responses is None else responses
     names = list(resp)
     offsets = np.cumsum([0] + [resp[n].shape[1] for n in names])
     match = match_neurons(np.concatenate([resp[n] for n in names], axis=1), neural,
@@ -217,6 +264,28 @@ def match_suite(model, stimuli, neural, sheets=None, n_permutations: int = 1000,
                        position_mm=[float(v) for v in model.sheet(names[k]).positions[local]])
         neurons.append(row)
     return {"model": model.name, "stimuli": stimuli.name, "permutations": n_permutations, "neurons": neurons}
+
+
+def match_curves(result: dict, responses: dict, neural, neuron: int) -> tuple:
+    """Tuning curves of `neuron` and of its matched unit across the stimuli: ``(unit, neuron)``.
+
+    Both are z-scored over the stimuli (the match's r is their mean product); the neuron's
+    responses are averaged over repetitions first. `result` is :func:`match_suite`'s, `responses`
+    the model's responses it matched (``{sheet: (n_stimuli, n_units)}``) and `neural` the
+    neural responses it matched. Raises TopoviewerError for a neuron without a matched unit.
+    """
+    from .analysis.matching import neuron_means
+
+    row = result["neurons"][neuron]
+    if row["unit"] is None:
+        raise TopoviewerError(f"neuron {neuron} has no matched unit (constant responses)")
+    return (_zscore(responses[row["sheet"]][:, row["unit"]]), _zscore(neuron_means(neural)[:, neuron]))
+
+
+def _zscore(x):
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std()
+    return (x - x.mean()) / (sd if sd > 0 else 1.0)
 
 
 def _num(x):

@@ -12,7 +12,10 @@ grabs only ``early.png``: the early visual maps (Gratings button) of MODEL's fir
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/images/make_screenshots.py suites [MODEL]
 
-grabs only ``suites.png``: the Suites dock after the lesion suite, the lesioned units shown.
+grabs only the Suites dock's pictures: ``suites.png`` (the lesion suite, the lesioned units shown),
+``suites-curves.png`` (the invariance suite per sheet), ``suites-region.png`` (a drawn region lesioned,
+a face's activation through the lesioned model) and ``suites-neurons.png`` (synthetic neurons, made of
+known units plus noise, matched and shown as points, one neuron's tuning curves).
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/images/make_screenshots.py train [MODEL]
 
@@ -217,6 +220,68 @@ def lesion_suite(viewer, ctrl):
     print(f"lesion suite (3 random lesions) from the dock: {time.perf_counter() - t0:.1f} s")
     ctrl.book.fit()
     grab(viewer, "suites.png")
+    suites_extras(viewer, ctrl)
+
+
+def suites_extras(viewer, ctrl):
+    """The invariance suite's per-sheet curves, a drawn region lesioned, synthetic neurons matched."""
+    import tempfile
+
+    from topoviewer.stimuli import load_folder, localizer
+
+    dock, book, model = ctrl.docks["SuitesDock"], ctrl.book, ctrl.state.model
+    dock.form.suite.value = "invariance"
+    t0 = time.perf_counter()
+    dock.form.call_button.native.click()
+    ctrl.wait(300)
+    print(f"invariance suite from the dock: {time.perf_counter() - t0:.1f} s")
+    dock.outputs.setCurrentIndex(1)
+    grab(viewer, "suites-curves.png")
+
+    # a face through the network, a rectangle on the first sheet's activation map, lesioned
+    tmp = Path(tempfile.mkdtemp(prefix="topoviewer-shots-"))
+    loc = localizer(size=max(32, model.input_size), per_category=5, seed=7)
+    ctrl.run_images(loc.images[loc.mask("faces")][0], "face")
+    ctrl.wait(60)
+    first = model.sheets[0]
+    (x0, y0), (w, h) = first.origin_mm, first.extent_mm
+    peak = np.asarray(ctrl.state.stimulator(first.name).site("inside"))  # the patch centre
+    corners = peak + np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * 0.12 * np.array([w, h])
+    dock.inputs.setCurrentIndex(1)
+    dock.draw_button.click()
+    book.get("lesion/regions").add_rectangles(book.layout.to_world(first.name, "activation", corners))
+    book.get("lesion/regions").mode = "pan_zoom"
+    dock.lesion_form.random_lesions.value = 3
+    t0 = time.perf_counter()
+    dock.lesion_form.call_button.native.click()
+    ctrl.wait(300)
+    print(f"lesion of a drawn region (3 random lesions) from the dock: {time.perf_counter() - t0:.1f} s")
+    grab(viewer, "suites-region.png")
+    dock.restore()
+    ctrl.wait(60)
+
+    # synthetic neurons: 12 units of the sheets plus noise, 3 repetitions, on 40 localizer images
+    for c in loc.categories:
+        (tmp / "stim" / c).mkdir(parents=True, exist_ok=True)
+        for i, img in enumerate(loc.images[loc.mask(c)]):
+            Image.fromarray((img * 255).astype(np.uint8)).save(tmp / "stim" / c / f"{i}.png")
+    stimuli = load_folder(tmp / "stim", size=max(32, model.input_size))
+    resp = model.responses(stimuli.images)
+    rng = np.random.default_rng(0)
+    units = [(name, int(u)) for name in resp for u in rng.choice(resp[name].shape[1], 6, replace=False)]
+    signal = np.column_stack([resp[n][:, u] for n, u in units])
+    signal = (signal - signal.mean(0)) / (signal.std(0) + 1e-9)
+    neural = signal[:, :, None] + 0.8 * rng.normal(size=(*signal.shape, 3))
+    np.savez(tmp / "neurons.npz", responses=neural)
+    dock.inputs.setCurrentIndex(2)
+    form = dock.match_form
+    form.neural.value, form.stimuli.value, form.permutations.value = tmp / "neurons.npz", tmp / "stim", 200
+    t0 = time.perf_counter()
+    form.call_button.native.click()
+    ctrl.wait(300)
+    print(f"matching {len(units)} neurons on {len(stimuli)} images (200 permutations): "
+          f"{time.perf_counter() - t0:.1f} s; recovered {sum(n['sheet'] == s and n['unit'] == u for n, (s, u) in zip(dock.matched[0]['neurons'], units))} of {len(units)}")
+    grab(viewer, "suites-neurons.png")
 
 
 def suites(model="sample"):

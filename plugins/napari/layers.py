@@ -32,6 +32,11 @@ PATCH_COLOR = "#101010"
 READOUT_COLOR = "#00e5ff"
 CENTRE_COLOR = "#00e5ff"
 PINWHEEL_COLOR = "#ffffff"
+#: Outline of drawn lesion regions, and the key of their Shapes layer.
+REGION_COLOR = "#ff3b30"
+REGIONS_KEY = "lesion/regions"
+#: Colormap of matched neurons' r (0 → 1).
+MATCH_CMAP = "viridis"
 #: The early visual map layers (analysis on gratings) and the cell each is drawn in, over the category maps.
 EARLY_LAYERS = {"orientation": "dprime", "pinwheels": "dprime", "osi": "voxel_t", "sf": "purity", "colour": "purity"}
 #: Outline of the category's patch over the activation and stimulation maps (dark colormaps).
@@ -243,13 +248,13 @@ class LayerBook:
         # layers of sheets that no longer exist, and everything derived from the previous model's activity;
         # on the same layout (e.g. a training run's model at Stop) the stimulation layers are only hidden:
         # prepare_stimulation would add them again at once, and napari removes and adds layers slowly
-        stale = {"activation", "contrast", "stimulation", "propagated", "readout_patch"} | set(EARLY_LAYERS)
+        stale = {"activation", "contrast", "stimulation", "propagated", "readout_patch", "matched"} | set(EARLY_LAYERS)
         keep = {"stimulation", "propagated", "readout_patch", "sites"} if same else set()
         self._stim_roles = None
         if keep:
             self.clear_stimulation()
         self._revealed = set()
-        self.remove(lambda key: key.split("/")[0] not in names + ["layout", "stimulation", "input"]
+        self.remove(lambda key: key.split("/")[0] not in names + ["layout", "stimulation", "input", "lesion"]
                     or (key.split("/")[-1] in stale or key == "stimulation/sites") and key.split("/")[-1] not in keep
                     or (key.startswith("input/") and not first))
         frames = frame_layer_data(self.layout, self._titles())
@@ -495,6 +500,75 @@ class LayerBook:
             if show:
                 layer.visible = True
 
+    def reset_units(self):
+        """Every sheet's units coloured by d′ again (after :meth:`colour_units`)."""
+        if self.state.analysis is not None:
+            self._draw_units()
+
+    # ------------------------------------------------------------------ drawn regions, matched neurons
+    def region_layer(self):
+        """The Shapes layer for drawing lesion regions (created empty, selected, in polygon mode)."""
+        layer = self.get(REGIONS_KEY)
+        if layer is None:
+            layer = self.viewer.add_shapes(name="lesion regions", units=self._unit(), edge_color=REGION_COLOR,
+                                           face_color="transparent", edge_width=0.08 * self.layout.gap,
+                                           metadata={KEY: REGIONS_KEY}, blending="translucent_no_depth")
+            self._refs[REGIONS_KEY] = layer
+        self.viewer.layers.selection.active = layer
+        layer.mode = "add_polygon"
+        return layer
+
+    def drawn_regions(self) -> dict:
+        """The regions drawn on the sheets: ``{sheet: [(n, 2) polygons in sheet (x, y)]}``.
+
+        Every visible Shapes layer counts (but the cell frames): its polygons, rectangles and
+        ellipses (as 64-gons), each on the sheet of the cell that holds its vertices' mean, in
+        whichever column it was drawn. Lines and paths enclose nothing: TopoviewerError.
+        """
+        from napari.layers import Shapes
+
+        from topoviewer.errors import TopoviewerError
+
+        regions: dict = {}
+        layers = [lyr for lyr in self.viewer.layers if isinstance(lyr, Shapes) and lyr.visible
+                  and lyr.metadata.get(KEY) in (None, REGIONS_KEY)]
+        for layer in layers:
+            for k, (data, kind) in enumerate(zip(layer.data, layer.shape_type, strict=True)):
+                where = f"shape {k} of layer {layer.name!r}"
+                if kind not in ("polygon", "rectangle", "ellipse"):
+                    raise TopoviewerError(f"{where} is a {kind}: a lesion region is a polygon, rectangle or ellipse")
+                world = np.asarray(data, dtype=float)[:, -2:] * np.asarray(layer.scale)[-2:] \
+                    + np.asarray(layer.translate)[-2:]
+                if kind == "ellipse":  # napari's ellipse: the four corners of its bounding box
+                    t = np.linspace(0.0, 2 * np.pi, 64, endpoint=False)[:, None]
+                    centre = world.mean(axis=0)
+                    world = centre + np.cos(t) * (world[1] - world[0]) / 2 + np.sin(t) * (world[3] - world[0]) / 2
+                loc = self.layout.locate(world.mean(axis=0))
+                if loc is None:
+                    raise TopoviewerError(f"{where} lies on no sheet: draw it inside a sheet's map")
+                regions.setdefault(loc.sheet, []).append(self.layout.to_sheet(loc.sheet, loc.column, world))
+        if not regions:
+            raise TopoviewerError("no region drawn: press “Draw region” and draw a polygon on a sheet's map")
+        return regions
+
+    def show_matches(self, result: dict):
+        """Each matched neuron as a point at its best unit, on its sheet's d′ map, coloured by r
+        (:data:`MATCH_CMAP`, r from 0 to 1); features ``neuron`` and ``r``. Returns ``{sheet: layer}``."""
+        self.remove(lambda key: key.endswith("/matched"))
+        out = {}
+        for s in self.state.model.sheets:
+            rows = [n for n in result["neurons"] if n["sheet"] == s.name]
+            if not rows:
+                continue
+            world = self.layout.to_world(s.name, "dprime", np.array([n["position_mm"] for n in rows]))
+            spacing = math.sqrt(s.extent_mm[0] * s.extent_mm[1] / s.n_units)
+            feats = {"neuron": [n["neuron"] for n in rows], "r": [n["r"] for n in rows]}
+            out[s.name] = self._points(f"{s.name}/matched", world, name=f"{s.name} · matched neurons (r)",
+                                       features=feats, face_color="r", face_colormap=MATCH_CMAP,
+                                       face_contrast_limits=(0.0, 1.0), size=2.5 * spacing, border_color="white",
+                                       border_width=0.12, border_width_is_relative=True)
+        return out
+
     def _draw_voxel_t(self):
         st = self.state
         if not st.voxel_t:
@@ -529,11 +603,12 @@ class LayerBook:
                 layer.visible = not layer.visible
 
     def _raise_outlines(self):
-        """Keep the patch outlines of the activity cells above those cells' maps (added later)."""
+        """Keep the patch outlines of the activity cells, and the drawn lesion regions, above those cells'
+        maps (added later)."""
         layers = self.viewer.layers
         outline = [i for i, lyr in enumerate(layers)
                    if str(lyr.metadata.get(KEY, "")).endswith(("/readout_patch",) + tuple(
-                       f"/patch_{c}" for c in ACTIVITY_COLUMNS))]
+                       f"/patch_{c}" for c in ACTIVITY_COLUMNS)) or lyr.metadata.get(KEY) == REGIONS_KEY]
         maps = [i for i, lyr in enumerate(layers)
                 if str(lyr.metadata.get(KEY, "")).endswith(("/activation", "/contrast", "/stimulation", "/propagated"))]
         if outline and maps and max(maps) > min(outline):

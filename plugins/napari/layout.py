@@ -110,18 +110,22 @@ class SheetLayout:
         return y0, x0, y0 + s.extent_mm[1], x0 + s.extent_mm[0]
 
     # ------------------------------------------------------------------ points
+    def _offsets(self, sheet_name: str, column: str):
+        """(A, B) of the cell's map: world Y = A − y, world X = B + x."""
+        s = self.sheet(sheet_name)
+        return (self.top(sheet_name, column) + s.origin_mm[1] + s.extent_mm[1], self.left(column) - s.origin_mm[0])
+
     def to_world(self, sheet_name: str, column: str, xy) -> np.ndarray:
         """Sheet points (x, y) → world (Y, X). ``xy`` is (2,) or (n, 2); returns the same rank."""
-        s = self.sheet(sheet_name)
+        a, b = self._offsets(sheet_name, column)
         p = np.asarray(xy, dtype=float)
-        single = p.ndim == 1
-        p = p.reshape(-1, 2)
-        x0, y0 = s.origin_mm
-        world = np.column_stack([
-            self.top(sheet_name, column) + (y0 + s.extent_mm[1] - p[:, 1]),
-            self.left(column) + (p[:, 0] - x0),
-        ])
-        return world[0] if single else world
+        return np.stack([a - p[..., 1], b + p[..., 0]], axis=-1)
+
+    def to_sheet(self, sheet_name: str, column: str, world) -> np.ndarray:
+        """World points (Y, X) in a cell → sheet (x, y): the inverse of :meth:`to_world`. Same rank as ``world``."""
+        a, b = self._offsets(sheet_name, column)
+        w = np.asarray(world, dtype=float)
+        return np.stack([w[..., 1] - b, a - w[..., 0]], axis=-1)
 
     def locate(self, world_position) -> Location | None:
         """A world point (…, Y, X) → the sheet and column under it, with sheet coordinates; None if between cells."""
@@ -132,8 +136,7 @@ class SheetLayout:
                 top, left = self.top(name, column), self.left(column)
                 dy, dx = Y - top, X - left
                 if 0.0 <= dy <= s.extent_mm[1] and 0.0 <= dx <= s.extent_mm[0]:
-                    x0, y0 = s.origin_mm
-                    return Location(name, column, (x0 + dx, y0 + s.extent_mm[1] - dy))
+                    return Location(name, column, tuple(self.to_sheet(name, column, (Y, X)).tolist()))
         return None
 
     # ------------------------------------------------------------------ rasters

@@ -305,6 +305,11 @@ class TopoState:
                 threshold=self.t_threshold, **kw)
         return self._stimulators[name]
 
+    def forget_stimulators(self):
+        """Drop the prepared stimulation experiments (their baselines): the model's forward pass changed."""
+        self._stimulators.clear()
+        self._cache = {k: v for k, v in self._cache.items() if k[0] != "stimulator"}
+
     def has_stimulator(self, layer: str) -> bool:
         return layer in self._stimulators
 

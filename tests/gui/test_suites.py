@@ -1,9 +1,12 @@
-"""The Suites dock: an analysis suite run from its form in a worker, its numbers in the table, a
-lesion's units coloured on the sheets, a suite the model cannot run as one notification."""
+"""The Suites dock: an analysis suite run from its form in a worker, its numbers in the table and
+along the hierarchy, a lesion's units coloured on the sheets, a suite the model cannot run as one
+notification; a drawn region lesioned and restored; matched neurons as points with tuning curves."""
 
 import numpy as np
+from PIL import Image
 
-from topoviewer.stimuli import DIET_CATEGORIES
+from topoviewer.analysis.lesion import lesion_effect
+from topoviewer.stimuli import DIET_CATEGORIES, load_folder
 from topoviewer.suites import run_suite
 
 
@@ -24,7 +27,12 @@ def _run(topo, **values):
     return dock
 
 
-def test_suites_dock_runs_invariance_and_lesion(topo, notes):
+def _z(x):
+    x = np.asarray(x, dtype=np.float64)
+    return (x - x.mean()) / x.std()
+
+
+def test_suites_dock_runs_invariance_and_lesion(topo, notes, tmp_path):
     model = topo.state.model
     dock = _run(topo, suite="invariance")
     want = run_suite("invariance", model)  # the core, same inputs (its defaults), computed here
@@ -35,6 +43,13 @@ def test_suites_dock_runs_invariance_and_lesion(topo, notes):
             rows.append([label, str(v["units"]), _fmt(v["identity_width_mean"]), _fmt(v["orientation_depth_sd"]),
                          _fmt(pop["identity"]), _fmt(pop["view"]), _fmt(pop["mirror"])])
     assert _cells(dock.table) == rows
+    # the per-sheet curves: the suite's population indices in network order, over all units and the face patch
+    assert len(dock.curves) == 6
+    for key in ("identity", "view", "mirror"):
+        for label, part in ((f"{key} index", lambda s: s), (f"{key} index, face patch", lambda s: s["face_patch"])):
+            x, y = dock.curves[label].getData()
+            np.testing.assert_array_equal(x, np.arange(len(want["sheets"])))
+            np.testing.assert_allclose(y, [part(s)["population"][key] for s in want["sheets"].values()])
     assert not dock.form.random_lesions.visible  # lesion options only for the lesion suite
 
     # the tiny model's classifier has no class names: one notification, the table keeps its numbers
@@ -59,3 +74,103 @@ def test_suites_dock_runs_invariance_and_lesion(topo, notes):
         layer = topo.book.get(f"{name}/units")
         assert layer.visible and "lesioned faces patch" in layer.name
         np.testing.assert_array_equal(layer.features["value"].to_numpy(), inside.astype(float))
+
+    _lesion_a_drawn_region(topo, dock, notes)
+    _match_neurons(topo, dock, tmp_path)
+
+
+def _lesion_a_drawn_region(topo, dock, notes):
+    """A rectangle drawn on the first sheet's activation cell: its units silenced, the accuracy table of
+    lesion_effect, the activations of the lesioned model; Restore gives the intact ones back."""
+    model, ctrl = topo.state.model, topo.ctrl
+    sheet = model.sheets[0]
+    picture = np.random.default_rng(4).uniform(0, 1, (32, 32)).astype(np.float32)
+    ctrl.run_images(picture, "picture")
+    ctrl.wait(30, names=["images"])
+    intact = model.responses(picture[None])
+
+    dock.lesion_form.call_button.native.click()  # nothing drawn yet: one notification, nothing runs
+    assert notes()[-1] == "no region drawn: press “Draw region” and draw a polygon on a sheet's map"
+    assert "suite" not in ctrl.jobs
+    dock.draw_button.click()
+    regions = topo.book.get("lesion/regions")
+    assert regions.mode == "add_polygon" and topo.viewer.layers.selection.active is regions
+    (x0, y0), (w, h) = sheet.origin_mm, sheet.extent_mm
+    lo, hi = np.array([x0 + 0.2 * w, y0 + 0.3 * h]), np.array([x0 + 0.6 * w, y0 + 0.8 * h])
+    corners = np.array([lo, [hi[0], lo[1]], hi, [lo[0], hi[1]]])
+    regions.add_rectangles(topo.book.layout.to_world(sheet.name, "activation", corners))
+    inside = np.all((sheet.positions > lo) & (sheet.positions < hi), axis=1)  # by hand: inside the rectangle
+    dock.lesion_form.call_button.native.click()  # the tiny model's classes have no names: nothing lesioned
+    ctrl.wait(60, names=["suite"])
+    assert notes()[-1].startswith("the model's classifier has no class faces")
+    assert ctrl.lesion is None and dock.lesion_note.text() == "Intact model."
+
+    with model.lesion(sheet.name, inside):
+        lesioned = model.responses(picture[None])
+    classes, model.classes = model.classes, list(DIET_CATEGORIES[:20])
+    try:
+        want = lesion_effect(model, sheet.name, inside, topo.state.stimuli, n_random=1, seed=2,  # the localizer
+                             control="units").summary()
+        for k, v in {"random_lesions": 1, "control": "units", "seed": 2}.items():
+            getattr(dock.lesion_form, k).value = v
+        dock.lesion_form.call_button.native.click()
+        ctrl.wait(60, names=["suite"])
+        ctrl.wait(30, names=["images"])  # the picture again, through the lesioned model
+    finally:
+        model.classes = classes
+    rows = [[sheet.name, c, str(want["units"]), _fmt(v["before"]), _fmt(v["after"]), _fmt(v["random_mean"]),
+             _fmt(v["p"])] for c, v in want["categories"].items()]
+    assert _cells(dock.table) == rows and want["units"] == inside.sum() > 0
+    assert "Lesioned" in dock.lesion_note.text() and dock.restore_button.isEnabled()
+    layers = topo.viewer.layers  # the drawn region stays visible above the activation maps drawn again
+    assert layers.index(regions) > max(layers.index(topo.book.get(f"{n}/activation")) for n in model.sheet_names)
+    np.testing.assert_array_equal(ctrl.lesion[sheet.name], inside)
+    layer = topo.book.get(f"{sheet.name}/units")
+    assert layer.visible and "lesioned region" in layer.name
+    np.testing.assert_array_equal(layer.features["value"].to_numpy(), inside.astype(float))
+    act = topo.state.activations.mean
+    assert (act[sheet.name][inside] == 0).all() and (intact[sheet.name][0][inside] > 0).any()
+    for name in model.sheet_names:  # the lesioned model's activations, downstream too
+        np.testing.assert_allclose(act[name], lesioned[name][0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(act[model.sheet_names[-1]], intact[model.sheet_names[-1]][0])
+
+    dock.restore_button.click()
+    ctrl.wait(30, names=["images"])
+    assert ctrl.lesion is None and not dock.restore_button.isEnabled() and dock.lesion_note.text() == "Intact model."
+    for name in model.sheet_names:
+        np.testing.assert_allclose(topo.state.activations.mean[name], intact[name][0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(layer.features["value"].to_numpy(), topo.state.dprime(sheet.name))
+    topo.viewer.layers.remove(regions)
+
+
+def _match_neurons(topo, dock, tmp_path):
+    """Neurons made of two known units plus noise: points at those units, the tuning curves their responses."""
+    model = topo.state.model
+    rng = np.random.default_rng(0)
+    for cat in ("b", "a", "c"):
+        (tmp_path / "stim" / cat).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 255, (32, 32), dtype=np.uint8)).save(tmp_path / "stim" / cat / f"{i}.png")
+    stimuli = load_folder(tmp_path / "stim", size=32)
+    resp = model.responses(stimuli.images)
+    first, last = model.sheet_names[0], model.sheet_names[-1]
+    truth = [(first, 17), (last, 100)]
+    signal = np.column_stack([_z(resp[s][:, u]) for s, u in truth])
+    neural = signal[:, :, None] + 0.01 * rng.normal(size=(15, 2, 2))
+    np.savez(tmp_path / "neurons.npz", responses=neural)
+    form = dock.match_form
+    form.neural.value, form.stimuli.value, form.permutations.value = tmp_path / "neurons.npz", tmp_path / "stim", 20
+    form.call_button.native.click()
+    topo.ctrl.wait(60, names=["match"])
+    layout = topo.book.layout
+    for j, (s, u) in enumerate(truth):
+        layer = topo.book.get(f"{s}/matched")
+        np.testing.assert_allclose(layer.data, [layout.to_world(s, "dprime", model.sheet(s).positions[u])])
+        assert list(layer.features["neuron"]) == [j] and layer.features["r"][0] > 0.99
+    layer = topo.book.get(f"{last}/matched")
+    layer.selected_data = {0}  # the second neuron's point selected: its curves
+    x, y = dock.tuning["neuron"].getData()
+    np.testing.assert_array_equal(x, np.arange(15))
+    np.testing.assert_allclose(y, _z(neural[:, 1].mean(axis=1)))
+    np.testing.assert_allclose(dock.tuning["unit"].getData()[1], _z(resp[last][:, 100]), rtol=1e-5, atol=1e-6)
+    assert f"neuron 1</b> ↔ {last} unit 100" in dock.tuning_note.text()

@@ -24,6 +24,10 @@ def test_round_trip_every_cell(layout):
                 loc = layout.locate(layout.to_world(s.name, column, xy))
                 assert loc.sheet == s.name and loc.column == column
                 np.testing.assert_allclose(loc.xy, xy, atol=1e-9)
+            many = np.asarray(s.origin_mm) + rng.uniform(0, 1, (5, 2)) * np.asarray(s.extent_mm)
+            world = layout.to_world(s.name, column, many)  # arrays of points, both ways
+            assert world.shape == (5, 2)
+            np.testing.assert_allclose(layout.to_sheet(s.name, column, world), many, atol=1e-9)
 
 
 def test_cells_do_not_overlap_and_gaps_are_empty(layout):

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import TopoviewerError
 
 __all__ = ["CONTROLS", "LesionDecoding", "LesionEffect", "class_accuracy", "class_indices", "lesion_decoding",
-           "lesion_effect", "random_lesions"]
+           "lesion_effect", "random_lesions", "region_units"]
 
 #: Size-matched random lesions: any units of the sheet, or a contiguous region.
 CONTROLS = ("units", "region")
@@ -122,6 +122,27 @@ def random_lesions(sheet, size: int, n: int, control: str = "units", seed: int =
             centre = sheet.positions[rng.integers(sheet.n_units)]
             out.append(np.argsort(sheet.distances_to(centre), kind="stable")[:size])
     return out
+
+
+def region_units(sheet, polygons) -> np.ndarray:
+    """Boolean mask of the units of `sheet` inside any of `polygons` (a drawn region to lesion).
+
+    Parameters
+    ----------
+    sheet : Sheet
+    polygons : sequence of (n_vertices ≥ 3, 2) arrays
+        Closed polygons in the sheet's coordinates, vertices as (x, y); a unit inside several
+        counts once. Whether a unit exactly on an edge is inside is not defined.
+    """
+    from matplotlib.path import Path
+
+    inside = np.zeros(sheet.n_units, dtype=bool)
+    for k, poly in enumerate(polygons):
+        poly = np.asarray(poly, dtype=float)
+        if poly.ndim != 2 or poly.shape[1] != 2 or len(poly) < 3 or not np.all(np.isfinite(poly)):
+            raise TopoviewerError(f"region {k} must be a polygon of ≥ 3 finite (x, y) vertices, got shape {poly.shape}")
+        inside |= Path(poly, closed=False).contains_points(sheet.positions)
+    return inside
 
 
 def _unit_indices(model, sheet, units) -> np.ndarray:

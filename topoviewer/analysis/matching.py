@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import TopoviewerError
 from ..validate import MAX_ARRAY_BYTES
 
-__all__ = ["NeuronMatch", "match_neurons", "noise_ceiling", "transfer_decode"]
+__all__ = ["NeuronMatch", "match_neurons", "neuron_means", "noise_ceiling", "transfer_decode"]
 
 
 @dataclass
@@ -42,6 +42,12 @@ def _zscore_columns(x):
     sd = np.linalg.norm(z, axis=0)
     z /= np.where(sd > 0, sd, 1.0)
     return z, sd > 0
+
+
+def neuron_means(neural) -> np.ndarray:
+    """(n_stimuli, n_neurons) responses: `neural` averaged over repetitions when it has them (3-D)."""
+    y = np.asarray(neural, np.float64)
+    return y.mean(axis=2) if y.ndim == 3 else y
 
 
 def noise_ceiling(neural) -> np.ndarray:
@@ -99,7 +105,7 @@ def match_neurons(unit_responses, neural, n_permutations: int = 1000, seed: int 
     if not (np.all(np.isfinite(u)) and np.all(np.isfinite(y))):
         raise TopoviewerError("responses contain NaN or infinity")
     ceiling = noise_ceiling(y) if y.ndim == 3 and y.shape[2] >= 2 else np.full(y.shape[1], np.nan)
-    mean = y.mean(axis=2) if y.ndim == 3 else y
+    mean = neuron_means(y)
     zu, _ = _zscore_columns(u)
     zy, live = _zscore_columns(mean)
     corr = zu.T @ zy                                        # (units, neurons)
@@ -128,8 +134,7 @@ def transfer_decode(unit_responses, neural, labels, match: NeuronMatch) -> float
     ok = match.unit >= 0
     if not ok.any():
         raise TopoviewerError("no neuron has a matched unit")
-    y = np.asarray(neural, np.float64)
-    mean = y.mean(axis=2) if y.ndim == 3 else y
+    mean = neuron_means(neural)
     train, _ = _zscore_columns(np.asarray(unit_responses, np.float64)[:, match.unit[ok]])
     test, _ = _zscore_columns(mean[:, ok])
     labels = np.asarray(labels)

@@ -107,6 +107,8 @@ class Controller:
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
         self._queued_images = None
         self._pending_click = None  # (sheet, xy, click time): the latest click not computed yet
+        self._lesion = None  # (model, ExitStack, {sheet: mask}): units silenced on the current model
+        self.state.events.model_changed.connect(self._drop_lesion)
         self.state.events.analysis_changed.connect(self._freeze_heap)
         for key, action in SHORTCUTS.items():
             viewer.bind_key(key, getattr(self, action), overwrite=True)
@@ -404,6 +406,91 @@ class Controller:
                 on_done(result)
 
         return self._start("suite", job(), done, self._on_progress("suite"))
+
+    # ------------------------------------------------------------------ lesions and neurons
+    @property
+    def lesion(self) -> dict | None:
+        """``{sheet: bool mask}`` of the units silenced on the current model (None: intact)."""
+        return None if self._lesion is None else self._lesion[2]
+
+    def apply_lesion(self, units: dict):
+        """Silence ``units`` (``{sheet: bool mask}``) of the current model until :meth:`restore_lesion`.
+
+        Every later forward pass sees the lesion (:meth:`topoviewer.model.TopoModel.lesion`): the
+        activation maps of the input pictures are computed again, stimulation propagates through
+        the lesioned model, and the suites run on it; the analysis maps stay the intact model's.
+        The silenced units are marked (1) on the units layers.
+        """
+        from contextlib import ExitStack
+
+        self.restore_lesion()
+        model = self.state.model
+        stack = ExitStack()
+        for sheet, mask in units.items():
+            stack.enter_context(model.lesion(sheet, mask))
+        self._lesion = (model, stack, units)
+        self._lesion_changed()
+        self.book.colour_units({k: np.asarray(v, dtype=float) for k, v in units.items()}, "lesioned region",
+                               show=True)
+
+    def restore_lesion(self) -> bool:
+        """The intact model again (after :meth:`apply_lesion`); False if nothing was lesioned."""
+        if self._lesion is None:
+            return False
+        model, stack, _ = self._lesion
+        self._lesion = None
+        stack.close()
+        if model is self.state.model:
+            self._lesion_changed()
+            self.book.reset_units()
+        return True
+
+    def _drop_lesion(self, state):
+        if self._lesion is not None and self._lesion[0] is not state.model:
+            model, stack, _ = self._lesion  # a new model: the old one is given back intact
+            self._lesion = None
+            stack.close()
+
+    def _lesion_changed(self):
+        """What depends on the model's forward passes, computed again: activations and stimulation."""
+        st = self.state
+        st.forget_stimulators()
+        self.book.clear_stimulation()
+        act = st.activations
+        if act is not None and act.images is not None:
+            self.run_images(act.images, act.name, act.labels, act.categories or None, act.names)
+
+    def match_neurons(self, neural, folder, n_permutations: int = 100, on_done=None):
+        """Match recorded neurons to the current model's units in a worker, as ``topoviewer match``:
+        `neural` (.npz/.csv, rows = the images of `folder` in sorted order) against the model's
+        responses to the images of `folder` (``DIR/<category>/*.png``).
+
+        ``on_done(result, responses, neural, stimuli)`` runs on the GUI thread
+        (:func:`topoviewer.suites.match_suite`'s result and what it matched). Returns the worker.
+        """
+        from topoviewer.stimuli import load_folder
+        from topoviewer.suites import load_neural, match_suite
+
+        model = self.state.model
+        if model is None:
+            notify_error("no model is loaded: open a model file or the default model first")
+            return None
+
+        def job():
+            yield ("stimuli", 0, 3)
+            stimuli = load_folder(folder, size=max(32, model.input_size))
+            data = load_neural(neural, len(stimuli))
+            yield ("responses", 1, 3)
+            responses = model.responses(stimuli.images)
+            yield (f"{n_permutations} permutations", 2, 3)
+            result = match_suite(model, stimuli, data, n_permutations=n_permutations, responses=responses)
+            return result, responses, data, stimuli
+
+        def done(value):
+            if on_done is not None and self.state.model is model:
+                on_done(*value)
+
+        return self._start("match", job(), done, self._on_progress("match"))
 
     def _on_progress(self, task):
         def on_yield(value):
