@@ -105,7 +105,6 @@ class Preload:
             return
         hit = cached_preview(self._path(), sheets, START_STIMULI)
         if hit is not None:
-            _warm_image_layers()
             self.preview = (sheets, *hit)
 
     def _run(self):
@@ -188,15 +187,6 @@ class Preload:
                 QTimer.singleShot(0, ctrl.prepare_stimulation)
 
         QTimer.singleShot(0, poll_preview)
-
-
-def _warm_image_layers():
-    """Build here, off the GUI thread, what napari's first image layer in mm builds on it: pint's unit
-    registry (≈ 1 s under load, on the first layer with units) and scipy.ndimage (its thumbnail)."""
-    import pint
-    from scipy import ndimage  # noqa: F401
-
-    pint.get_application_registry().Unit("mm")
 
 
 #: Tab titles that differ from the dock's name ("&" would be read as a keyboard mnemonic).
