@@ -112,6 +112,8 @@ class Preload:
 
         try:
             self._preview()
+        except Exception:  # noqa: BLE001 - the preview only saves time; the model's load below reports errors
+            self.preview = None
         finally:
             self.previewed.set()
         self.go.wait()

@@ -8,6 +8,7 @@ Every slow step (loading, forward passes, analysis, training) runs as a generato
 
 from __future__ import annotations
 
+import gc
 import time
 import traceback
 import weakref
@@ -122,8 +123,6 @@ class Controller:
         collection of that heap held the interpreter, hence the event loop, for 0.4–0.65 s during figure
         exports and training (measured); with the heap frozen, the longest pause was 32 ms. :meth:`close`
         unfreezes it."""
-        import gc
-
         state.events.analysis_changed.disconnect(self._freeze_heap)
         gc.freeze()
 
@@ -141,8 +140,6 @@ class Controller:
         if self.closed:
             return
         self.closed = True
-        import gc
-
         gc.unfreeze()  # what _freeze_heap kept out of the collections can be collected again
         for w in list(self.jobs.values()):
             w.quit()
