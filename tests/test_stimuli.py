@@ -105,6 +105,34 @@ def test_diet_categories_and_splits():
     np.testing.assert_array_equal(train.images, training_diet("train", 3, 24, 0).images)
 
 
+def test_real_faces_are_crops_of_the_photographed_faces():
+    """``real_faces``: that share of the faces is replaced by augmented crops around FACE_PHOTOS' faces."""
+    from PIL import Image
+
+    from topoviewer.stimuli.photos import face_photo_crops, face_photos
+
+    n, size = 40, 32
+    plain = training_diet("val", per_category=n, size=size, seed=1)
+    mixed = training_diet("val", per_category=n, size=size, seed=1, options={"real_faces": 0.5})
+    assert mixed.name == plain.name[:-1] + ",real_faces=0.5)"
+    faces = np.flatnonzero(np.asarray(plain.labels) == plain.categories.index("faces"))
+    others = np.setdiff1d(np.arange(len(plain)), faces)
+    np.testing.assert_array_equal(mixed.images[others], plain.images[others])  # only faces change
+    changed = ~np.all(mixed.images[faces] == plain.images[faces], axis=(1, 2))
+    assert 0.25 <= changed.mean() <= 0.75
+    # an unaugmented crop (zoom 1, no shift or rotation) is the face's box resized, computed here
+    img, row, col, h = face_photos()[0]
+    box = img[row - h // 2:row + h // 2, col - h // 2:col + h // 2]
+    expected = np.asarray(Image.fromarray(np.ascontiguousarray(box)).resize((size, size), Image.Resampling.BOX))
+    rng = np.random.default_rng(0)
+    crops = face_photo_crops(rng, 30, size, zoom=(1.0, 1.0), shift=0.0, rotate=0.0)
+    best = min(np.abs(c - expected).mean() for c in np.concatenate([crops, crops[:, :, ::-1]]))
+    assert best < 0.02
+    # the photographed faces correlate with the face box far more than with another part of the photograph
+    corner = np.asarray(Image.fromarray(np.ascontiguousarray(img[:h, :h])).resize((size, size), Image.Resampling.BOX))
+    assert min(np.abs(c - corner).mean() for c in crops) > 0.05
+
+
 def test_train_val_and_localizer_share_no_image():
     size, n = 32, 6
     train = training_diet("train", per_category=n, size=size, seed=0)
@@ -127,6 +155,8 @@ def test_train_val_and_localizer_share_no_image():
     (lambda: localizer(per_category=0), "per_category"),
     (lambda: localizer(seed=-1), "seed"),
     (lambda: training_diet("test"), "split"),
+    (lambda: training_diet(per_category=2, options={"real_face": 0.5}), "unknown diet setting.*real_face.*real_faces"),
+    (lambda: training_diet(per_category=2, options={"real_faces": 1.5}), "real_faces is a share"),
 ])
 def test_generator_arguments_are_checked(call, message):
     with pytest.raises(TopoviewerError, match=message):

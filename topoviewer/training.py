@@ -63,6 +63,9 @@ class TrainConfig:
     #: Relative sampling frequency per diet category (default 1), e.g. {"faces": 3.0}:
     #: faces are frequent in primate visual experience (a recipe choice, documented).
     category_frequency: dict = field(default_factory=dict)
+    #: Settings of the procedural diet over its defaults (``topoviewer.stimuli.diet.DIET_OPTIONS``), e.g.
+    #: {"real_faces": 0.6}: the share of faces that are augmented crops of photographed faces.
+    diet: dict = field(default_factory=dict)
     #: Image files to train on: a folder DIR/<class>/<image> or a text file list (topoviewer.data);
     #: None → the procedural diet. ``val_per_category`` images per class (at most 1/5) are held out.
     data: str | None = None
@@ -182,9 +185,11 @@ class _Diet:
     """The procedural diet, in memory: the global batch of a step drawn by ``rng(seed, step)``."""
 
     def __init__(self, model, cfg: TrainConfig, world):
-        from .stimuli.diet import DIET_VERSION
+        from .stimuli.diet import DIET_VERSION, diet_options
+        from .stimuli.photos import FACE_PHOTOS
 
         self.cfg, self.world = cfg, world
+        opts = diet_options(cfg.diet)  # refuses unknown settings before the diet is drawn
         self.x, self.y, self.classes = self._split(model, cfg, "train")
         self.x_val, self.y_val, _ = self._split(model, cfg, "val")
         unknown = set(cfg.category_frequency) - set(self.classes)
@@ -195,9 +200,13 @@ class _Diet:
         self.p = freq[self.y.cpu().numpy()]
         self.p /= self.p.sum()
         self.skipped: dict = {}
+        faces = ("no photograph of a face" if not opts["real_faces"] else
+                 f"{opts['real_faces']:.0%} of the faces are augmented crops of {len(FACE_PHOTOS)} photographed faces "
+                 f"({', '.join(p[1] for p in FACE_PHOTOS)}; none from LFW)")
         self.description = (f"{DIET_VERSION}: {len(self.classes)} categories × {cfg.per_category} images, procedural "
-                            "(faces, bodies, places, objects, words, …) plus natural-photo clutter; no photograph of a face")
-        self.provenance = f"training_diet(per_category={cfg.per_category})"
+                            f"(faces, bodies, places, objects, words, …) plus natural-photo clutter; {faces}")
+        settings = "".join(f", {k}={v}" for k, v in sorted(cfg.diet.items()))
+        self.provenance = f"training_diet(per_category={cfg.per_category}{settings})"
 
     @staticmethod
     def _split(model, cfg, split):
@@ -213,7 +222,7 @@ class _Diet:
                 f"the procedural diet at {model.input_size} px ({per} images × {len(DIET_CATEGORIES)} categories) would "
                 f"take {need / 2**30:.1f} GiB in memory, more than {MAX_ARRAY_BYTES / 2**30:.1f} GiB (MAX_ARRAY_BYTES); "
                 "train on image files (--data DIR), fewer images (--per-category) or a smaller input_size")
-        data = training_diet(split, per_category=per, size=model.input_size, seed=cfg.seed)
+        data = training_diet(split, per_category=per, size=model.input_size, seed=cfg.seed, options=cfg.diet)
         x = torch.cat([model.preprocess(data.images[i : i + 1024]) for i in range(0, len(data), 1024)])
         return x, torch.as_tensor(data.labels, device=x.device), list(data.categories)
 

@@ -10,6 +10,7 @@ trained on.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 
@@ -39,7 +40,7 @@ from topoviewer.stimuli.localizer import (
     random_face_expression,
     random_face_identity,
 )
-from topoviewer.stimuli.photos import photo_crops
+from topoviewer.stimuli.photos import face_photo_crops, photo_crops
 
 
 #: Version of the diet; it names the training data in a model's metadata.
@@ -60,11 +61,12 @@ DIET_OPTIONS = {
     "lowres": 0.0,           # share of images seen at a lower resolution (down- then up-sampled)
     "lowres_scale": (0.5, 0.85),  # the lower resolution, as a fraction of the image edge
     "yaw_power": 2.0,        # photo-like faces' yaw = 90° · u**yaw_power (larger: more frontal)
+    "real_faces": 0.0,       # share of faces that are augmented crops of photographed faces (FACE_PHOTOS)
 }
 
 
 def training_diet(split: str = "train", per_category: int = 500, size: int = 32,
-                  seed: int = 0) -> StimulusSet:
+                  seed: int = 0, options: dict | None = None) -> StimulusSet:
     """Generate the procedural training diet.
 
     Parameters
@@ -101,7 +103,8 @@ def training_diet(split: str = "train", per_category: int = 500, size: int = 32,
         name += f",per_category={per_category}"
     size = check_size(size)
     per_category = check_count(per_category, "per_category")
-    opts = DIET_OPTIONS
+    opts = diet_options(options)
+    name += "".join(f",{k}={v}" for k, v in sorted((options or {}).items()) if v != DIET_OPTIONS[k])
     images = []
     for c in DIET_CATEGORIES:
         shapes, backgrounds = streams(seed, "diet", split, c)
@@ -109,30 +112,49 @@ def training_diet(split: str = "train", per_category: int = 500, size: int = 32,
             x = match_statistics(photo_crops(backgrounds, per_category, size, scale=(0.05, 0.7)))
         else:
             draw, placement = DIET_DRAWERS[c]
+            if c == "faces":
+                draw = partial(draw, opts=opts)
             x = render(draw, placement, per_category, size, shapes, backgrounds,
-                       backdrop=_photo_backdrop if opts["photo_backdrop"] else None, shading=opts["shading"])
-        images.append(_photometric(x, np.random.default_rng(shapes.integers(2**63))))
+                       backdrop=partial(_photo_backdrop, share=opts["photo_backdrop"]) if opts["photo_backdrop"] else None,
+                       shading=opts["shading"])
+            if c == "faces" and opts["real_faces"]:
+                real = np.random.default_rng(backgrounds.integers(2**63))  # the other images stay as without
+                keep = real.random(per_category) < opts["real_faces"]
+                x[keep] = face_photo_crops(real, int(keep.sum()), size)
+        images.append(_photometric(x, np.random.default_rng(shapes.integers(2**63)), opts))
     labels = np.repeat(np.arange(len(DIET_CATEGORIES)), per_category)
     return StimulusSet(np.concatenate(images), labels, list(DIET_CATEGORIES), name + ")")
 
 
-def _photo_backdrop(rng, n, size):
+def diet_options(options: dict | None = None) -> dict:
+    """:data:`DIET_OPTIONS` with a recipe's ``diet`` settings over them (unknown names refused)."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(DIET_OPTIONS))
+    if unknown:
+        raise TopoviewerError(f"unknown diet setting(s) {', '.join(unknown)}; expected some of: "
+                              f"{', '.join(sorted(DIET_OPTIONS))}")
+    share = options.get("real_faces", 0.0)
+    if not (isinstance(share, (int, float)) and 0.0 <= share <= 1.0):
+        raise TopoviewerError(f"diet setting real_faces is a share of the faces between 0 and 1, got {share!r}")
+    return {**DIET_OPTIONS, **options}
+
+
+def _photo_backdrop(rng, n, size, share):
     """Natural-photo crops behind a random share of the images (NaN: keep the noise)."""
     crops = photo_crops(rng, n, size, scale=(0.1, 0.8))
     m = crops.mean(axis=(1, 2), keepdims=True)
     s = crops.std(axis=(1, 2), keepdims=True)
     crops = np.clip(0.5 + (crops - m) * (rng.uniform(0.05, 0.2, (n, 1, 1)) / np.maximum(s, 1e-3)), 0, 1)
-    keep = rng.random(n) < DIET_OPTIONS["photo_backdrop"]
+    keep = rng.random(n) < share
     crops[~keep] = np.nan
     return crops
 
 
-def _photometric(x, rng):
+def _photometric(x, rng, opts):
     """Random blur, contrast, gamma and pixel noise per image (domain randomisation)."""
     from scipy.ndimage import gaussian_filter
     from skimage.transform import resize
 
-    opts = DIET_OPTIONS
     x = np.array(x, np.float32)
     n, size = len(x), x.shape[-1]
     blur = rng.random(n) < opts["blur"]
@@ -169,12 +191,12 @@ def _photometric(x, rng):
     return x
 
 
-def _draw_diet_face(canvas, rng):
+def _draw_diet_face(canvas, rng, opts=DIET_OPTIONS):
     """A face as in the localizer, or photo-like, or a tight crop of either."""
-    photo = rng.random() < DIET_OPTIONS["photo_faces"]
-    if rng.random() < DIET_OPTIONS["tight_faces"]:
-        canvas.zoom(rng.uniform(*DIET_OPTIONS["tight_zoom"]), (rng.uniform(-0.04, 0.04), rng.uniform(-0.06, 0.06)))
-    yaw = (math.pi / 2) * rng.random() ** (DIET_OPTIONS["yaw_power"] if photo else 1.3)
+    photo = rng.random() < opts["photo_faces"]
+    if rng.random() < opts["tight_faces"]:
+        canvas.zoom(rng.uniform(*opts["tight_zoom"]), (rng.uniform(-0.04, 0.04), rng.uniform(-0.06, 0.06)))
+    yaw = (math.pi / 2) * rng.random() ** (opts["yaw_power"] if photo else 1.3)
     draw_face(canvas, random_face_identity(rng), yaw, random_face_expression(rng), photo=photo)
 
 

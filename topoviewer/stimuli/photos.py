@@ -1,10 +1,11 @@
-"""A pool of natural photographs for the training diet's backgrounds and clutter.
+"""Natural photographs for the training diet: backgrounds, clutter and photographed faces.
 
-The photographs are the non-face sample images that ship inside scikit-image
-(``skimage.data``; read from the installed package, no download). Images that show a
-human face (``astronaut``, ``camera``; matplotlib's ``grace_hopper``), the cat
-(``chelsea``, ``cat``: an animal face) and the LFW subset
-are *excluded*: they are held out for validating transfer to photographs.
+The backgrounds and clutter are cut from the non-face sample images that ship inside
+scikit-image (``skimage.data``; read from the installed package, no download). The
+diet's ``real_faces`` share cuts augmented crops around the two faces of
+:data:`FACE_PHOTOS` (scikit-image's ``astronaut``, matplotlib's ``grace_hopper``) and
+nothing else of them. Never used for training: the LFW subset (the validation set), the
+``camera`` man's face and the cat (``chelsea``, ``cat``: an animal face).
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from PIL import Image
 from topoviewer.errors import TopoviewerError
 from topoviewer.images import to_gray
 
-__all__ = ["PHOTO_POOL", "HELD_OUT", "photo_pool", "photo_crops"]
+__all__ = ["PHOTO_POOL", "HELD_OUT", "FACE_PHOTOS", "photo_pool", "photo_crops", "face_photo_crops"]
 
 #: skimage.data images in the training pool (all ship with scikit-image; none shows a face).
 PHOTO_POOL = (
     "brick", "grass", "gravel", "coffee", "rocket", "coins", "clock", "moon", "page", "text",
     "hubble_deep_field", "immunohistochemistry", "cell", "retina", "horse",
 )
-#: Photographs never used for training (faces, or the validation set).
-HELD_OUT = ("lfw_subset", "astronaut", "camera", "grace_hopper", "chelsea", "cat")
+#: Photographs never used for training (the validation set, faces not in FACE_PHOTOS). The faces of
+#: FACE_PHOTOS are cut from only when a recipe's diet asks for ``real_faces``.
+HELD_OUT = ("lfw_subset", "camera", "chelsea", "cat")
 
 
 @cache
@@ -71,5 +73,63 @@ def photo_crops(rng, n: int, size: int, scale=(0.08, 0.6)) -> np.ndarray:
         crop = np.ascontiguousarray(img[top:top + edge, left:left + edge])
         crop = np.asarray(Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR
                                                        if edge < size else Image.Resampling.BOX))
+        out[i] = crop[:, ::-1] if rng.random() < 0.5 else crop
+    return np.clip(out, 0.0, 1.0)
+
+
+#: Photographed faces for the diet's ``real_faces`` share: (source, name, face centre row, column, face
+#: height in pixels). Not the validation set (LFW); both ship inside installed packages.
+FACE_PHOTOS = (
+    ("skimage", "astronaut", 125, 200, 120),
+    ("matplotlib", "grace_hopper.jpg", 260, 258, 210),
+)
+
+
+@cache
+def face_photos() -> tuple:
+    """The :data:`FACE_PHOTOS` as grey float32 arrays in [0, 1] with their face boxes (read once)."""
+    out = []
+    for source, name, row, col, height in FACE_PHOTOS:
+        if source == "skimage":
+            from skimage import data
+
+            a = np.asarray(getattr(data, name)())
+        else:
+            import matplotlib.cbook as cbook
+
+            with cbook.get_sample_data(name) as f:
+                a = np.asarray(Image.open(f))
+        a = a.astype(np.float32) / 255.0
+        if a.ndim == 3:
+            a = to_gray(a[..., :3])
+        a.setflags(write=False)
+        out.append((a, row, col, height))
+    return tuple(out)
+
+
+def face_photo_crops(rng, n: int, size: int, zoom=(0.75, 1.5), shift=0.12, rotate=12.0) -> np.ndarray:
+    """`n` augmented crops around the faces of :data:`FACE_PHOTOS`: (n, size, size) float32 in [0, 1].
+
+    Each crop picks a photograph, an edge of ``zoom`` × the face height (log-uniform; < 1: the face
+    fills the image, as in a face photograph's tight crop), a centre moved by up to ``shift`` × the
+    face height, a rotation of up to ``rotate`` degrees and a left-right flip from `rng`.
+    """
+    photos = face_photos()
+    out = np.empty((n, size, size), np.float32)
+    lo, hi = np.log(zoom[0]), np.log(zoom[1])
+    for i in range(n):
+        img, row, col, height = photos[rng.integers(len(photos))]
+        edge = np.exp(rng.uniform(lo, hi)) * height
+        r = row + rng.uniform(-shift, shift) * height
+        c = col + rng.uniform(-shift, shift) * height
+        half = int(np.ceil(edge * 0.75))  # room for the rotation
+        top, left = int(round(r)) - half, int(round(c)) - half
+        pad = max(0, -top, -left, top + 2 * half - img.shape[0], left + 2 * half - img.shape[1])
+        src = np.pad(img, pad, mode="reflect") if pad else img
+        patch = Image.fromarray(np.ascontiguousarray(src[top + pad:top + pad + 2 * half, left + pad:left + pad + 2 * half]))
+        patch = patch.rotate(rng.uniform(-rotate, rotate), resample=Image.Resampling.BILINEAR)
+        m = (2 * half - edge) / 2
+        patch = patch.crop((m, m, m + edge, m + edge)).resize((size, size), Image.Resampling.BOX)
+        crop = np.asarray(patch)
         out[i] = crop[:, ::-1] if rng.random() < 0.5 else crop
     return np.clip(out, 0.0, 1.0)

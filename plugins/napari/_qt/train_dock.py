@@ -255,7 +255,7 @@ class TrainDock(Dock):
               # checkpoints make the run resumable (the live maps come from in-memory snapshots)
               "checkpoint_every": max(1, min(250, values["steps"] // 10))}
         if kw["data"]:
-            kw["category_frequency"] = {}  # the recipe's diet frequencies do not apply to image folders
+            kw["category_frequency"], kw["diet"] = {}, {}  # the recipe's diet settings do not apply to image folders
         return TrainConfig(**{**kw, **overrides})
 
     def _out_path(self) -> Path:
