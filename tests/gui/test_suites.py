@@ -1,6 +1,9 @@
 """The Suites dock: an analysis suite run from its form in a worker, its numbers in the table and
 along the hierarchy, a lesion's units coloured on the sheets, a suite the model cannot run as one
-notification; a drawn region lesioned and restored; matched neurons as points with tuning curves."""
+notification; a drawn region lesioned and restored, and a lesion waiting for a forward pass in
+flight; matched neurons as points with tuning curves."""
+
+import threading
 
 import numpy as np
 from PIL import Image
@@ -75,8 +78,29 @@ def test_suites_dock_runs_invariance_and_lesion(topo, notes, tmp_path):
         assert layer.visible and "lesioned faces patch" in layer.name
         np.testing.assert_array_equal(layer.features["value"].to_numpy(), inside.astype(float))
 
+    _identity_suite(topo)
     _lesion_a_drawn_region(topo, dock, notes)
+    _lesion_waits_for_a_forward_pass(topo)
     _match_neurons(topo, dock, tmp_path)
+
+
+def _identity_suite(topo):
+    """The identity suite on a small face-identities set: the table and the curves are the core's numbers."""
+    options = {"identities": 4, "per_identity": 6, "folds": 3, "seed": 1}
+    dock = _run(topo, suite="identity", transforms=["invert"], **options)
+    assert dock.form.folds.visible and not dock.form.random_lesions.visible
+    want = run_suite("identity", topo.state.model, transforms=("invert",), **options)
+    assert set(dock.result["sheets"][topo.state.model.sheet_names[0]]["decoding"]) == {"original", "invert"}
+    rows = []
+    for name, s in want["sheets"].items():
+        dec = s["decoding"]["original"]
+        rows.append([name, str(s["units"]), _fmt(s["selective"]), _fmt(s["single_identity"]),
+                     _fmt(s["multiple_identity"]), _fmt(dec["all"]["accuracy"]), _fmt(dec["selective"]["accuracy"]),
+                     _fmt(dec["non_selective"]["accuracy"])])
+    assert _cells(dock.table) == rows
+    assert list(dock.curves) == ["selective share", "decoding all", "decoding selective", "decoding non-selective"]
+    y = dock.curves["decoding all"].getData()[1]
+    np.testing.assert_allclose(y, [s["decoding"]["original"]["all"]["accuracy"] for s in want["sheets"].values()])
 
 
 def _lesion_a_drawn_region(topo, dock, notes):
@@ -141,6 +165,54 @@ def _lesion_a_drawn_region(topo, dock, notes):
         np.testing.assert_allclose(topo.state.activations.mean[name], intact[name][0], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(layer.features["value"].to_numpy(), topo.state.dprime(sheet.name))
     topo.viewer.layers.remove(regions)
+
+
+def _lesion_waits_for_a_forward_pass(topo):
+    """A lesion applied while a forward pass is in flight waits for it: the pass sees the intact model in
+    every batch, then the pictures run again through the lesioned model."""
+    model, ctrl = topo.state.model, topo.ctrl
+    sheet = model.sheets[0]
+    units = {sheet.name: np.arange(sheet.n_units) % 2 == 0}
+    pictures = np.random.default_rng(5).uniform(0, 1, (300, 32, 32)).astype(np.float32)  # batches of 256 and 44
+    intact = model.responses(pictures)
+    with model.lesion(sheet.name, units[sheet.name]):
+        lesioned = model.responses(pictures)
+    between, go = threading.Event(), threading.Event()
+
+    def paused(images, *args, **kwargs):  # the model's own pass, held between its two batches
+        gen = real(images, *args, **kwargs)
+        first = next(gen)
+        if not between.is_set():
+            between.set()
+            go.wait(30)
+        yield first
+        return (yield from gen)
+
+    seen = []  # the mean activations of each pass, as they reach the state
+    record = lambda state: seen.append(state.activations.mean)  # noqa: E731
+    topo.state.events.activations_changed.connect(record)
+    real, model.iter_responses = model.iter_responses, paused
+    try:
+        ctrl.run_images(pictures, "stack")
+        assert between.wait(30)
+        ctrl.apply_lesion(units)  # the first batch is done, the second not yet
+        assert ctrl.lesion is None and not getattr(model.net, "lesions", None)  # waits for the pass
+        go.set()
+        ctrl.wait(60)
+    finally:
+        del model.iter_responses
+        topo.state.events.activations_changed.disconnect(record)
+    np.testing.assert_array_equal(ctrl.lesion[sheet.name], units[sheet.name])
+    assert len(seen) == 2  # the held pass (intact in both batches), then the pictures through the lesioned model
+    for name in model.sheet_names:
+        np.testing.assert_allclose(seen[0][name], intact[name].mean(axis=0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(seen[1][name], lesioned[name].mean(axis=0), rtol=1e-5, atol=1e-6)
+        assert not np.allclose(seen[1][name], seen[0][name])
+    ctrl.restore_lesion()
+    ctrl.wait(60)
+    assert ctrl.lesion is None and not getattr(model.net, "lesions", None)
+    for name in model.sheet_names:
+        np.testing.assert_allclose(topo.state.activations.mean[name], intact[name].mean(axis=0), rtol=1e-5, atol=1e-6)
 
 
 def _match_neurons(topo, dock, tmp_path):
