@@ -82,6 +82,7 @@ def test_suites_dock_runs_invariance_and_lesion(topo, notes, tmp_path):
     _lesion_a_drawn_region(topo, dock, notes)
     _lesion_waits_for_a_forward_pass(topo)
     _match_neurons(topo, dock, tmp_path)
+    _workspace_keeps_the_lesion_and_the_matches(topo, dock, tmp_path, notes)
 
 
 def _identity_suite(topo):
@@ -246,3 +247,47 @@ def _match_neurons(topo, dock, tmp_path):
     np.testing.assert_allclose(y, _z(neural[:, 1].mean(axis=1)))
     np.testing.assert_allclose(dock.tuning["unit"].getData()[1], _z(resp[last][:, 100]), rtol=1e-5, atol=1e-6)
     assert f"neuron 1</b> ↔ {last} unit 100" in dock.tuning_note.text()
+
+
+def _workspace_keeps_the_lesion_and_the_matches(topo, dock, tmp_path, notes):
+    """A saved workspace holds the lesioned units and the matched neurons (file and SHA-256); restoring it
+    applies the lesion again and matches the neurons again; a changed neural file shows the saved points."""
+    import hashlib
+    import json
+
+    model, ctrl, book = topo.state.model, topo.ctrl, topo.book
+    sheet = model.sheets[-1]
+    mask = np.zeros(sheet.n_units, bool)
+    mask[[5, 50, 200]] = True
+    ctrl.apply_lesion({sheet.name: mask})
+    ctrl.wait(60)
+    path = ctrl.save_workspace(tmp_path / "session.json")
+    head = json.loads(path.read_text())
+    neural = tmp_path / "neurons.npz"
+    assert head["lesion"] == {sheet.name: [5, 50, 200]}
+    assert head["matches"]["neural"] == str(neural.resolve())
+    assert head["matches"]["neural_sha256"] == hashlib.sha256(neural.read_bytes()).hexdigest()
+    points = {n: book.get(f"{n}/matched").data.copy() for n in model.sheet_names}
+
+    ctrl.restore_lesion()  # the session changed since: intact, no matched points
+    book.remove(lambda key: key.endswith("/matched"))
+    dock.matched = None
+    ctrl.wait(60)
+    assert ctrl.lesion is None and dock.lesion_note.text() == "Intact model."
+    ctrl.restore_workspace(path)
+    ctrl.wait(60)
+    np.testing.assert_array_equal(ctrl.lesion[sheet.name], mask)
+    assert "Lesioned" in dock.lesion_note.text() and dock.restore_button.isEnabled()
+    for name, data in points.items():  # matched again: the same points, the tuning curves at hand
+        np.testing.assert_allclose(book.get(f"{name}/matched").data, data)
+    assert dock.matched is not None and dock.matched[0]["neurons"] == head["matches"]["result"]["neurons"]
+
+    book.remove(lambda key: key.endswith("/matched"))
+    neural.write_bytes(b"changed")
+    ctrl.restore_workspace(path)
+    ctrl.wait(60)
+    assert notes()[-1].startswith(f"neural responses {neural.resolve()} have changed since the workspace was saved")
+    for name, data in points.items():  # the saved matches, as points
+        np.testing.assert_allclose(book.get(f"{name}/matched").data, data)
+    ctrl.restore_lesion()
+    ctrl.wait(60)

@@ -86,6 +86,8 @@ class ControllerEvents(SignalGroup):
     """What the controller announces besides the state's events."""
 
     job_done = signal(str, bool)  # (name, ok) a background job ended
+    lesion_changed = signal(object)  # ({sheet: bool mask} or None) units silenced on the model, or intact again
+    neurons_matched = signal(object, object, object, object)  # (result, responses, neural, stimuli) a match's
 
 
 class Controller:
@@ -117,7 +119,9 @@ class Controller:
         # thread once its result is in); a lesion is applied or restored only while no job holds it.
         self._model_lock = threading.Lock()
         self._model_ops: list = []  # GUI-thread changes of the model waiting for the lock, in order
+        self._matches = None  # (model, workspace record) of the last neurons matched (see match_neurons)
         self.state.events.model_changed.connect(self._drop_lesion)
+        self.state.events.model_changed.connect(self._drop_matches)
         self.state.events.analysis_changed.connect(self._freeze_heap)
         for key, action in SHORTCUTS.items():
             viewer.bind_key(key, getattr(self, action), overwrite=True)
@@ -245,8 +249,8 @@ class Controller:
                 self._run_model_ops()
 
         def body():
-            if model_pass:
-                self._take_model(held)
+            if model_pass and not self._take_model(held):
+                return None  # the viewer closed while the job waited
             return (yield from _guarded(gen))
 
         worker = create_worker(body, _start_thread=False)
@@ -293,15 +297,18 @@ class Controller:
         worker.start()
         return worker
 
-    def _take_model(self, held):
-        """In a worker: wait for the model lock, letting the lesion changes queued before go first."""
-        while True:
-            self._model_lock.acquire()
+    def _take_model(self, held) -> bool:
+        """In a worker: wait for the model lock, letting the lesion changes queued before go first;
+        False (not taken) once the controller is closed, so no worker waits forever at exit."""
+        while not self.closed:
+            if not self._model_lock.acquire(timeout=0.1):
+                continue
             if not self._model_ops:
                 held.append(True)
-                return
+                return True
             self._model_lock.release()
             time.sleep(0.02)
+        return False
 
     def _when_model_free(self, op):
         """Run ``op()`` on the GUI thread once no job's forward pass holds the model (now when none
@@ -506,6 +513,7 @@ class Controller:
         for sheet, mask in units.items():
             stack.enter_context(model.lesion(sheet, mask))
         self._lesion = (model, stack, units)
+        self.events.lesion_changed.emit(units)
         self._lesion_changed()
         self.book.colour_units({k: np.asarray(v, dtype=float) for k, v in units.items()}, "lesioned region",
                                show=True)
@@ -524,6 +532,7 @@ class Controller:
         model, stack, _ = self._lesion
         self._lesion = None
         stack.close()
+        self.events.lesion_changed.emit(None)
         if model is self.state.model:
             self._lesion_changed()
             self.book.reset_units()
@@ -546,20 +555,26 @@ class Controller:
         `neural` (.npz/.csv, rows = the images of `folder` in sorted order) against the model's
         responses to the images of `folder` (``DIR/<category>/*.png``).
 
-        ``on_done(result, responses, neural, stimuli)`` runs on the GUI thread
-        (:func:`topoviewer.suites.match_suite`'s result and what it matched). Returns the worker.
+        When it is done, :attr:`ControllerEvents.neurons_matched` announces ``(result, responses,
+        neural, stimuli)`` (:func:`topoviewer.suites.match_suite`'s result and what it matched) and
+        ``on_done`` gets the same on the GUI thread; the match (the file's path and SHA-256, the
+        folder, the result) goes into a saved workspace. Returns the worker.
         """
+        from topoviewer.io import file_sha256
         from topoviewer.stimuli import load_folder
         from topoviewer.suites import load_neural, match_suite
 
         model = self.require_model()
         if model is None:
             return None
+        record = {"neural": str(Path(neural).expanduser().resolve()), "stimuli": str(Path(folder).expanduser().resolve()),
+                  "permutations": int(n_permutations)}
 
         def job():
             yield ("stimuli", 0, 3)
             stimuli = load_folder(folder, size=max(32, model.input_size))
             data = load_neural(neural, len(stimuli))
+            record["neural_sha256"] = file_sha256(neural)
             yield ("responses", 1, 3)
             responses = model.responses(stimuli.images)
             yield MODEL_DONE
@@ -568,10 +583,18 @@ class Controller:
             return result, responses, data, stimuli
 
         def done(value):
-            if on_done is not None and self.state.model is model:
+            if self.state.model is not model:
+                return
+            self._matches = (model, {**record, "result": value[0]})
+            self.events.neurons_matched.emit(*value)
+            if on_done is not None:
                 on_done(*value)
 
         return self._start("match", job(), done, self._on_progress("match"), model_pass=True)
+
+    def _drop_matches(self, state):
+        if self._matches is not None and self._matches[0] is not state.model:
+            self._matches = None
 
     def _on_progress(self, task):
         def on_yield(value):
@@ -882,16 +905,23 @@ class Controller:
 
     # ------------------------------------------------------------------ workspace
     def save_workspace(self, path, force: bool = True):
-        """Save the session (model path and hash, settings, pictures, log) as JSON + NPZ; returns the JSON path.
+        """Save the session (model path and hash, settings, pictures, log, the lesioned units, the
+        matched neurons) as JSON + NPZ; returns the JSON path.
 
         ``force`` (the default here: the save dialog has already asked) replaces existing files.
         """
         from topoviewer.workspace import save_workspace
 
-        return save_workspace(self.state.workspace(), path, force=force)
+        ws = self.state.workspace()
+        if self.lesion is not None:
+            ws.lesion = {k: np.flatnonzero(m).tolist() for k, m in self.lesion.items()}
+        if self._matches is not None and self._matches[0] is self.state.model:
+            ws.matches = self._matches[1]
+        return save_workspace(ws, path, force=force)
 
     def restore_workspace(self, path):
-        """Open a saved session: its model, settings and log; its pictures run again.
+        """Open a saved session: its model, settings and log; its pictures run again, its lesion is
+        applied again and its neurons matched again (:meth:`_restore_lesion_and_matches`).
 
         The session goes to the model on screen when its file is the workspace's (same SHA-256,
         wherever it lives). Otherwise the workspace's model file is opened, if unchanged: the
@@ -911,6 +941,7 @@ class Controller:
             if refit:
                 self.set_fwhm(ws.fwhm_mm)
             self._add_input_layer(ws)
+            self._restore_lesion_and_matches(ws)
             return None
         opened = []
 
@@ -933,6 +964,7 @@ class Controller:
                 notify_error(f"the workspace's category {ws.category!r} is not among the analysis's "
                              f"{', '.join(state.analysis.categories)}; showing {state.category}")
             self._add_input_layer(ws)
+            self._restore_lesion_and_matches(ws)
 
         def failed(name, ok):
             if name in ("load", "analysis") and not ok:
@@ -947,6 +979,40 @@ class Controller:
         st.events.analysis_changed.connect(on_analysis)
         self.events.job_done.connect(failed)
         return self.open_model(ws.model, name=ws.model)
+
+    def _restore_lesion_and_matches(self, ws):
+        """A workspace's lesion applied again (or the model made intact) and its neurons matched again
+        (the same file, by SHA-256, gives the same, seeded, match; a changed or missing file: one
+        notification and the saved matches as points, without their tuning curves)."""
+        from topoviewer.workspace import check_neural
+
+        model = self.state.model
+        if not ws.lesion:
+            self.restore_lesion()
+        else:
+            masks = {}
+            for sheet, units in ws.lesion.items():
+                try:
+                    s = model.sheet(sheet)
+                except TopoviewerError as exc:
+                    notify_error(f"the workspace's lesion: {exc}")
+                    return
+                if units and max(units) >= s.n_units:
+                    notify_error(f"the workspace's lesion of {sheet} names unit {max(units)}; the sheet has "
+                                 f"{s.n_units} units")
+                    return
+                masks[s.name] = np.zeros(s.n_units, bool)
+                masks[s.name][units] = True
+            self.apply_lesion(masks)
+        if ws.matches is None:
+            return
+        try:
+            neural = check_neural(ws.matches)
+        except TopoviewerError as exc:
+            notify_error(f"{exc}: showing the saved matches without their tuning curves")
+            self.book.show_matches(ws.matches["result"])
+            return
+        self.match_neurons(neural, ws.matches["stimuli"], ws.matches["permutations"])
 
     def _add_input_layer(self, ws):
         """A workspace's pictures (if any) back in the input cell (their insertion runs them, as a drop would)."""

@@ -174,6 +174,8 @@ class SuitesDock(Dock):
         self.matched = None  # (result, responses, neural, stimuli) of the last match
         self.listen(self.state.events.model_changed, self._model_changed)
         self.listen(self.ctrl.events.job_done, self._job_done)
+        self.listen(self.ctrl.events.lesion_changed, self._lesion_changed)
+        self.listen(self.ctrl.events.neurons_matched, self.show_matches)
 
     # ------------------------------------------------------------------ suites
     def _suite_chosen(self, suite):
@@ -269,7 +271,13 @@ class SuitesDock(Dock):
     def _lesioned(self, result, units):
         self.show_result(result)
         self.ctrl.apply_lesion(units)
-        self.restore_button.setEnabled(True)
+
+    def _lesion_changed(self, units):
+        """The controller applied a lesion (`units`, a drawn region's or a workspace's) or restored the model."""
+        self.restore_button.setEnabled(units is not None)
+        if units is None:
+            self.lesion_note.setText("Intact model.")
+            return
         self.lesion_note.setText("<b>Lesioned</b>: " + ", ".join(f"{int(m.sum())} units of {html.escape(k)}"
                                                                  for k, m in units.items())
                                  + " silenced in every forward pass (activation, stimulation, suites); the d′ "
@@ -277,15 +285,14 @@ class SuitesDock(Dock):
 
     def restore(self):
         """The intact model again."""
-        if self.ctrl.restore_lesion():
-            self.lesion_note.setText("Intact model.")
+        self.ctrl.restore_lesion()
         self.restore_button.setEnabled(False)
 
     # ------------------------------------------------------------------ matched neurons
     def match(self, neural: Path = Path(), stimuli: Path = Path(), permutations: int = 100):
         """Start matching the neurons of `neural` to the model's units on `stimuli`; returns the worker."""
         self.tuning_note.setText("matching…")
-        return self.ctrl.match_neurons(neural, stimuli, permutations, on_done=self.show_matches)
+        return self.ctrl.match_neurons(neural, stimuli, permutations)  # shown by show_matches (neurons_matched)
 
     def show_matches(self, result, responses, neural, stimuli):
         """Matched neurons as points on the sheets; the best-matched neuron's tuning curves."""
