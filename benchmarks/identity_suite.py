@@ -90,8 +90,8 @@ def main():
     if "reference" in runs:
         a, b = accuracies(runs["current"]), accuracies(runs["reference"])
         diff = [abs(a[k] - b[k]) for k in a if a[k] is not None]
-        print(f"{len(diff)} accuracies, largest difference {max(diff):.3g}; None in the same places: "
-              f"{all((a[k] is None) == (b[k] is None) for k in a)}")
+        print(f"{len(diff)} accuracies, {sum(d > 0 for d in diff)} differ, largest difference {max(diff):.3g}; "
+              f"None in the same places: {all((a[k] is None) == (b[k] is None) for k in a)}")
 
 
 if __name__ == "__main__":
