@@ -174,14 +174,14 @@ def _lesion_waits_for_a_forward_pass(topo):
     model, ctrl = topo.state.model, topo.ctrl
     sheet = model.sheets[0]
     units = {sheet.name: np.arange(sheet.n_units) % 2 == 0}
-    pictures = np.random.default_rng(5).uniform(0, 1, (300, 32, 32)).astype(np.float32)  # batches of 256 and 44
+    pictures = np.random.default_rng(5).uniform(0, 1, (4, 32, 32)).astype(np.float32)
     intact = model.responses(pictures)
     with model.lesion(sheet.name, units[sheet.name]):
         lesioned = model.responses(pictures)
     between, go = threading.Event(), threading.Event()
 
-    def paused(images, *args, **kwargs):  # the model's own pass, held between its two batches
-        gen = real(images, *args, **kwargs)
+    def paused(images, sheets=None, batch_size=256):  # the model's own pass in batches of 2, held between them
+        gen = real(images, sheets, batch_size=2)
         first = next(gen)
         if not between.is_set():
             between.set()
@@ -255,6 +255,8 @@ def _workspace_keeps_the_lesion_and_the_matches(topo, dock, tmp_path, notes):
     import hashlib
     import json
 
+    from topoviewer.workspace import load_workspace
+
     model, ctrl, book = topo.state.model, topo.ctrl, topo.book
     sheet = model.sheets[-1]
     mask = np.zeros(sheet.n_units, bool)
@@ -282,12 +284,17 @@ def _workspace_keeps_the_lesion_and_the_matches(topo, dock, tmp_path, notes):
         np.testing.assert_allclose(book.get(f"{name}/matched").data, data)
     assert dock.matched is not None and dock.matched[0]["neurons"] == head["matches"]["result"]["neurons"]
 
-    book.remove(lambda key: key.endswith("/matched"))
-    neural.write_bytes(b"changed")
-    ctrl.restore_workspace(path)
-    ctrl.wait(60)
-    assert notes()[-1].startswith(f"neural responses {neural.resolve()} have changed since the workspace was saved")
-    for name, data in points.items():  # the saved matches, as points
-        np.testing.assert_allclose(book.get(f"{name}/matched").data, data)
     ctrl.restore_lesion()
     ctrl.wait(60)
+    # the neural file changed since: one notification, the saved matches as points (the lesion and matches
+    # part of a restore, on the intact model: the rest of the restore was checked above)
+    book.remove(lambda key: key.endswith("/matched"))
+    neural.write_bytes(b"changed")
+    ws = load_workspace(path)
+    ws.lesion = {}
+    ctrl._restore_lesion_and_matches(ws)
+    ctrl.wait(60)
+    assert notes()[-1].startswith(f"neural responses {neural.resolve()} have changed since the workspace was saved")
+    for name, data in points.items():
+        np.testing.assert_allclose(book.get(f"{name}/matched").data, data)
+    assert ctrl.lesion is None
