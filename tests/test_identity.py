@@ -217,6 +217,15 @@ def test_decode_against_sklearn_and_chance():
                           cv=StratifiedKFold(5, shuffle=True, random_state=1))
     assert got.accuracy == pytest.approx(ref.mean()) and got.accuracy > 0.8
     assert decode(r, labels, units=np.arange(10, 20)).accuracy < 0.5   # noise units: near chance 0.25
+    # more units than training images: the dual problem, solved in the training images' span, gives the
+    # fold accuracies of scikit-learn's own fit on every unit (same coordinate order: random_state = seed)
+    wide = np.hstack([r, rng.normal(size=(60, 100))])
+    wide[:, 20:40] += 0.8 * rng.normal(size=(4, 20))[labels]
+    got = decode(wide, labels, folds=4, seed=2, workers=2)
+    ref = cross_val_score(make_pipeline(StandardScaler(), LinearSVC(max_iter=1000, random_state=2)), wide, labels,
+                          cv=StratifiedKFold(4, shuffle=True, random_state=2))
+    np.testing.assert_allclose(got.folds, ref)
+    assert got.n_units == 120 and 0.5 < got.accuracy < 1
     assert decode(r, labels, units=np.zeros(20, bool)).accuracy is None
     with pytest.raises(TopoviewerError, match="5-fold decoding needs ≥ 2 classes with ≥ 5 images each"):
         decode(r[:12], labels[:12])

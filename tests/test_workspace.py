@@ -100,3 +100,42 @@ def test_workspace_refusals(tmp_path):
         load_workspace(bad)
     with pytest.raises(TopoviewerError, match="model file .*missing.safetensors not found"):
         model_hash(str(tmp_path / "missing.safetensors"))
+
+
+def test_workspace_keeps_the_lesion_and_the_matched_neurons(tmp_path):
+    import hashlib
+
+    from topoviewer.workspace import check_neural
+
+    neural = tmp_path / "neurons.npz"
+    neural.write_bytes(b"recorded responses")
+    result = {"model": "m", "stimuli": "folder", "permutations": 20,
+              "neurons": [{"neuron": 0, "sheet": "fc7", "unit": 100, "position_mm": [1.5, 2.0], "r": 0.99,
+                           "noise_ceiling": None, "r_corrected": None, "p": 0.05}]}
+    matches = {"neural": str(neural), "neural_sha256": hashlib.sha256(b"recorded responses").hexdigest(),
+               "stimuli": str(tmp_path / "stim"), "permutations": 20, "result": result}
+    ws = Workspace(model="m.pt", model_sha256="ab", lesion={"fc6": [3, 4, 17]}, matches=matches)
+    path = save_workspace(ws, tmp_path / "session.json")
+    head = json.loads(path.read_text())
+    assert head["lesion"] == {"fc6": [3, 4, 17]} and head["matches"]["result"]["neurons"][0]["unit"] == 100
+    back = load_workspace(path)
+    assert back.lesion == {"fc6": [3, 4, 17]} and back.matches == matches
+    assert check_neural(back.matches) == neural
+    neural.write_bytes(b"other responses")
+    with pytest.raises(TopoviewerError, match=rf"neural responses {neural} have changed since the workspace was saved"):
+        check_neural(back.matches)
+    neural.unlink()
+    with pytest.raises(TopoviewerError, match=rf"the workspace's neural responses {neural} are not found; expected "
+                       rf"the file with SHA-256 {matches['neural_sha256'][:12]}…"):
+        check_neural(back.matches)
+    # a workspace written before lesions and matches were kept: intact, no matches
+    del head["lesion"], head["matches"]
+    path.write_text(json.dumps(head))
+    old = load_workspace(path)
+    assert old.lesion == {} and old.matches is None
+    for bad, message in (({"lesion": {"fc6": [-1]}}, "lesion of 'fc6' must be a list of unit indices ≥ 0"),
+                         ({"lesion": {"fc6": [1.5]}}, "lesion of 'fc6' must be a list of unit indices ≥ 0"),
+                         ({"matches": {"neural": "x"}}, "matches must hold neural .str., neural_sha256")):
+        path.write_text(json.dumps({**head, **bad}))
+        with pytest.raises(TopoviewerError, match=f"malformed .{message}"):
+            load_workspace(path)

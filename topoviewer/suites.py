@@ -28,7 +28,8 @@ SUITE_STIMULI = {"invariance": "face-views", "identity": "face-identities", "les
 
 
 def run_suite(suite: str, model, stimuli=None, *, stimuli_seed: int = 1234, folds: int = 5, seed: int = 0,
-              n_random: int = 10, control: str = "region", decode_identities: int = 0, units=None) -> dict:
+              n_random: int = 10, control: str = "region", decode_identities: int = 0, units=None,
+              identities: int = 50, per_identity: int = 10, transforms=("mooney", "invert")) -> dict:
     """Run the suite named `suite` (one of :data:`SUITES`) with its options; the CLI and the GUI call this.
 
     Parameters
@@ -51,6 +52,11 @@ def run_suite(suite: str, model, stimuli=None, *, stimuli_seed: int = 1234, fold
     units : dict, optional
         Lesion: the units to silence, ``{sheet: indices or mask}`` (e.g. a drawn region,
         :func:`topoviewer.analysis.lesion.region_units`), instead of each sheet's face patch.
+    identities, per_identity : int
+        Identity: the size of the default ``face-identities`` set.
+    transforms : sequence of str
+        Identity: the transforms the decoding generalises to
+        (:data:`topoviewer.stimuli.faces.TRANSFORMS`).
     """
     from .pipeline import default_stimuli
     from .stimuli.faces import face_identities, face_views
@@ -60,12 +66,13 @@ def run_suite(suite: str, model, stimuli=None, *, stimuli_seed: int = 1234, fold
     size = max(32, model.input_size)
     if stimuli is None:
         stimuli = {"invariance": lambda: face_views(size=size, seed=stimuli_seed),
-                   "identity": lambda: face_identities(size=size, seed=stimuli_seed),
+                   "identity": lambda: face_identities(size=size, identities=identities, per_identity=per_identity,
+                                                       seed=stimuli_seed),
                    "lesion": lambda: default_stimuli(model, seed=stimuli_seed)}[suite]()
     if suite == "invariance":
         return invariance_suite(model, stimuli, localizer=default_stimuli(model, seed=stimuli_seed))
     if suite == "identity":
-        return identity_suite(model, stimuli, folds=folds, seed=seed)
+        return identity_suite(model, stimuli, transforms=tuple(transforms), folds=folds, seed=seed)
     identities = None
     if decode_identities:
         identities = face_identities(size=model.input_size, identities=decode_identities,
@@ -121,15 +128,21 @@ def identity_suite(model, stimuli, transforms=("mooney", "invert"), folds: int =
         units = identity_units(resp["original"][name], stimuli.labels)
         subsets = {"all": None, "selective": units.selective, "non_selective": ~units.selective,
                    "single_identity": units.single, "multiple_identity": units.multiple}
+        decoding = {}
+        for k, r in resp.items():
+            done = {}  # a subset equal to an earlier one (e.g. every unit selective) is decoded once
+            for sub, m in subsets.items():
+                idx = None if m is None or m.all() else np.flatnonzero(m)
+                key = None if idx is None else idx.tobytes()
+                if key not in done:
+                    done[key] = decode(r[name], stimuli.labels, idx, folds=folds, seed=seed).summary()
+                decoding.setdefault(k, {})[sub] = dict(done[key])
         sheets[name] = {
             **units.summary(),
             # region-based feature coding in the sheet's own face feature space
             "region_coding": region_coding(units, identity_centroids(resp["original"][name], stimuli.labels),
                                            seed=seed).summary(),
-            "decoding": {k: {sub: decode(r[name], stimuli.labels, None if m is None else np.flatnonzero(m),
-                                         folds=folds, seed=seed).summary()
-                             for sub, m in subsets.items()}
-                         for k, r in resp.items()},
+            "decoding": decoding,
         }
     return {"suite": "identity", "model": model.name, "stimuli": stimuli.name, "transforms": list(transforms),
             "folds": folds, "sheets": sheets}

@@ -1,10 +1,12 @@
-"""A viewer session on disk: one JSON file (settings, model path and hash, stimulation log) and
-one NPZ file beside it (the pictures that were run through the network).
+"""A viewer session on disk: one JSON file (settings, model path and hash, stimulation log, the
+lesioned units, the matched neurons) and one NPZ file beside it (the pictures that were run through
+the network).
 
 ``save_workspace(ws, "session.json")`` writes ``session.json`` and ``session.npz``;
 :func:`load_workspace` reads both back; :func:`check_model` tells whether the model file is
 still the one the session was made with (same SHA-256) and :func:`model_to_open` whether the
-model already open is that one or the workspace's file must be opened. Plain Python + numpy:
+model already open is that one or the workspace's file must be opened; :func:`check_neural` does
+the same for the neural responses file of the matched neurons. Plain Python + numpy:
 the napari plugin turns its state into a :class:`Workspace` and back; nothing here knows Qt.
 """
 
@@ -19,8 +21,8 @@ import numpy as np
 from . import defaults
 from .errors import TopoviewerError
 
-__all__ = ["Workspace", "save_workspace", "load_workspace", "model_hash", "check_model", "model_to_open",
-           "FORMAT"]
+__all__ = ["Workspace", "save_workspace", "load_workspace", "model_hash", "check_model", "check_neural",
+           "model_to_open", "FORMAT"]
 
 FORMAT = "topoviewer-workspace"
 FORMAT_VERSION = 1
@@ -47,6 +49,11 @@ class Workspace:
         The stack's category names.
     log : list of dict
         The stimulation log rows (:data:`topoviewer_napari.state.LOG_FIELDS`).
+    lesion : dict
+        The units silenced on the model, ``{sheet: sorted unit indices}`` (empty: the intact model).
+    matches : dict or None
+        The matched neurons: ``neural`` (the responses file's path), ``neural_sha256``, ``stimuli``
+        (the folder's path), ``permutations`` and ``result`` (:func:`topoviewer.suites.match_suite`'s).
     """
 
     model: str
@@ -62,6 +69,8 @@ class Workspace:
     labels: np.ndarray | None = None
     categories: list = field(default_factory=list)
     log: list = field(default_factory=list)
+    lesion: dict = field(default_factory=dict)
+    matches: dict | None = None
 
 
 def model_path(source: str) -> Path:
@@ -107,6 +116,47 @@ def model_to_open(ws: Workspace, open_source: str = "") -> Path | None:
     if open_source and model_path(open_source).is_file() and model_hash(open_source) == ws.model_sha256:
         return None
     return check_model(ws)
+
+
+def check_neural(matches: dict) -> Path:
+    """The neural responses file of a workspace's `matches`, if it exists and still has the saved
+    hash; else a TopoviewerError naming the file and the SHA-256 expected."""
+    from .io import file_sha256
+
+    path = Path(matches["neural"]).expanduser()
+    expected = f"expected the file with SHA-256 {matches['neural_sha256'][:12]}…"
+    if not path.is_file():
+        raise TopoviewerError(f"the workspace's neural responses {path} are not found; {expected}")
+    if file_sha256(path) != matches["neural_sha256"]:
+        raise TopoviewerError(f"neural responses {path} have changed since the workspace was saved (SHA-256 "
+                              f"differs); {expected}")
+    return path
+
+
+def _check_lesion(lesion) -> dict:
+    if not isinstance(lesion, dict):
+        raise TypeError("lesion must map sheet names to lists of unit indices")
+    out = {}
+    for sheet, units in lesion.items():
+        idx = np.asarray(units)
+        if not isinstance(sheet, str) or idx.ndim != 1 or (idx.size and (
+                not np.issubdtype(idx.dtype, np.integer) or idx.min() < 0)):
+            raise ValueError(f"lesion of {sheet!r} must be a list of unit indices ≥ 0")
+        out[sheet] = [int(v) for v in idx]
+    return out
+
+
+_MATCH_KEYS = {"neural": str, "neural_sha256": str, "stimuli": str, "permutations": int, "result": dict}
+
+
+def _check_matches(matches):
+    if matches is None:
+        return None
+    if not isinstance(matches, dict) or any(not isinstance(matches.get(k), t) for k, t in _MATCH_KEYS.items()):
+        raise TypeError("matches must hold " + ", ".join(f"{k} ({t.__name__})" for k, t in _MATCH_KEYS.items()))
+    if not isinstance(matches["result"].get("neurons"), list):
+        raise TypeError("matches' result must hold a list of neurons")
+    return matches
 
 
 def _paths(path) -> tuple[Path, Path]:
@@ -176,6 +226,7 @@ def load_workspace(path) -> Workspace:
                 raise ValueError(f"{k} must be a positive number, got {getattr(ws, k)}")
         if not isinstance(ws.model, str) or not isinstance(ws.log, list):
             raise TypeError("model must be a string and log a list")
+        ws.lesion, ws.matches = _check_lesion(ws.lesion), _check_matches(ws.matches)
     except (TypeError, ValueError) as exc:
         raise TopoviewerError(f"workspace {jpath} is malformed ({exc}); expected the fields of a topoviewer workspace")
     if head.get("has_images"):

@@ -6,12 +6,14 @@ from pathlib import Path
 from topoviewer_napari import DOCKS
 
 
-def test_start_opens_docks_and_maps(make_napari_viewer, tiny_model_file, tiny_analysed, tmp_path, monkeypatch, qtbot):
+def test_start_opens_docks_and_maps(make_napari_viewer, tiny_model_file, tiny_analysed, tmp_path, monkeypatch, qtbot,
+                                    notes):
     from types import SimpleNamespace
 
     import numpy as np
 
     from topoviewer.cache import cached_analysis
+    from topoviewer_napari._qt.controller import controller_for
     from topoviewer_napari.launch import START_STIMULI, Preload, open_viewer
     from topoviewer_napari.layout import SheetLayout
 
@@ -29,12 +31,16 @@ def test_start_opens_docks_and_maps(make_napari_viewer, tiny_model_file, tiny_an
         first.update(model=ctrl.state.model, docks=dict(ctrl.docks), keys=sorted(ctrl.book.keys()),
                      layers={k: ctrl.book.get(k) for k in ctrl.book.keys()})
         first["data"] = {k: np.array(layer.data) for k, layer in first["layers"].items()}
+        first["suite"] = ctrl.run_suite("invariance")  # the preview is shown, the model not in yet
 
+    assert controller_for(viewer).run_suite("invariance") is None  # nothing opened at all
+    assert notes() == ["no model is loaded: open a model file or the default model first"]
     preload = Preload(str(tiny_model_file))
     viewer, ctrl = open_viewer(str(tiny_model_file), viewer=viewer, preload=preload, on_picture=on_picture)
     qtbot.waitUntil(lambda: ctrl.state.analysis is not None, timeout=120_000)
     ctrl.wait(120)
-    assert first["model"] is None and first["docks"] == {}
+    assert first["model"] is None and first["docks"] == {} and first["suite"] is None
+    assert notes()[1] == "the model is still loading (the maps are a preview): try again in a moment"
     assert first["keys"] == ["fc6/dprime", "fc7/dprime"]
     for key, data in first["data"].items():
         name = key.split("/")[0]

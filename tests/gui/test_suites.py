@@ -1,6 +1,9 @@
 """The Suites dock: an analysis suite run from its form in a worker, its numbers in the table and
 along the hierarchy, a lesion's units coloured on the sheets, a suite the model cannot run as one
-notification; a drawn region lesioned and restored; matched neurons as points with tuning curves."""
+notification; a drawn region lesioned and restored, and a lesion waiting for a forward pass in
+flight; matched neurons as points with tuning curves."""
+
+import threading
 
 import numpy as np
 from PIL import Image
@@ -75,8 +78,30 @@ def test_suites_dock_runs_invariance_and_lesion(topo, notes, tmp_path):
         assert layer.visible and "lesioned faces patch" in layer.name
         np.testing.assert_array_equal(layer.features["value"].to_numpy(), inside.astype(float))
 
+    _identity_suite(topo)
     _lesion_a_drawn_region(topo, dock, notes)
+    _lesion_waits_for_a_forward_pass(topo)
     _match_neurons(topo, dock, tmp_path)
+    _workspace_keeps_the_lesion_and_the_matches(topo, dock, tmp_path, notes)
+
+
+def _identity_suite(topo):
+    """The identity suite on a small face-identities set: the table and the curves are the core's numbers."""
+    options = {"identities": 4, "per_identity": 6, "folds": 3, "seed": 1}
+    dock = _run(topo, suite="identity", transforms=["invert"], **options)
+    assert dock.form.folds.visible and not dock.form.random_lesions.visible
+    want = run_suite("identity", topo.state.model, transforms=("invert",), **options)
+    assert set(dock.result["sheets"][topo.state.model.sheet_names[0]]["decoding"]) == {"original", "invert"}
+    rows = []
+    for name, s in want["sheets"].items():
+        dec = s["decoding"]["original"]
+        rows.append([name, str(s["units"]), _fmt(s["selective"]), _fmt(s["single_identity"]),
+                     _fmt(s["multiple_identity"]), _fmt(dec["all"]["accuracy"]), _fmt(dec["selective"]["accuracy"]),
+                     _fmt(dec["non_selective"]["accuracy"])])
+    assert _cells(dock.table) == rows
+    assert list(dock.curves) == ["selective share", "decoding all", "decoding selective", "decoding non-selective"]
+    y = dock.curves["decoding all"].getData()[1]
+    np.testing.assert_allclose(y, [s["decoding"]["original"]["all"]["accuracy"] for s in want["sheets"].values()])
 
 
 def _lesion_a_drawn_region(topo, dock, notes):
@@ -143,6 +168,54 @@ def _lesion_a_drawn_region(topo, dock, notes):
     topo.viewer.layers.remove(regions)
 
 
+def _lesion_waits_for_a_forward_pass(topo):
+    """A lesion applied while a forward pass is in flight waits for it: the pass sees the intact model in
+    every batch, then the pictures run again through the lesioned model."""
+    model, ctrl = topo.state.model, topo.ctrl
+    sheet = model.sheets[0]
+    units = {sheet.name: np.arange(sheet.n_units) % 2 == 0}
+    pictures = np.random.default_rng(5).uniform(0, 1, (4, 32, 32)).astype(np.float32)
+    intact = model.responses(pictures)
+    with model.lesion(sheet.name, units[sheet.name]):
+        lesioned = model.responses(pictures)
+    between, go = threading.Event(), threading.Event()
+
+    def paused(images, sheets=None, batch_size=256):  # the model's own pass in batches of 2, held between them
+        gen = real(images, sheets, batch_size=2)
+        first = next(gen)
+        if not between.is_set():
+            between.set()
+            go.wait(30)
+        yield first
+        return (yield from gen)
+
+    seen = []  # the mean activations of each pass, as they reach the state
+    record = lambda state: seen.append(state.activations.mean)  # noqa: E731
+    topo.state.events.activations_changed.connect(record)
+    real, model.iter_responses = model.iter_responses, paused
+    try:
+        ctrl.run_images(pictures, "stack")
+        assert between.wait(30)
+        ctrl.apply_lesion(units)  # the first batch is done, the second not yet
+        assert ctrl.lesion is None and not getattr(model.net, "lesions", None)  # waits for the pass
+        go.set()
+        ctrl.wait(60)
+    finally:
+        del model.iter_responses
+        topo.state.events.activations_changed.disconnect(record)
+    np.testing.assert_array_equal(ctrl.lesion[sheet.name], units[sheet.name])
+    assert len(seen) == 2  # the held pass (intact in both batches), then the pictures through the lesioned model
+    for name in model.sheet_names:
+        np.testing.assert_allclose(seen[0][name], intact[name].mean(axis=0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(seen[1][name], lesioned[name].mean(axis=0), rtol=1e-5, atol=1e-6)
+        assert not np.allclose(seen[1][name], seen[0][name])
+    ctrl.restore_lesion()
+    ctrl.wait(60)
+    assert ctrl.lesion is None and not getattr(model.net, "lesions", None)
+    for name in model.sheet_names:
+        np.testing.assert_allclose(topo.state.activations.mean[name], intact[name].mean(axis=0), rtol=1e-5, atol=1e-6)
+
+
 def _match_neurons(topo, dock, tmp_path):
     """Neurons made of two known units plus noise: points at those units, the tuning curves their responses."""
     model = topo.state.model
@@ -174,3 +247,54 @@ def _match_neurons(topo, dock, tmp_path):
     np.testing.assert_allclose(y, _z(neural[:, 1].mean(axis=1)))
     np.testing.assert_allclose(dock.tuning["unit"].getData()[1], _z(resp[last][:, 100]), rtol=1e-5, atol=1e-6)
     assert f"neuron 1</b> ↔ {last} unit 100" in dock.tuning_note.text()
+
+
+def _workspace_keeps_the_lesion_and_the_matches(topo, dock, tmp_path, notes):
+    """A saved workspace holds the lesioned units and the matched neurons (file and SHA-256); restoring it
+    applies the lesion again and matches the neurons again; a changed neural file shows the saved points."""
+    import hashlib
+    import json
+
+    from topoviewer.workspace import load_workspace
+
+    model, ctrl, book = topo.state.model, topo.ctrl, topo.book
+    sheet = model.sheets[-1]
+    mask = np.zeros(sheet.n_units, bool)
+    mask[[5, 50, 200]] = True
+    ctrl.apply_lesion({sheet.name: mask})
+    ctrl.wait(60)
+    path = ctrl.save_workspace(tmp_path / "session.json")
+    head = json.loads(path.read_text())
+    neural = tmp_path / "neurons.npz"
+    assert head["lesion"] == {sheet.name: [5, 50, 200]}
+    assert head["matches"]["neural"] == str(neural.resolve())
+    assert head["matches"]["neural_sha256"] == hashlib.sha256(neural.read_bytes()).hexdigest()
+    points = {n: book.get(f"{n}/matched").data.copy() for n in model.sheet_names}
+
+    ctrl.restore_lesion()  # the session changed since: intact, no matched points
+    book.remove(lambda key: key.endswith("/matched"))
+    dock.matched = None
+    ctrl.wait(60)
+    assert ctrl.lesion is None and dock.lesion_note.text() == "Intact model."
+    ctrl.restore_workspace(path)
+    ctrl.wait(60)
+    np.testing.assert_array_equal(ctrl.lesion[sheet.name], mask)
+    assert "Lesioned" in dock.lesion_note.text() and dock.restore_button.isEnabled()
+    for name, data in points.items():  # matched again: the same points, the tuning curves at hand
+        np.testing.assert_allclose(book.get(f"{name}/matched").data, data)
+    assert dock.matched is not None and dock.matched[0]["neurons"] == head["matches"]["result"]["neurons"]
+
+    ctrl.restore_lesion()
+    ctrl.wait(60)
+    # the neural file changed since: one notification, the saved matches as points (the lesion and matches
+    # part of a restore, on the intact model: the rest of the restore was checked above)
+    book.remove(lambda key: key.endswith("/matched"))
+    neural.write_bytes(b"changed")
+    ws = load_workspace(path)
+    ws.lesion = {}
+    ctrl._restore_lesion_and_matches(ws)
+    ctrl.wait(60)
+    assert notes()[-1].startswith(f"neural responses {neural.resolve()} have changed since the workspace was saved")
+    for name, data in points.items():
+        np.testing.assert_allclose(book.get(f"{name}/matched").data, data)
+    assert ctrl.lesion is None

@@ -9,6 +9,7 @@ Every slow step (loading, forward passes, analysis, training) runs as a generato
 from __future__ import annotations
 
 import gc
+import threading
 import time
 import traceback
 import weakref
@@ -24,6 +25,9 @@ from psygnal import SignalGroup
 
 from ..state import Activations, TopoState, signal
 from ..tools import StimulateTool
+
+#: Yielded by a ``model_pass`` job that needs the session model no more (see ``Controller._start``).
+MODEL_DONE = ("model done",)
 
 #: Keyboard shortcuts (napari key names) → controller methods; napari binds neither by default.
 SHORTCUTS = {"Shift-S": "toggle_stimulate_tool", "Shift-X": "clear_stimulation"}
@@ -82,6 +86,8 @@ class ControllerEvents(SignalGroup):
     """What the controller announces besides the state's events."""
 
     job_done = signal(str, bool)  # (name, ok) a background job ended
+    lesion_changed = signal(object)  # ({sheet: bool mask} or None) units silenced on the model, or intact again
+    neurons_matched = signal(object, object, object, object)  # (result, responses, neural, stimuli) a match's
 
 
 class Controller:
@@ -109,7 +115,13 @@ class Controller:
         self._queued_images = None
         self._pending_click = None  # (sheet, xy, click time): the latest click not computed yet
         self._lesion = None  # (model, ExitStack, {sheet: mask}): units silenced on the current model
+        # Held by a job's forward passes on the session model (taken in its worker, given back on the GUI
+        # thread once its result is in); a lesion is applied or restored only while no job holds it.
+        self._model_lock = threading.Lock()
+        self._model_ops: list = []  # GUI-thread changes of the model waiting for the lock, in order
+        self._matches = None  # (model, workspace record) of the last neurons matched (see match_neurons)
         self.state.events.model_changed.connect(self._drop_lesion)
+        self.state.events.model_changed.connect(self._drop_matches)
         self.state.events.analysis_changed.connect(self._freeze_heap)
         for key, action in SHORTCUTS.items():
             viewer.bind_key(key, getattr(self, action), overwrite=True)
@@ -164,11 +176,13 @@ class Controller:
         return bool(self.jobs)
 
     def wait(self, timeout_s: float = 60.0, names=None):
-        """Process events until the named jobs (default: all, and the maps they drew) are done (scripts, tests)."""
+        """Process events until the named jobs (default: all, the maps they drew and the lesion changes
+        waiting for them) are done (scripts, tests)."""
         from qtpy.QtWidgets import QApplication
 
         end = time.monotonic() + timeout_s
-        while any(n in self.jobs for n in (names or list(self.jobs))) or (names is None and self.book.pending):
+        while (any(n in self.jobs for n in (names or list(self.jobs)))
+               or (names is None and (self.book.pending or self._model_ops))):
             if time.monotonic() > end:
                 raise TimeoutError(f"still running after {timeout_s} s: jobs {list(self.jobs)}, "
                                    f"{self.book.pending} analyses' maps being drawn")
@@ -210,8 +224,14 @@ class Controller:
         finally:
             self._busy_scheduled = False
 
-    def _start(self, name: str, gen, on_done, on_yield=None, replace=True):
-        """Start a generator job in a thread worker; ``on_done(result)`` runs on the GUI thread."""
+    def _start(self, name: str, gen, on_done, on_yield=None, replace=True, model_pass=False):
+        """Start a generator job in a thread worker; ``on_done(result)`` runs on the GUI thread.
+
+        ``model_pass``: the job runs forward passes on the session model. It holds the model lock
+        from its start (after any lesion change waiting for it) until its result has been handled,
+        or until it yields :data:`MODEL_DONE`, so a lesion applied or restored meanwhile
+        (:meth:`apply_lesion`) waits for it and never changes the model in the middle of a pass.
+        """
         from napari.qt.threading import create_worker
 
         old = self.jobs.get(name)
@@ -220,9 +240,23 @@ class Controller:
                 raise TopoviewerError(f"{name} is already running; wait for it or stop it first")
             old.quit()
             self.jobs.pop(name, None)
-        worker = create_worker(lambda: (yield from _guarded(gen)), _start_thread=False)
+        held = []  # [True] while this job holds the model lock
+
+        def give_back():
+            if held:
+                held.clear()
+                self._model_lock.release()
+                self._run_model_ops()
+
+        def body():
+            if model_pass and not self._take_model(held):
+                return None  # the viewer closed while the job waited
+            return (yield from _guarded(gen))
+
+        worker = create_worker(body, _start_thread=False)
 
         def finished():
+            give_back()  # here, after `returned`: the result is in before a lesion may change the model
             if self.jobs.get(name) is worker:
                 self.jobs.pop(name, None)
                 self.state.report(name, 0, 0, "")
@@ -249,14 +283,50 @@ class Controller:
             self.state.report(name, 0, 0, "")
             self.events.job_done.emit(name, False)
 
-        if on_yield is not None:
-            worker.yielded.connect(on_yield)
+        def yielded(value):
+            if value is MODEL_DONE:
+                give_back()
+            elif on_yield is not None:
+                on_yield(value)
+
+        worker.yielded.connect(yielded)
         worker.returned.connect(returned)
         worker.errored.connect(errored)
         worker.finished.connect(finished)
         self.jobs[name] = worker
         worker.start()
         return worker
+
+    def _take_model(self, held) -> bool:
+        """In a worker: wait for the model lock, letting the lesion changes queued before go first;
+        False (not taken) once the controller is closed, so no worker waits forever at exit."""
+        while not self.closed:
+            if not self._model_lock.acquire(timeout=0.1):
+                continue
+            if not self._model_ops:
+                held.append(True)
+                return True
+            self._model_lock.release()
+            time.sleep(0.02)
+        return False
+
+    def _when_model_free(self, op):
+        """Run ``op()`` on the GUI thread once no job's forward pass holds the model (now when none
+        does); queued changes run in order."""
+        self._model_ops.append(op)
+        self._run_model_ops()
+
+    def _run_model_ops(self):
+        if not self._model_ops or self.closed:
+            return
+        if not self._model_lock.acquire(blocking=False):
+            _next_turn(self._run_model_ops, 20)  # a job's pass is in flight: its `finished` or this retry
+            return
+        try:
+            while self._model_ops:
+                self._model_ops.pop(0)()
+        finally:
+            self._model_lock.release()
 
     # ------------------------------------------------------------------ models
     def open_model(self, source, *, sync_load: bool = False, stimuli=None, name: str | None = None):
@@ -308,13 +378,23 @@ class Controller:
         if self.state.model is not None:
             self.state.model.to(device)
 
+    def require_model(self):
+        """The current model; None after one notification saying why there is none (still
+        loading: a load job runs or the start's preview maps are shown; else none opened)."""
+        model = self.state.model
+        if model is None:
+            if "load" in self.jobs or self.book.layout is not None:
+                notify_error("the model is still loading (the maps are a preview): try again in a moment")
+            else:
+                notify_error("no model is loaded: open a model file or the default model first")
+        return model
+
     def analyse(self, stimuli=None):
         """Run the §3–5 analysis of the current model on ``stimuli`` (default: the localizer)."""
         from topoviewer.pipeline import default_stimuli, iter_analysis
 
-        model = self.state.model
+        model = self.require_model()
         if model is None:
-            notify_error("no model is loaded: open a model file or the default model first")
             return None
         fwhm, voxel = self.state.fwhm_mm, self.state.voxel_mm
 
@@ -339,16 +419,15 @@ class Controller:
             if self.first_picture_at is None:
                 self.first_picture_at = time.time()
 
-        return self._start("analysis", job(), done, self._on_progress("analysis"))
+        return self._start("analysis", job(), done, self._on_progress("analysis"), model_pass=True)
 
     def analyse_gratings(self, fov_deg=None):
         """Early visual maps of the current model on sine gratings (orientation, OSI, SF, colour,
         pinwheels), in a worker; the category analysis stays."""
         from topoviewer.pipeline import iter_analysis, model_gratings
 
-        model = self.state.model
+        model = self.require_model()
         if model is None:
-            notify_error("no model is loaded: open a model file or the default model first")
             return None
 
         def job():
@@ -359,7 +438,7 @@ class Controller:
             if self.state.model is model:
                 self.state.set_early(analysis)
 
-        return self._start("gratings", job(), done, self._on_progress("gratings"))
+        return self._start("gratings", job(), done, self._on_progress("gratings"), model_pass=True)
 
     def run_null(self, n_shuffles: int = 100, on_done=None):
         """The spatial null of every sheet (``n_shuffles`` position shuffles) in a worker; cached in the state."""
@@ -382,27 +461,29 @@ class Controller:
         ``options``) in a worker; ``on_done(result)`` runs on the GUI thread if that model is still the
         current one. Returns the worker.
 
-        The lesion suite silences units of the model it runs on, so it runs on a copy: the maps
-        and clicks meanwhile see the intact model.
+        Every suite runs on a copy of the model (as it is then, lesion included), made in the
+        worker while it holds the model: the lesion suite silences units of the model it runs on,
+        and a lesion applied or restored during a suite does not reach the suite's forward passes.
         """
         from copy import deepcopy
 
         from topoviewer.suites import run_suite
 
-        model = self.state.model
+        model = self.require_model()
         if model is None:
-            notify_error("no model is loaded: open a model file or the default model first")
             return None
 
         def job():
             yield (f"{suite} suite", 0, 1)
-            return run_suite(suite, deepcopy(model) if suite == "lesion" else model, **options)
+            copy = deepcopy(model)
+            yield MODEL_DONE  # the suite needs only its copy from here on
+            return run_suite(suite, copy, **options)
 
         def done(result):
             if on_done is not None and self.state.model is model:  # not for a model replaced meanwhile
                 on_done(result)
 
-        return self._start("suite", job(), done, self._on_progress("suite"))
+        return self._start("suite", job(), done, self._on_progress("suite"), model_pass=True)
 
     # ------------------------------------------------------------------ lesions and neurons
     @property
@@ -416,37 +497,49 @@ class Controller:
         Every later forward pass sees the lesion (:meth:`topoviewer.model.TopoModel.lesion`): the
         activation maps of the input pictures are computed again, stimulation propagates through
         the lesioned model, and the suites run on it; the analysis maps stay the intact model's.
-        The silenced units are marked (1) on the units layers.
+        The silenced units are marked (1) on the units layers. The model changes once no job's
+        forward pass holds it (at once when none does), never in the middle of a pass.
         """
+        model = self.state.model
+        self._when_model_free(lambda: self._apply_lesion(model, units))
+
+    def _apply_lesion(self, model, units):
         from contextlib import ExitStack
 
-        self.restore_lesion()
-        model = self.state.model
+        if model is not self.state.model:
+            return  # replaced before its turn came
+        self._restore_lesion()
         stack = ExitStack()
         for sheet, mask in units.items():
             stack.enter_context(model.lesion(sheet, mask))
         self._lesion = (model, stack, units)
+        self.events.lesion_changed.emit(units)
         self._lesion_changed()
         self.book.colour_units({k: np.asarray(v, dtype=float) for k, v in units.items()}, "lesioned region",
                                show=True)
 
     def restore_lesion(self) -> bool:
-        """The intact model again (after :meth:`apply_lesion`); False if nothing was lesioned."""
+        """The intact model again (after :meth:`apply_lesion`), once no job's forward pass holds it;
+        False if nothing was lesioned or about to be."""
+        held = self._lesion is not None or bool(self._model_ops)
+        if held:
+            self._when_model_free(self._restore_lesion)
+        return held
+
+    def _restore_lesion(self):
         if self._lesion is None:
-            return False
+            return
         model, stack, _ = self._lesion
         self._lesion = None
         stack.close()
+        self.events.lesion_changed.emit(None)
         if model is self.state.model:
             self._lesion_changed()
             self.book.reset_units()
-        return True
 
     def _drop_lesion(self, state):
         if self._lesion is not None and self._lesion[0] is not state.model:
-            model, stack, _ = self._lesion  # a new model: the old one is given back intact
-            self._lesion = None
-            stack.close()
+            self._when_model_free(self._restore_lesion)  # a new model: the old one is given back intact
 
     def _lesion_changed(self):
         """What depends on the model's forward passes, computed again: activations and stimulation."""
@@ -462,32 +555,46 @@ class Controller:
         `neural` (.npz/.csv, rows = the images of `folder` in sorted order) against the model's
         responses to the images of `folder` (``DIR/<category>/*.png``).
 
-        ``on_done(result, responses, neural, stimuli)`` runs on the GUI thread
-        (:func:`topoviewer.suites.match_suite`'s result and what it matched). Returns the worker.
+        When it is done, :attr:`ControllerEvents.neurons_matched` announces ``(result, responses,
+        neural, stimuli)`` (:func:`topoviewer.suites.match_suite`'s result and what it matched) and
+        ``on_done`` gets the same on the GUI thread; the match (the file's path and SHA-256, the
+        folder, the result) goes into a saved workspace. Returns the worker.
         """
+        from topoviewer.io import file_sha256
         from topoviewer.stimuli import load_folder
         from topoviewer.suites import load_neural, match_suite
 
-        model = self.state.model
+        model = self.require_model()
         if model is None:
-            notify_error("no model is loaded: open a model file or the default model first")
             return None
+        record = {"neural": str(Path(neural).expanduser().resolve()), "stimuli": str(Path(folder).expanduser().resolve()),
+                  "permutations": int(n_permutations)}
 
         def job():
             yield ("stimuli", 0, 3)
             stimuli = load_folder(folder, size=max(32, model.input_size))
             data = load_neural(neural, len(stimuli))
+            record["neural_sha256"] = file_sha256(neural)
             yield ("responses", 1, 3)
             responses = model.responses(stimuli.images)
+            yield MODEL_DONE
             yield (f"{n_permutations} permutations", 2, 3)
             result = match_suite(model, stimuli, data, n_permutations=n_permutations, responses=responses)
             return result, responses, data, stimuli
 
         def done(value):
-            if on_done is not None and self.state.model is model:
+            if self.state.model is not model:
+                return
+            self._matches = (model, {**record, "result": value[0]})
+            self.events.neurons_matched.emit(*value)
+            if on_done is not None:
                 on_done(*value)
 
-        return self._start("match", job(), done, self._on_progress("match"))
+        return self._start("match", job(), done, self._on_progress("match"), model_pass=True)
+
+    def _drop_matches(self, state):
+        if self._matches is not None and self._matches[0] is not state.model:
+            self._matches = None
 
     def _on_progress(self, task):
         def on_yield(value):
@@ -500,11 +607,11 @@ class Controller:
         """Analyse the current model on a stimulus folder ``DIR/<category>/*.png``."""
         from topoviewer.stimuli import load_folder
 
-        if self.state.model is None:
-            notify_error("no model is loaded")
+        model = self.require_model()
+        if model is None:
             return None
         try:
-            stim = load_folder(folder, size=max(32, self.state.model.input_size))
+            stim = load_folder(folder, size=max(32, model.input_size))
         except TopoviewerError as exc:
             notify_error(str(exc))
             return None
@@ -582,7 +689,7 @@ class Controller:
             done_, total = value
             st.report("images", int(done_), int(total), f"forward pass: {name}")
 
-        return self._start("images", job(), done, on_yield)
+        return self._start("images", job(), done, on_yield, model_pass=True)
 
     def _on_layer_inserted(self, event):
         """A stimulus picture opened by the plugin's reader → run it through the network."""
@@ -798,16 +905,23 @@ class Controller:
 
     # ------------------------------------------------------------------ workspace
     def save_workspace(self, path, force: bool = True):
-        """Save the session (model path and hash, settings, pictures, log) as JSON + NPZ; returns the JSON path.
+        """Save the session (model path and hash, settings, pictures, log, the lesioned units, the
+        matched neurons) as JSON + NPZ; returns the JSON path.
 
         ``force`` (the default here: the save dialog has already asked) replaces existing files.
         """
         from topoviewer.workspace import save_workspace
 
-        return save_workspace(self.state.workspace(), path, force=force)
+        ws = self.state.workspace()
+        if self.lesion is not None:
+            ws.lesion = {k: np.flatnonzero(m).tolist() for k, m in self.lesion.items()}
+        if self._matches is not None and self._matches[0] is self.state.model:
+            ws.matches = self._matches[1]
+        return save_workspace(ws, path, force=force)
 
     def restore_workspace(self, path):
-        """Open a saved session: its model, settings and log; its pictures run again.
+        """Open a saved session: its model, settings and log; its pictures run again, its lesion is
+        applied again and its neurons matched again (:meth:`_restore_lesion_and_matches`).
 
         The session goes to the model on screen when its file is the workspace's (same SHA-256,
         wherever it lives). Otherwise the workspace's model file is opened, if unchanged: the
@@ -827,6 +941,7 @@ class Controller:
             if refit:
                 self.set_fwhm(ws.fwhm_mm)
             self._add_input_layer(ws)
+            self._restore_lesion_and_matches(ws)
             return None
         opened = []
 
@@ -849,6 +964,7 @@ class Controller:
                 notify_error(f"the workspace's category {ws.category!r} is not among the analysis's "
                              f"{', '.join(state.analysis.categories)}; showing {state.category}")
             self._add_input_layer(ws)
+            self._restore_lesion_and_matches(ws)
 
         def failed(name, ok):
             if name in ("load", "analysis") and not ok:
@@ -863,6 +979,40 @@ class Controller:
         st.events.analysis_changed.connect(on_analysis)
         self.events.job_done.connect(failed)
         return self.open_model(ws.model, name=ws.model)
+
+    def _restore_lesion_and_matches(self, ws):
+        """A workspace's lesion applied again (or the model made intact) and its neurons matched again
+        (the same file, by SHA-256, gives the same, seeded, match; a changed or missing file: one
+        notification and the saved matches as points, without their tuning curves)."""
+        from topoviewer.workspace import check_neural
+
+        model = self.state.model
+        if not ws.lesion:
+            self.restore_lesion()
+        else:
+            masks = {}
+            for sheet, units in ws.lesion.items():
+                try:
+                    s = model.sheet(sheet)
+                except TopoviewerError as exc:
+                    notify_error(f"the workspace's lesion: {exc}")
+                    return
+                if units and max(units) >= s.n_units:
+                    notify_error(f"the workspace's lesion of {sheet} names unit {max(units)}; the sheet has "
+                                 f"{s.n_units} units")
+                    return
+                masks[s.name] = np.zeros(s.n_units, bool)
+                masks[s.name][units] = True
+            self.apply_lesion(masks)
+        if ws.matches is None:
+            return
+        try:
+            neural = check_neural(ws.matches)
+        except TopoviewerError as exc:
+            notify_error(f"{exc}: showing the saved matches without their tuning curves")
+            self.book.show_matches(ws.matches["result"])
+            return
+        self.match_neurons(neural, ws.matches["stimuli"], ws.matches["permutations"])
 
     def _add_input_layer(self, ws):
         """A workspace's pictures (if any) back in the input cell (their insertion runs them, as a drop would)."""
@@ -933,10 +1083,10 @@ class Controller:
         return path
 
 
-def _next_turn(fn):
+def _next_turn(fn, ms: int = 0):
     from qtpy.QtCore import QTimer
 
-    QTimer.singleShot(0, fn)
+    QTimer.singleShot(ms, fn)
 
 
 def warm_rasters(sheets):

@@ -22,14 +22,17 @@ from qtpy.QtWidgets import (
 )
 
 from topoviewer.analysis.lesion import CONTROLS
+from topoviewer.stimuli.faces import TRANSFORMS
+from topoviewer.suites import SUITES
 
 from .base import Dock, rich_label
 from .controller import notify_error
 from .purity_dock import SHEET_COLORS
 
-#: The suites offered here: those that run in seconds on a CPU. The identity suite (an SVM per
-#: fold, unit subset and sheet on 500 faces) takes minutes there: ``topoviewer analyze --suite identity``.
-GUI_SUITES = ("invariance", "lesion")
+#: The options of the form each suite uses (the seed: the lesion suite's random lesions, the identity
+#: suite's folds and solver).
+SUITE_OPTIONS = {"invariance": (), "identity": ("identities", "per_identity", "folds", "transforms", "seed"),
+                 "lesion": ("random_lesions", "control", "seed")}
 
 
 def _page(tabs, title):
@@ -73,15 +76,27 @@ class SuitesDock(Dock):
         page = _page(self.inputs, "Suite")
         self.form = magicgui(
             self.run, call_button="Run suite",
-            suite={"label": "Suite", "choices": list(GUI_SUITES),
+            suite={"label": "Suite", "choices": list(SUITES),
                    "tooltip": "invariance: identity and head-orientation tuning on face-views (225 faces), over "
-                              "each sheet and its face patch; lesion: the model's per-class accuracy on the "
-                              "localizer with each sheet's face patch silenced, against random lesions"},
+                              "each sheet and its face patch; identity: identity-selective units and "
+                              "cross-validated identity decoding on face-identities; lesion: the model's "
+                              "per-class accuracy on the localizer with each sheet's face patch silenced, "
+                              "against random lesions"},
+            identities={"label": "Identities", "min": 2, "max": 50,
+                        "tooltip": "Identities of the face-identities set (identity suite)"},
+            per_identity={"label": "Images each", "min": 2, "max": 100,
+                          "tooltip": "Images per identity, with nuisance variation (identity suite)"},
+            folds={"label": "Folds", "min": 2, "max": 20,
+                   "tooltip": "Cross-validation folds of the decoding (≤ images per identity)"},
+            transforms={"label": "Transforms", "widget_type": "Select", "choices": list(TRANSFORMS),
+                        "tooltip": "Decode also from these transforms of the faces, units chosen on the "
+                                   "originals (none selected: originals only; each adds a full decoding)"},
             random_lesions={"label": "Random lesions", "min": 0, "max": 1000,
                             "tooltip": "Size-matched random lesions per sheet (lesion suite)"},
             control={"label": "Random control", "choices": list(CONTROLS),
                      "tooltip": "Random lesions: contiguous regions of the patch's size, or random units"},
-            seed={"label": "Seed", "min": 0, "max": 2 ** 31 - 1, "tooltip": "Seed of the random lesions"})
+            seed={"label": "Seed", "min": 0, "max": 2 ** 31 - 1,
+                  "tooltip": "Seed of the random lesions (lesion) or of the folds and the solver (identity)"})
         self.form.call_button.tooltip = "Run the suite on the current model in the background (napari's activity)"
         self.form.suite.changed.connect(self._suite_chosen)
         self._suite_chosen(self.form.suite.value)
@@ -94,7 +109,7 @@ class SuitesDock(Dock):
         self.draw_button = QPushButton("Draw region")
         self.draw_button.setToolTip("Add a shapes layer in polygon mode: draw on any map of a sheet (any shapes "
                                     "layer of polygons, rectangles or ellipses counts)")
-        self.draw_button.clicked.connect(lambda: self.ctrl.book.region_layer() if self.state.model else None)
+        self.draw_button.clicked.connect(lambda: self.ctrl.book.region_layer() if self.ctrl.require_model() else None)
         self.restore_button = QPushButton("Restore")
         self.restore_button.setToolTip("Give the units back: the intact model")
         self.restore_button.clicked.connect(self.restore)
@@ -159,16 +174,21 @@ class SuitesDock(Dock):
         self.matched = None  # (result, responses, neural, stimuli) of the last match
         self.listen(self.state.events.model_changed, self._model_changed)
         self.listen(self.ctrl.events.job_done, self._job_done)
+        self.listen(self.ctrl.events.lesion_changed, self._lesion_changed)
+        self.listen(self.ctrl.events.neurons_matched, self.show_matches)
 
     # ------------------------------------------------------------------ suites
     def _suite_chosen(self, suite):
-        for w in (self.form.random_lesions, self.form.control, self.form.seed):
-            w.visible = suite == "lesion"
+        for name in {n for used in SUITE_OPTIONS.values() for n in used}:
+            getattr(self.form, name).visible = name in SUITE_OPTIONS[suite]
 
-    def run(self, suite: str = "invariance", random_lesions: int = 10, control: str = "region", seed: int = 0):
+    def run(self, suite: str = "invariance", identities: int = 20, per_identity: int = 10, folds: int = 5,
+            transforms: list = (), random_lesions: int = 10, control: str = "region", seed: int = 0):
         """Start `suite` on the current model in a worker; returns the worker (None without a model)."""
+        options = {"identities": identities, "per_identity": per_identity, "folds": folds,
+                   "transforms": tuple(transforms), "n_random": random_lesions, "control": control, "seed": seed}
         self.title.setText(f"running the {html.escape(suite)} suite…")
-        return self.ctrl.run_suite(suite, self.show_result, n_random=random_lesions, control=control, seed=seed)
+        return self.ctrl.run_suite(suite, self.show_result, **options)
 
     def show_result(self, result: dict):
         """A suite's result (:func:`topoviewer.suites.run_suite`) in the table and, per sheet, in the
@@ -231,9 +251,8 @@ class SuitesDock(Dock):
         Returns the worker (None if nothing could start)."""
         from topoviewer.analysis.lesion import region_units
 
-        model = self.state.model
+        model = self.ctrl.require_model()
         if model is None:
-            notify_error("no model is loaded: open a model file or the default model first")
             return None
         regions = self.guarded(self.ctrl.book.drawn_regions)
         units = regions and self.guarded(lambda: {k: region_units(model.sheet(k), p) for k, p in regions.items()})
@@ -252,7 +271,13 @@ class SuitesDock(Dock):
     def _lesioned(self, result, units):
         self.show_result(result)
         self.ctrl.apply_lesion(units)
-        self.restore_button.setEnabled(True)
+
+    def _lesion_changed(self, units):
+        """The controller applied a lesion (`units`, a drawn region's or a workspace's) or restored the model."""
+        self.restore_button.setEnabled(units is not None)
+        if units is None:
+            self.lesion_note.setText("Intact model.")
+            return
         self.lesion_note.setText("<b>Lesioned</b>: " + ", ".join(f"{int(m.sum())} units of {html.escape(k)}"
                                                                  for k, m in units.items())
                                  + " silenced in every forward pass (activation, stimulation, suites); the d′ "
@@ -260,15 +285,14 @@ class SuitesDock(Dock):
 
     def restore(self):
         """The intact model again."""
-        if self.ctrl.restore_lesion():
-            self.lesion_note.setText("Intact model.")
+        self.ctrl.restore_lesion()
         self.restore_button.setEnabled(False)
 
     # ------------------------------------------------------------------ matched neurons
     def match(self, neural: Path = Path(), stimuli: Path = Path(), permutations: int = 100):
         """Start matching the neurons of `neural` to the model's units on `stimuli`; returns the worker."""
         self.tuning_note.setText("matching…")
-        return self.ctrl.match_neurons(neural, stimuli, permutations, on_done=self.show_matches)
+        return self.ctrl.match_neurons(neural, stimuli, permutations)  # shown by show_matches (neurons_matched)
 
     def show_matches(self, result, responses, neural, stimuli):
         """Matched neurons as points on the sheets; the best-matched neuron's tuning curves."""
