@@ -79,6 +79,10 @@ def training_diet(split: str = "train", per_category: int = 500, size: int = 32,
         Edge of the square grayscale images, in pixels (16 to 1024).
     seed : int
         Non-negative seed; the same (split, seed) gives identical images.
+    options : dict, optional
+        Settings over :data:`DIET_OPTIONS` (a recipe's ``diet``), e.g. ``{"real_faces": 0.6}``:
+        that share of the faces becomes augmented crops of the photographed faces of
+        :data:`~topoviewer.stimuli.photos.FACE_PHOTOS`; every other image stays as without it.
 
     Returns
     -------
@@ -687,4 +691,3 @@ def face_photo_selection(size: int = 32, n_faces: int = 100, seed: int = 12345) 
     images = np.concatenate([faces, clutter, objects]).astype(np.float32)
     labels = np.repeat([0, 1], [len(faces), len(clutter) + len(objects)])
     return StimulusSet(images, labels, ["faces", "non-faces"], f"face_photo_selection(size={size},n={n_faces},seed={seed})")
-
