@@ -116,6 +116,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--train-s", type=float, default=30.0, help="seconds of training before Stop (default 30)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    p.add_argument("--stall-ms", type=float, default=500.0,
+                   help="record the GUI thread's stack when no tick came for this long (default 500)")
     args = p.parse_args(argv)
 
     import torch
@@ -134,7 +136,7 @@ def main(argv=None) -> int:
     _run_until(lambda: ctrl.state.analysis is not None and not ctrl.busy and not ctrl.book.pending, 300,
                after_s=3.0)
     ticks = TickMonitor(viewer.window._qt_window)
-    stalls = _Watchdog(ticks)
+    stalls = _Watchdog(ticks, stall_s=args.stall_ms / 1000)
     canvas = viewer.window._qt_viewer.canvas._scene_canvas
     results = {"environment": {"torch_threads": args.threads, "cpu_count": os.cpu_count(),
                                "napari": napari.__version__, "load_average_at_start": os.getloadavg()}}
@@ -150,7 +152,7 @@ def main(argv=None) -> int:
         res["stalls"] = stalls.take()
         results[name] = res
         print(f"{name}: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in res.items()
-                                      if k != "stalls") + f", {len(res['stalls'])} stalls > 0.5 s",
+                                      if k != "stalls") + f", {len(res['stalls'])} stalls > {args.stall_ms:g} ms",
               file=sys.stderr, flush=True)
 
     t_idle = time.monotonic()

@@ -740,7 +740,7 @@ class LayerBook:
         def hide():  # unless a click showed them meanwhile
             for key in new:
                 lyr = self.get(key)
-                if lyr is not None and key not in self._revealed:
+                if lyr is not None and key not in self._revealed and lyr.visible:
                     lyr.visible = False
             self.pending -= 1
 
@@ -753,7 +753,9 @@ class LayerBook:
         for key in self.keys():
             if key.endswith(("/stimulation", "/propagated", "/readout_patch", "/patch_stimulation")) \
                     or key == "stimulation/sites":
-                self.get(key).visible = False
+                layer = self.get(key)
+                if layer.visible:  # napari redoes the whole canvas's overlays at every set, even an unchanged one
+                    layer.visible = False
         self._revealed = set()  # the next stimulation shows its layers again
 
     # ------------------------------------------------------------------ hover
