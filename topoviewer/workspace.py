@@ -95,12 +95,19 @@ def check_model(ws: Workspace) -> Path:
     naming the file and the SHA-256 expected."""
     path = model_path(ws.model)
     expected = f"expected the model file with SHA-256 {ws.model_sha256[:12]}…"
+    return _unchanged(path, lambda: model_hash(ws.model) == ws.model_sha256,
+                      f"the workspace's model {path} is not found; {expected} "
+                      "(open it, or a copy of it, first, then the workspace)",
+                      f"model file {path} has changed since the workspace was saved (SHA-256 differs); "
+                      f"{expected}, the one the workspace was made with")
+
+
+def _unchanged(path: Path, same, missing: str, changed: str) -> Path:
+    """`path` if it is a file and ``same()`` (its hash is the saved one); else the error saying which."""
     if not path.is_file():
-        raise TopoviewerError(f"the workspace's model {path} is not found; {expected} "
-                              "(open it, or a copy of it, first, then the workspace)")
-    if model_hash(ws.model) != ws.model_sha256:
-        raise TopoviewerError(f"model file {path} has changed since the workspace was saved (SHA-256 differs); "
-                              f"{expected}, the one the workspace was made with")
+        raise TopoviewerError(missing)
+    if not same():
+        raise TopoviewerError(changed)
     return path
 
 
@@ -125,12 +132,10 @@ def check_neural(matches: dict) -> Path:
 
     path = Path(matches["neural"]).expanduser()
     expected = f"expected the file with SHA-256 {matches['neural_sha256'][:12]}…"
-    if not path.is_file():
-        raise TopoviewerError(f"the workspace's neural responses {path} are not found; {expected}")
-    if file_sha256(path) != matches["neural_sha256"]:
-        raise TopoviewerError(f"neural responses {path} have changed since the workspace was saved (SHA-256 "
-                              f"differs); {expected}")
-    return path
+    return _unchanged(path, lambda: file_sha256(path) == matches["neural_sha256"],
+                      f"the workspace's neural responses {path} are not found; {expected}",
+                      f"neural responses {path} have changed since the workspace was saved (SHA-256 "
+                      f"differs); {expected}")
 
 
 def _check_lesion(lesion) -> dict:

@@ -40,20 +40,17 @@ def photo_pool() -> tuple:
             "the training diet cuts backgrounds from scikit-image's sample photographs; "
             "install scikit-image (pip install scikit-image)"
         ) from None
-    out = []
-    for name in PHOTO_POOL:
-        a = np.asarray(getattr(data, name)())
-        if a.dtype == bool:
-            a = a.astype(np.float32)
-        elif a.dtype == np.uint8:
-            a = a.astype(np.float32) / 255.0
-        else:
-            a = a.astype(np.float32)
-        if a.ndim == 3:
-            a = to_gray(a[..., :3])
-        a.setflags(write=False)
-        out.append(a)
-    return tuple(out)
+    return tuple(_gray(getattr(data, name)()) for name in PHOTO_POOL)
+
+
+def _gray(image) -> np.ndarray:
+    """A photograph as a read-only grey float32 array in [0, 1] (bool, uint8 or float; grey, RGB or RGBA)."""
+    a = np.asarray(image)
+    a = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
+    if a.ndim == 3:
+        a = to_gray(a[..., :3])
+    a.setflags(write=False)
+    return a
 
 
 def photo_crops(rng, n: int, size: int, scale=(0.08, 0.6)) -> np.ndarray:
@@ -99,11 +96,7 @@ def face_photos() -> tuple:
 
             with cbook.get_sample_data(name) as f:
                 a = np.asarray(Image.open(f))
-        a = a.astype(np.float32) / 255.0
-        if a.ndim == 3:
-            a = to_gray(a[..., :3])
-        a.setflags(write=False)
-        out.append((a, row, col, height))
+        out.append((_gray(a), row, col, height))
     return tuple(out)
 
 
