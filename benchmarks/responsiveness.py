@@ -20,6 +20,10 @@ event loop runs normally:
   refreshed every second from in-memory snapshots, for ``--train-s`` seconds, then Stop (the
   step in progress is saved and the model opened and analysed).
 
+The floor: before the plugin opens, a bare ``napari.Viewer()`` of the same size with one image
+layer times 20 forced repaints of its canvas (``repaint`` in the JSON, beside the same for the
+plugin's viewer): no click can be repainted faster than a repaint costs on this machine.
+
 A watchdog thread records the GUI thread's stack whenever no tick came for 0.5 s (``stalls`` in
 the JSON: what blocked the event loop).
 
@@ -111,6 +115,20 @@ class _Watchdog:
         return out
 
 
+def _repaint_ms(viewer, n=20):
+    """Milliseconds of `n` forced, unchanged repaints of the viewer's canvas (what any redraw costs here)."""
+    from qtpy.QtWidgets import QApplication
+
+    app, native = QApplication.instance(), viewer.window._qt_viewer.canvas._scene_canvas.native
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        native.repaint()
+        app.processEvents()
+        times.append(1000 * (time.perf_counter() - t0))
+    return times
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -130,6 +148,13 @@ def main(argv=None) -> int:
     from topoviewer_napari._qt.train_dock import TickMonitor
     from topoviewer_napari.launch import open_viewer
 
+    bare = napari.Viewer(title="bare", show=True)
+    bare.window._qt_window.resize(1600, 1000)
+    bare.add_image(np.random.default_rng(0).random((256, 256)))
+    _run_until(lambda: False, 1.0)
+    floor = _repaint_ms(bare)
+    bare.close()
+
     viewer = napari.Viewer(title="responsiveness", show=True)
     viewer.window._qt_window.resize(1600, 1000)
     viewer, ctrl = open_viewer("sample", viewer=viewer)
@@ -139,7 +164,9 @@ def main(argv=None) -> int:
     stalls = _Watchdog(ticks, stall_s=args.stall_ms / 1000)
     canvas = viewer.window._qt_viewer.canvas._scene_canvas
     results = {"environment": {"torch_threads": args.threads, "cpu_count": os.cpu_count(),
-                               "napari": napari.__version__, "load_average_at_start": os.getloadavg()}}
+                               "napari": napari.__version__, "load_average_at_start": os.getloadavg()},
+               "repaint": {"bare_median_ms": float(np.median(floor)), "plugin_median_ms": float(np.median(
+                   _repaint_ms(viewer)))}}
 
     def scenario(name, start, done, timeout_s=300, after_s=0.5, extra=None):
         ticks.start()
@@ -247,6 +274,9 @@ def main(argv=None) -> int:
     c = results["clicks"]
     print(f"click → repainted: median {c['click_to_repaint_median_ms']:.1f} ms, p95 "
           f"{c['click_to_repaint_p95_ms']:.1f} ms ({c['computed']} of {c['clicks']} clicks computed)")
+    r = results["repaint"]
+    print(f"one unchanged canvas repaint (1600 × 1000 window): bare napari viewer {r['bare_median_ms']:.1f} ms, "
+          f"with the plugin {r['plugin_median_ms']:.1f} ms (median of 20)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))

@@ -133,6 +133,57 @@ def test_real_faces_are_crops_of_the_photographed_faces():
     assert min(np.abs(c - corner).mean() for c in crops) > 0.05
 
 
+def test_real_face_warp_reshapes_only_the_photographed_faces():
+    """``real_face_warp``: the photographed faces get other proportions; nothing else changes."""
+    from topoviewer.stimuli.photos import _reshape, face_photo_crops
+
+    n, size = 30, 32
+    plain = training_diet("val", per_category=n, size=size, seed=1, options={"real_faces": 0.5})
+    warped = training_diet("val", per_category=n, size=size, seed=1, options={"real_faces": 0.5, "real_face_warp": 0.05})
+    faces = np.asarray(plain.labels) == plain.categories.index("faces")
+    np.testing.assert_array_equal(warped.images[~faces], plain.images[~faces])
+    changed = ~np.all(warped.images[faces] == plain.images[faces], axis=(1, 2))
+    assert 0.25 <= changed.mean() <= 0.75  # the real faces, not the drawn ones
+    # the first crop is drawn identically, then reshaped: the same face, moved by a pixel or two
+    a = face_photo_crops(np.random.default_rng(3), 1, size)[0]
+    b = face_photo_crops(np.random.default_rng(3), 1, size, warp=0.05)[0]
+    assert not np.array_equal(a, b)
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.6
+    # a vanishing warp is the identity; a pure vertical stretch maps row r to centre + (r − centre) / s
+    img = np.random.default_rng(0).random((size, size)).astype(np.float32)
+    np.testing.assert_allclose(_reshape(img, np.random.default_rng(1), 1e-9), img, atol=1e-5)
+    ramp = np.repeat(np.arange(size, dtype=np.float32)[:, None], size, axis=1) / size
+    rng = np.random.default_rng(2)
+    out = _reshape(ramp, rng, 0.1)
+    stretch = np.exp(np.random.default_rng(2).uniform(np.log(0.9), -np.log(0.9)))
+    mid = (size - 1) / 2
+    inner = slice(size // 2 - 3, size // 2 + 3)  # near the centre, where the ramp is not reflected
+    slope = np.polyfit(np.arange(size)[inner], out[inner].mean(axis=1), 1)[0] * size
+    assert abs(slope - 1 / stretch) < 0.15 and abs(out[int(mid)].mean() - mid / size) < 0.15
+
+
+def test_face_context_cuts_the_face_photographs_beside_the_faces(monkeypatch):
+    """``face_context``: that share of the clutter is cut from FACE_PHOTOS without touching their faces."""
+    n, size = 40, 32
+    plain = training_diet("val", per_category=n, size=size, seed=1)
+    mixed = training_diet("val", per_category=n, size=size, seed=1, options={"face_context": 0.5})
+    clutter = np.asarray(plain.labels) == plain.categories.index("clutter")
+    np.testing.assert_array_equal(mixed.images[~clutter], plain.images[~clutter])
+    changed = ~np.all(mixed.images[clutter] == plain.images[clutter], axis=(1, 2))
+    assert 0.25 <= changed.mean() <= 0.75
+    # on a photograph that is white in the face's box (margin 1.3) and black elsewhere, every crop is black
+    from topoviewer.stimuli import photos
+
+    img = np.zeros((300, 200), np.float32)
+    row, col, h = 150, 100, 60
+    img[row - 39:row + 39, col - 39:col + 39] = 1.0
+    monkeypatch.setattr(photos, "face_photos", lambda: ((img, row, col, h),))
+    crops = photos.face_context_crops(np.random.default_rng(5), 50, 16)
+    assert crops.shape == (50, 16, 16) and crops.max() == 0.0
+    img[row - 40:row + 40, col - 40:col + 40] = 1.0  # one pixel more than the box: some crops see it
+    assert photos.face_context_crops(np.random.default_rng(5), 50, 16).max() > 0.0
+
+
 def test_train_val_and_localizer_share_no_image():
     size, n = 32, 6
     train = training_diet("train", per_category=n, size=size, seed=0)
@@ -156,7 +207,8 @@ def test_train_val_and_localizer_share_no_image():
     (lambda: localizer(seed=-1), "seed"),
     (lambda: training_diet("test"), "split"),
     (lambda: training_diet(per_category=2, options={"real_face": 0.5}), "unknown diet setting.*real_face.*real_faces"),
-    (lambda: training_diet(per_category=2, options={"real_faces": 1.5}), "real_faces is a share"),
+    (lambda: training_diet(per_category=2, options={"real_faces": 1.5}), "real_faces is a share of the faces"),
+    (lambda: training_diet(per_category=2, options={"face_context": True}), "face_context is a share of the clutter"),
 ])
 def test_generator_arguments_are_checked(call, message):
     with pytest.raises(TopoviewerError, match=message):

@@ -40,7 +40,7 @@ from topoviewer.stimuli.localizer import (
     random_face_expression,
     random_face_identity,
 )
-from topoviewer.stimuli.photos import face_photo_crops, photo_crops
+from topoviewer.stimuli.photos import face_context_crops, face_photo_crops, photo_crops
 
 
 #: Version of the diet; it names the training data in a model's metadata.
@@ -62,6 +62,8 @@ DIET_OPTIONS = {
     "lowres_scale": (0.5, 0.85),  # the lower resolution, as a fraction of the image edge
     "yaw_power": 2.0,        # photo-like faces' yaw = 90° · u**yaw_power (larger: more frontal)
     "real_faces": 0.0,       # share of faces that are augmented crops of photographed faces (FACE_PHOTOS)
+    "real_face_warp": 0.0,   # reshaping of the photographed faces (proportions, feature positions; 0.1 = 10 %)
+    "face_context": 0.0,     # share of clutter cut from the FACE_PHOTOS beside their faces (hard negatives)
 }
 
 
@@ -113,7 +115,12 @@ def training_diet(split: str = "train", per_category: int = 500, size: int = 32,
     for c in DIET_CATEGORIES:
         shapes, backgrounds = streams(seed, "diet", split, c)
         if c == "clutter":
-            x = match_statistics(photo_crops(backgrounds, per_category, size, scale=(0.05, 0.7)))
+            x = photo_crops(backgrounds, per_category, size, scale=(0.05, 0.7))
+            if opts["face_context"]:
+                context = np.random.default_rng(backgrounds.integers(2**63))  # the other crops stay as without
+                keep = context.random(per_category) < opts["face_context"]
+                x[keep] = face_context_crops(context, int(keep.sum()), size)
+            x = match_statistics(x)
         else:
             draw, placement = DIET_DRAWERS[c]
             if c == "faces":
@@ -124,7 +131,7 @@ def training_diet(split: str = "train", per_category: int = 500, size: int = 32,
             if c == "faces" and opts["real_faces"]:
                 real = np.random.default_rng(backgrounds.integers(2**63))  # the other images stay as without
                 keep = real.random(per_category) < opts["real_faces"]
-                x[keep] = face_photo_crops(real, int(keep.sum()), size)
+                x[keep] = face_photo_crops(real, int(keep.sum()), size, warp=opts["real_face_warp"])
         images.append(_photometric(x, np.random.default_rng(shapes.integers(2**63)), opts))
     labels = np.repeat(np.arange(len(DIET_CATEGORIES)), per_category)
     return StimulusSet(np.concatenate(images), labels, list(DIET_CATEGORIES), name + ")")
@@ -137,9 +144,10 @@ def diet_options(options: dict | None = None) -> dict:
     if unknown:
         raise TopoviewerError(f"unknown diet setting(s) {', '.join(unknown)}; expected some of: "
                               f"{', '.join(sorted(DIET_OPTIONS))}")
-    share = options.get("real_faces", 0.0)
-    if not (isinstance(share, (int, float)) and 0.0 <= share <= 1.0):
-        raise TopoviewerError(f"diet setting real_faces is a share of the faces between 0 and 1, got {share!r}")
+    for name, of in (("real_faces", "faces"), ("face_context", "clutter")):
+        share = options.get(name, 0.0)
+        if isinstance(share, bool) or not (isinstance(share, (int, float)) and 0.0 <= share <= 1.0):
+            raise TopoviewerError(f"diet setting {name} is a share of the {of} between 0 and 1, got {share!r}")
     return {**DIET_OPTIONS, **options}
 
 

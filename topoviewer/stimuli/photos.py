@@ -18,7 +18,8 @@ from PIL import Image
 from topoviewer.errors import TopoviewerError
 from topoviewer.images import to_gray
 
-__all__ = ["PHOTO_POOL", "HELD_OUT", "FACE_PHOTOS", "photo_pool", "photo_crops", "face_photo_crops"]
+__all__ = ["PHOTO_POOL", "HELD_OUT", "FACE_PHOTOS", "photo_pool", "photo_crops", "face_photo_crops",
+           "face_context_crops"]
 
 #: skimage.data images in the training pool (all ship with scikit-image; none shows a face).
 PHOTO_POOL = (
@@ -100,12 +101,15 @@ def face_photos() -> tuple:
     return tuple(out)
 
 
-def face_photo_crops(rng, n: int, size: int, zoom=(0.75, 1.5), shift=0.12, rotate=12.0) -> np.ndarray:
+def face_photo_crops(rng, n: int, size: int, zoom=(0.75, 1.5), shift=0.12, rotate=12.0,
+                     warp=0.0) -> np.ndarray:
     """`n` augmented crops around the faces of :data:`FACE_PHOTOS`: (n, size, size) float32 in [0, 1].
 
     Each crop picks a photograph, an edge of ``zoom`` × the face height (log-uniform; < 1: the face
     fills the image, as in a face photograph's tight crop), a centre moved by up to ``shift`` × the
-    face height, a rotation of up to ``rotate`` degrees and a left-right flip from `rng`.
+    face height, a rotation of up to ``rotate`` degrees and a left-right flip from `rng`. With
+    ``warp`` > 0 each crop is then reshaped (:func:`_reshape`): other proportions and feature
+    positions from the same two faces.
     """
     photos = face_photos()
     out = np.empty((n, size, size), np.float32)
@@ -124,5 +128,57 @@ def face_photo_crops(rng, n: int, size: int, zoom=(0.75, 1.5), shift=0.12, rotat
         m = (2 * half - edge) / 2
         patch = patch.crop((m, m, m + edge, m + edge)).resize((size, size), Image.Resampling.BOX)
         crop = np.asarray(patch)
+        crop = crop[:, ::-1] if rng.random() < 0.5 else crop
+        out[i] = _reshape(crop, rng, warp) if warp else crop
+    return np.clip(out, 0.0, 1.0)
+
+
+def _reshape(image, rng, warp):
+    """A smooth random reshaping of a square image: a face of other proportions.
+
+    Stretches the image vertically by a factor log-uniform in [1 − warp, 1 / (1 − warp)] (a longer
+    or wider face) and moves its content by a smooth displacement field: 3 × 3 control points, each
+    displaced by a normal of σ ``warp`` × the edge, interpolated cubically (eyes, nose and mouth
+    at other distances). Edges are reflected.
+    """
+    from scipy import ndimage
+
+    size = image.shape[0]
+    grid = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    stretch = np.exp(rng.uniform(np.log(1 - warp), -np.log(1 - warp)))
+    field = rng.normal(0.0, warp * size, (2, 3, 3))
+    dy, dx = (ndimage.zoom(f, size / 3, order=3, mode="nearest")[:size, :size] for f in field)
+    rows = grid[:, None] / stretch + (size - 1) / 2 + dy
+    cols = grid[None, :] + (size - 1) / 2 + dx
+    return ndimage.map_coordinates(np.asarray(image, np.float64), [rows, cols], order=1,
+                                   mode="reflect").astype(np.float32)
+
+
+def face_context_crops(rng, n: int, size: int, zoom=(0.4, 1.2), margin=1.3) -> np.ndarray:
+    """`n` crops of the photographs of :data:`FACE_PHOTOS` *away from* their faces: (n, size, size).
+
+    Each crop picks a photograph, an edge of ``zoom`` × the face height (log-uniform), a position
+    (uniform, redrawn until the crop misses the face's square box of ``margin`` × the face height)
+    and a left-right flip from `rng`: the same people, clothes, light and camera as the face crops,
+    without the face — hard negatives that keep "photographed" from standing in for "face".
+    """
+    photos = face_photos()
+    out = np.empty((n, size, size), np.float32)
+    lo, hi = np.log(zoom[0]), np.log(zoom[1])
+    for i in range(n):
+        img, row, col, height = photos[rng.integers(len(photos))]
+        h, w = img.shape
+        half = margin * height / 2
+        face = (row - half, row + half, col - half, col + half)
+        for _ in range(1000):
+            edge = int(round(min(np.exp(rng.uniform(lo, hi)) * height, h, w)))
+            top, left = int(rng.integers(0, h - edge + 1)), int(rng.integers(0, w - edge + 1))
+            if top + edge <= face[0] or top >= face[1] or left + edge <= face[2] or left >= face[3]:
+                break
+        else:  # pragma: no cover - every photograph has room beside its face
+            raise TopoviewerError("no crop beside the face found")
+        crop = np.ascontiguousarray(img[top:top + edge, left:left + edge])
+        crop = np.asarray(Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR
+                                                       if edge < size else Image.Resampling.BOX))
         out[i] = crop[:, ::-1] if rng.random() < 0.5 else crop
     return np.clip(out, 0.0, 1.0)
