@@ -93,8 +93,26 @@ def _toggles_and_ignored_clicks(topo, fake_event, notes):
     assert st.stimulation is None
     _click(topo, fake_event, "fc7", "dprime", (5, 5))  # last sheet: nothing downstream
     assert st.stimulation is None and any("last sheet" in m for m in notes())
-    _click(topo, fake_event, "fc6", "dprime", (5, 5))  # and the tool still works
-    assert st.stimulation is not None
+    # the tool still works; the click shows the hidden stimulation layers (6 `visible` sets) and napari
+    # redoes its scene graph once for all of them (LayerBook.scene_update), not once per layer
+    canvas = v.window._qt_viewer.canvas
+    redone, update = [], canvas._update_scenegraph
+
+    def counted(event=None):
+        if not canvas._pause_scene_graph:
+            redone.append(1)
+        return update(event)
+
+    canvas._update_scenegraph = counted
+    try:
+        _click(topo, fake_event, "fc6", "dprime", (5, 5))
+        assert st.stimulation is not None
+        shown = [k for k in topo.book.keys() if k.endswith(("/stimulation", "/propagated")) and topo.book.get(k).visible]
+        assert len(shown) >= 2 and len(redone) == 1
+        _click(topo, fake_event, "fc6", "dprime", (4, 4))  # nothing to show: nothing redone
+        assert len(redone) == 1
+    finally:
+        del canvas._update_scenegraph
 
 
 def _inside_vs_outside_and_csv(topo, tmp_path):
