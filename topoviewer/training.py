@@ -202,7 +202,8 @@ class _Diet:
         self.skipped: dict = {}
         faces = ("no photograph of a face" if not opts["real_faces"] else
                  f"{opts['real_faces']:.0%} of the faces are augmented crops of {len(FACE_PHOTOS)} photographed faces "
-                 f"({', '.join(p[1] for p in FACE_PHOTOS)}; none from LFW)")
+                 f"({', '.join(p[1] for p in FACE_PHOTOS)}; none from LFW)"
+                 + (f", reshaped by up to {opts['real_face_warp']:.0%}" if opts["real_face_warp"] else ""))
         self.description = (f"{DIET_VERSION}: {len(self.classes)} categories × {cfg.per_category} images, procedural "
                             f"(faces, bodies, places, objects, words, …) plus natural-photo clutter; {faces}")
         settings = "".join(f", {k}={v}" for k, v in sorted(cfg.diet.items()))
