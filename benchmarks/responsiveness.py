@@ -151,7 +151,8 @@ def main(argv=None) -> int:
     bare = napari.Viewer(title="bare", show=True)
     bare.window._qt_window.resize(1600, 1000)
     bare.add_image(np.random.default_rng(0).random((256, 256)))
-    _run_until(lambda: False, 1.0)
+    t_bare = time.monotonic()
+    _run_until(lambda: time.monotonic() - t_bare > 1.0, 10.0)  # shown and settled
     floor = _repaint_ms(bare)
     bare.close()
 

@@ -126,29 +126,3 @@ def test_precomputed_localizer_maps_are_used_not_recomputed():
     # the maps given are what decides the face units: an empty d′ map leaves none
     empty = SimpleNamespace(dprime={"faces": np.zeros(near.size)}, voxel_t=maps.voxel_t)
     assert photo_transfer(model, loc, photos, responses=r, photo_responses=p, maps={"fc6": empty})["fc6"]["face_units"] == 0
-
-
-def test_selection_score_is_the_weakest_sheets_face_units_dprime_on_the_selection_set(tiny_model):
-    """The seed-selection score: localizer face units' d′ on photographed training-domain faces, no LFW."""
-    from topoviewer.analysis.photos import selection_score
-    from topoviewer.stimuli import localizer
-    from topoviewer.stimuli.diet import face_photo_selection
-
-    sel = face_photo_selection(size=tiny_model.input_size, n_faces=30)
-    assert sel.categories == ["faces", "non-faces"] and np.bincount(sel.labels).tolist() == [30, 145]
-    assert "lfw" not in sel.name
-    loc = localizer(size=tiny_model.input_size, per_category=12, seed=3)
-    r, p = tiny_model.responses(loc.images), tiny_model.responses(sel.images)
-    expected = []
-    for s in tiny_model.sheets:  # d′ written out: (mean_a − mean_b) / sqrt((var_a + var_b) / 2), sample variances
-        faces = np.asarray(loc.labels) == loc.categories.index("faces")
-        a, b = r[s.name][faces], r[s.name][~faces]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            d_loc = (a.mean(0) - b.mean(0)) / np.sqrt((a.var(0, ddof=1) + b.var(0, ddof=1)) / 2)
-        units = d_loc > 0.85
-        assert units.any()
-        a, b = p[s.name][sel.labels == 0][:, units], p[s.name][sel.labels == 1][:, units]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            d = (a.mean(0) - b.mean(0)) / np.sqrt((a.var(0, ddof=1) + b.var(0, ddof=1)) / 2)
-        expected.append(np.nanmean(d))
-    assert selection_score(tiny_model, loc, sel) == pytest.approx(min(expected), rel=1e-4, abs=1e-6)

@@ -377,7 +377,8 @@ def write_report(results, out) -> Path:
         "Reproduces, at small scale, the hallmarks of Lee et al. 2020 (Figs. 3–5) on the procedural localizer.",
         f"Recipe (`sample_data/recipe.json`): `{json.dumps(rec)}`. "
         f"{topo.get('n', 0)} topographic seeds, {ctrl.get('n', 0)} non-topographic controls (same recipe, α = 0).",
-        "Regenerate with: `topoviewer hallmarks --recipe sample_data/recipe.json --seeds 5 --controls 3 --out docs`.",
+        f"Regenerate with: `topoviewer hallmarks --recipe sample_data/recipe.json --seeds {topo.get('n', 0)} "
+        f"--controls {ctrl.get('n', 0)} --out docs`.",
         "",
         f"![hallmark curves](images/{fig_path.name})",
         "",

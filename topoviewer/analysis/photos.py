@@ -15,7 +15,7 @@ from ..errors import TopoviewerError
 from .fmri import units_in_voxels, voxel_responses, t_maps
 from .selectivity import dprime_maps, fraction_selective
 
-__all__ = ["photo_transfer", "selection_score", "edge_share", "edge_profile", "lfw_validation", "patch_units", "patch_table",
+__all__ = ["photo_transfer", "edge_share", "edge_profile", "lfw_validation", "patch_units", "patch_table",
            "patch_table_csv", "PATCH_TABLE_FIELDS"]
 
 
@@ -299,22 +299,6 @@ def lfw_validation(model, localizer_stimuli=None) -> dict:
         "sheets": {name: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in entry.items()
                           if k in VALIDATION_KEYS} for name, entry in result.items()},
     }
-
-
-def selection_score(model, localizer_stimuli=None, selection=None) -> float:
-    """How well a model's localizer face units respond to the training domain's photographed faces.
-
-    The minimum over sheets of the localizer face units' mean d′ (faces vs non-faces) on
-    :func:`topoviewer.stimuli.diet.face_photo_selection`: photographed-face crops against the diet's
-    non-face images. Chooses among seeds of one recipe without looking at the LFW validation set.
-    """
-    from ..pipeline import default_stimuli
-    from ..stimuli.diet import face_photo_selection
-
-    localizer_stimuli = default_stimuli(model) if localizer_stimuli is None else localizer_stimuli
-    selection = face_photo_selection(size=model.input_size) if selection is None else selection
-    result = photo_transfer(model, localizer_stimuli, selection)
-    return min(float(v["face_units_dprime"]) for v in result.values())
 
 
 def provenance(meta: dict) -> tuple[str | None, str | None]:

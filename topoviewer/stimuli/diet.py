@@ -678,24 +678,3 @@ DIET_DRAWERS = {
 }
 #: The diet's categories: the localizer's, the extra objects, and ``clutter`` (natural-photo crops).
 DIET_CATEGORIES = LOCALIZER_CATEGORIES + tuple(c for c in DIET_DRAWERS if c not in DRAWERS) + ("clutter",)
-
-
-def face_photo_selection(size: int = 32, n_faces: int = 100, seed: int = 12345) -> StimulusSet:
-    """A selection set of the training domain's photographs, disjoint from LFW: ``faces`` / ``non-faces``.
-
-    ``faces``: `n_faces` augmented crops of :data:`~topoviewer.stimuli.photos.FACE_PHOTOS` drawn
-    from `seed` (the diet's ``real_faces`` draw from other streams); ``non-faces``: the ``clutter``
-    images and every tenth non-face object image (at most 100) of the diet's validation split with
-    seed 777. It scores models among seeds of one recipe (:func:`topoviewer.analysis.photos.selection_score`)
-    without touching the validation photographs.
-    """
-    size = check_size(size)
-    n_faces = check_count(n_faces, "n_faces")
-    faces = face_photo_crops(np.random.default_rng(seed), n_faces, size)
-    val = training_diet("val", per_category=50, size=size, seed=777)
-    cats = list(val.categories)
-    clutter = val.images[val.labels == cats.index("clutter")]
-    objects = val.images[(val.labels != cats.index("faces")) & (val.labels != cats.index("clutter"))][::10][:100]
-    images = np.concatenate([faces, clutter, objects]).astype(np.float32)
-    labels = np.repeat([0, 1], [len(faces), len(clutter) + len(objects)])
-    return StimulusSet(images, labels, ["faces", "non-faces"], f"face_photo_selection(size={size},n={n_faces},seed={seed})")
