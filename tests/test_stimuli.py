@@ -209,6 +209,7 @@ def test_train_val_and_localizer_share_no_image():
     (lambda: training_diet(per_category=2, options={"real_face": 0.5}), "unknown diet setting.*real_face.*real_faces"),
     (lambda: training_diet(per_category=2, options={"real_faces": 1.5}), "real_faces is a share of the faces"),
     (lambda: training_diet(per_category=2, options={"face_context": True}), "face_context is a share of the clutter"),
+    (lambda: training_diet(per_category=2, options={"real_face_warp": 1.0}), "real_face_warp is a fraction of the image"),
 ])
 def test_generator_arguments_are_checked(call, message):
     with pytest.raises(TopoviewerError, match=message):

@@ -148,6 +148,10 @@ def diet_options(options: dict | None = None) -> dict:
         share = options.get(name, 0.0)
         if isinstance(share, bool) or not (isinstance(share, (int, float)) and 0.0 <= share <= 1.0):
             raise TopoviewerError(f"diet setting {name} is a share of the {of} between 0 and 1, got {share!r}")
+    warp = options.get("real_face_warp", 0.0)
+    if isinstance(warp, bool) or not (isinstance(warp, (int, float)) and 0.0 <= warp <= 0.3):
+        raise TopoviewerError(f"diet setting real_face_warp is a fraction of the image between 0 and 0.3 "
+                              f"(0.05: features move by 1–2 px at 32 px), got {warp!r}")
     return {**DIET_OPTIONS, **options}
 
 

@@ -68,11 +68,16 @@ def photo_crops(rng, n: int, size: int, scale=(0.08, 0.6)) -> np.ndarray:
         h, w = img.shape
         edge = max(4, int(round(np.exp(rng.uniform(lo, hi)) * min(h, w))))
         top, left = rng.integers(0, h - edge + 1), rng.integers(0, w - edge + 1)
-        crop = np.ascontiguousarray(img[top:top + edge, left:left + edge])
-        crop = np.asarray(Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR
-                                                       if edge < size else Image.Resampling.BOX))
-        out[i] = crop[:, ::-1] if rng.random() < 0.5 else crop
+        out[i] = _resized_flipped(img[top:top + edge, left:left + edge], size, rng)
     return np.clip(out, 0.0, 1.0)
+
+
+def _resized_flipped(crop, size: int, rng) -> np.ndarray:
+    """A square crop resized to `size` (bilinear up, box down), flipped left-right with probability ½ from `rng`."""
+    crop = np.ascontiguousarray(crop)
+    crop = np.asarray(Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR
+                                                   if crop.shape[0] < size else Image.Resampling.BOX))
+    return crop[:, ::-1] if rng.random() < 0.5 else crop
 
 
 #: Photographed faces for the diet's ``real_faces`` share: (source, name, face centre row, column, face
@@ -177,8 +182,5 @@ def face_context_crops(rng, n: int, size: int, zoom=(0.4, 1.2), margin=1.3) -> n
                 break
         else:  # pragma: no cover - every photograph has room beside its face
             raise TopoviewerError("no crop beside the face found")
-        crop = np.ascontiguousarray(img[top:top + edge, left:left + edge])
-        crop = np.asarray(Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR
-                                                       if edge < size else Image.Resampling.BOX))
-        out[i] = crop[:, ::-1] if rng.random() < 0.5 else crop
+        out[i] = _resized_flipped(img[top:top + edge, left:left + edge], size, rng)
     return np.clip(out, 0.0, 1.0)
