@@ -49,13 +49,12 @@ def measure(path) -> dict:
     responses = model.responses(loc.images)
     photos = lfw(size=model.input_size)
     photo_responses = model.responses(photos.images)
-    out = {"file": str(path), "patch_voxels": {}}
-    for s in model.sheets:
-        maps = sheet_maps(s, responses[s.name], loc.labels, loc.categories)
-        out["patch_voxels"][s.name] = int(maps.summary["largest_patch_voxels"]["faces"])
+    maps = {s.name: sheet_maps(s, responses[s.name], loc.labels, loc.categories) for s in model.sheets}
+    out = {"file": str(path),
+           "patch_voxels": {name: int(m.summary["largest_patch_voxels"]["faces"]) for name, m in maps.items()}}
     for part, index in (("selection", SELECTION), ("held_out", HELD_OUT), ("full", np.arange(200))):
         sub = photos.subset(index)
-        res = photo_transfer(model, loc, sub, responses=responses,
+        res = photo_transfer(model, loc, sub, responses=responses, maps=maps,
                              photo_responses={k: v[index] for k, v in photo_responses.items()})
         out[part] = {name: {k: v for k, v in entry.items() if k in ("face_units_dprime", "other_units_dprime",
                                                                    "dprime_gap", "patch_ratio", "edge_share",

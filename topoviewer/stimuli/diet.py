@@ -117,9 +117,7 @@ def training_diet(split: str = "train", per_category: int = 500, size: int = 32,
         if c == "clutter":
             x = photo_crops(backgrounds, per_category, size, scale=(0.05, 0.7))
             if opts["face_context"]:
-                context = np.random.default_rng(backgrounds.integers(2**63))  # the other crops stay as without
-                keep = context.random(per_category) < opts["face_context"]
-                x[keep] = face_context_crops(context, int(keep.sum()), size)
+                _replace_share(x, backgrounds, opts["face_context"], face_context_crops)
             x = match_statistics(x)
         else:
             draw, placement = DIET_DRAWERS[c]
@@ -129,12 +127,21 @@ def training_diet(split: str = "train", per_category: int = 500, size: int = 32,
                        backdrop=partial(_photo_backdrop, share=opts["photo_backdrop"]) if opts["photo_backdrop"] else None,
                        shading=opts["shading"])
             if c == "faces" and opts["real_faces"]:
-                real = np.random.default_rng(backgrounds.integers(2**63))  # the other images stay as without
-                keep = real.random(per_category) < opts["real_faces"]
-                x[keep] = face_photo_crops(real, int(keep.sum()), size, warp=opts["real_face_warp"])
+                _replace_share(x, backgrounds, opts["real_faces"],
+                               partial(face_photo_crops, warp=opts["real_face_warp"]))
         images.append(_photometric(x, np.random.default_rng(shapes.integers(2**63)), opts))
     labels = np.repeat(np.arange(len(DIET_CATEGORIES)), per_category)
     return StimulusSet(np.concatenate(images), labels, list(DIET_CATEGORIES), name + ")")
+
+
+def _replace_share(x, stream, share, make):
+    """Replace a random `share` of the images `x` in place by ``make(rng, n, size)``.
+
+    The rng is seeded from one draw of `stream`, so every other image stays as it is without it.
+    """
+    rng = np.random.default_rng(stream.integers(2**63))
+    keep = rng.random(len(x)) < share
+    x[keep] = make(rng, int(keep.sum()), x.shape[-1])
 
 
 def diet_options(options: dict | None = None) -> dict:
